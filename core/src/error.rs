@@ -1,0 +1,270 @@
+//! The crate's one error type.
+//!
+//! Every fallible public function returns [`Result`]. Variants are structured so that callers
+//! (the NIF, the C ABI, an operator's script) can match on them and report the numbers that
+//! matter; `Display` gives a sentence an operator can act on.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::clock::ReplicaId;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why bytes that claimed to be one of our formats (a frame, a WAL record, a snapshot chunk,
+/// a manifest) could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Fewer bytes than the format needs at this point.
+    Truncated {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        have: u64,
+    },
+    /// The magic bytes are not ours.
+    BadMagic {
+        /// The bytes found where the magic belongs.
+        found: [u8; 4],
+    },
+    /// A format version this build does not read.
+    UnsupportedVersion {
+        /// Version found.
+        found: u16,
+        /// Highest version this build reads.
+        supported: u16,
+    },
+    /// A declared length is over its limit; nothing was allocated for it.
+    TooLarge {
+        /// Declared length.
+        len: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// A checksum does not match the bytes it covers.
+    ChecksumMismatch {
+        /// Checksum stored in the data.
+        expected: u32,
+        /// Checksum computed over the bytes.
+        actual: u32,
+    },
+    /// The compressed payload does not decompress to its declared size.
+    Decompress(String),
+    /// The bytes are well framed but their content is not valid.
+    Malformed(String),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated { needed, have } => {
+                write!(f, "truncated: needed {needed} bytes, have {have}")
+            }
+            DecodeError::BadMagic { found } => write!(f, "bad magic {found:02x?}"),
+            DecodeError::UnsupportedVersion { found, supported } => {
+                write!(
+                    f,
+                    "format version {found} is not supported (this build reads up to {supported})"
+                )
+            }
+            DecodeError::TooLarge { len, max } => {
+                write!(f, "declared length {len} exceeds the limit {max}")
+            }
+            DecodeError::ChecksumMismatch { expected, actual } => {
+                write!(
+                    f,
+                    "checksum mismatch: stored {expected:#010x}, computed {actual:#010x}"
+                )
+            }
+            DecodeError::Decompress(why) => write!(f, "decompression failed: {why}"),
+            DecodeError::Malformed(why) => write!(f, "malformed content: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Everything that can go wrong in session-ha.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A session id is empty or longer than the limit.
+    InvalidSessionId {
+        /// Length given.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A field, counter or set key is empty or longer than the limit.
+    InvalidKey {
+        /// Length given.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A value (field value or set element) is larger than the limit.
+    ValueTooLarge {
+        /// Length given.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The write would give the session more fields, counters and sets than allowed.
+    TooManyFields {
+        /// Entries the session would have.
+        count: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The write would make the session's live state larger than allowed.
+    SessionTooLarge {
+        /// Bytes the session would hold.
+        bytes: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The session was ended (deleted) or has expired; it never comes back.
+    SessionEnded,
+    /// A counter would leave the range of `i64`.
+    CounterOverflow,
+    /// A TTL of zero, or one whose deadline does not fit the clock.
+    InvalidTtl(u64),
+    /// A replication frame or ack was rejected; the replica is unchanged.
+    Frame(DecodeError),
+    /// A frame came from a replica that was removed from membership for good.
+    RemovedReplica(ReplicaId),
+    /// A frame claims to come from this replica itself (two regions with one name?).
+    OwnFrame,
+    /// A peer that this replica does not know.
+    UnknownPeer(ReplicaId),
+    /// An I/O call failed.
+    Io {
+        /// What was being done ("fdatasync wal segment", ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The disk is full. Nothing acknowledged was lost; writes are refused until space is
+    /// freed and the store is reopened.
+    NoSpace {
+        /// The file being written.
+        path: PathBuf,
+    },
+    /// Bytes on disk failed verification. They are never served.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the damaged record, chunk or header.
+        offset: u64,
+        /// What is wrong with it.
+        source: DecodeError,
+    },
+    /// Acknowledged data is gone for good (every fallback was tried); says exactly what.
+    DataLoss(String),
+    /// An earlier write or fsync failed, so the log may not hold what it was given; every
+    /// write is refused until the store is reopened (an fsync is never retried).
+    Poisoned(String),
+    /// Another process (or another open in this one) holds the directory's lock.
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The store was closed.
+    Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidSessionId { len, max } => {
+                write!(f, "session id of {len} bytes (must be 1..={max})")
+            }
+            Error::InvalidKey { len, max } => write!(f, "key of {len} bytes (must be 1..={max})"),
+            Error::ValueTooLarge { len, max } => {
+                write!(f, "value of {len} bytes exceeds the limit of {max}")
+            }
+            Error::TooManyFields { count, max } => {
+                write!(f, "session would hold {count} entries, limit is {max}")
+            }
+            Error::SessionTooLarge { bytes, max } => {
+                write!(f, "session would hold {bytes} bytes, limit is {max}")
+            }
+            Error::SessionEnded => write!(f, "session has ended or expired"),
+            Error::CounterOverflow => write!(f, "counter would overflow i64"),
+            Error::InvalidTtl(ttl) => write!(f, "invalid ttl {ttl} ms"),
+            Error::Frame(e) => write!(f, "rejected frame: {e}"),
+            Error::RemovedReplica(id) => write!(f, "replica {id} was removed from membership"),
+            Error::OwnFrame => write!(f, "frame carries this replica's own id"),
+            Error::UnknownPeer(id) => write!(f, "unknown peer {id}"),
+            Error::Io { op, path, source } => {
+                write!(f, "{op} {}: {source}", path.display())
+            }
+            Error::NoSpace { path } => write!(
+                f,
+                "no space left writing {}; acknowledged data is intact, writes are refused",
+                path.display()
+            ),
+            Error::Corrupt {
+                path,
+                offset,
+                source,
+            } => {
+                write!(
+                    f,
+                    "corrupt data in {} at offset {offset}: {source}",
+                    path.display()
+                )
+            }
+            Error::DataLoss(what) => write!(f, "data lost: {what}"),
+            Error::Poisoned(why) => {
+                write!(f, "write-ahead log is poisoned ({why}); reopen the store")
+            }
+            Error::Locked { dir } => {
+                write!(f, "{} is locked by another open store", dir.display())
+            }
+            Error::Closed => write!(f, "store is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Frame(e) | Error::Corrupt { source: e, .. } => Some(e),
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// A short stable name for the variant, used as the Erlang atom and the C status name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidSessionId { .. } => "invalid_session_id",
+            Error::InvalidKey { .. } => "invalid_key",
+            Error::ValueTooLarge { .. } => "too_large",
+            Error::TooManyFields { .. } => "too_many_fields",
+            Error::SessionTooLarge { .. } => "session_too_large",
+            Error::SessionEnded => "ended",
+            Error::CounterOverflow => "counter_overflow",
+            Error::InvalidTtl(_) => "invalid_ttl",
+            Error::Frame(_) => "bad_frame",
+            Error::RemovedReplica(_) => "removed_replica",
+            Error::OwnFrame => "own_frame",
+            Error::UnknownPeer(_) => "unknown_peer",
+            Error::Io { .. } => "io",
+            Error::NoSpace { .. } => "no_space",
+            Error::Corrupt { .. } => "corrupt",
+            Error::DataLoss(_) => "data_loss",
+            Error::Poisoned(_) => "poisoned",
+            Error::Locked { .. } => "locked",
+            Error::Closed => "closed",
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Test harnesses shared by the end-to-end tests in `tests/tests/`.
