@@ -1,0 +1,304 @@
+//! Causality: [`Dot`]s name single changes, [`VersionVector`]s summarise which changes a
+//! replica holds, and [`CausalContext`] adds the changes that arrived out of order (the "dot
+//! cloud") so that duplicates are recognised and gaps can be reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::ReplicaId;
+
+/// One change: the `seq`-th change made by `replica` (seq starts at 1, contiguous).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct Dot {
+    /// The replica that made the change.
+    pub replica: ReplicaId,
+    /// Its sequence number at that replica.
+    pub seq: u64,
+}
+
+/// Per origin replica, the highest sequence number such that every change up to it is held.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct VersionVector(BTreeMap<ReplicaId, u64>);
+
+impl VersionVector {
+    /// The empty vector.
+    pub fn new() -> VersionVector {
+        VersionVector::default()
+    }
+
+    /// Highest contiguous seq held from `replica` (0 when none).
+    pub fn get(&self, replica: ReplicaId) -> u64 {
+        self.0.get(&replica).copied().unwrap_or(0)
+    }
+
+    /// Whether the change `dot` is covered.
+    pub fn contains(&self, dot: Dot) -> bool {
+        dot.seq <= self.get(dot.replica)
+    }
+
+    /// Raises the entry for `replica` to at least `seq`.
+    pub fn raise(&mut self, replica: ReplicaId, seq: u64) {
+        if seq > 0 {
+            let e = self.0.entry(replica).or_insert(0);
+            *e = (*e).max(seq);
+        }
+    }
+
+    /// Lowers the entry for `replica` to at most `seq`.
+    pub fn lower_to(&mut self, replica: ReplicaId, seq: u64) {
+        if let Some(e) = self.0.get_mut(&replica) {
+            *e = (*e).min(seq);
+            if *e == 0 {
+                self.0.remove(&replica);
+            }
+        }
+    }
+
+    /// Pointwise maximum with `other`.
+    pub fn merge(&mut self, other: &VersionVector) {
+        for (&r, &s) in &other.0 {
+            self.raise(r, s);
+        }
+    }
+
+    /// Pointwise minimum with `other` (an origin missing from either side counts as 0).
+    pub fn meet(&self, other: &VersionVector) -> VersionVector {
+        let mut out = BTreeMap::new();
+        for (&r, &s) in &self.0 {
+            let m = s.min(other.get(r));
+            if m > 0 {
+                out.insert(r, m);
+            }
+        }
+        VersionVector(out)
+    }
+
+    /// Whether every entry of `other` is covered by this vector.
+    pub fn dominates(&self, other: &VersionVector) -> bool {
+        other.0.iter().all(|(&r, &s)| self.get(r) >= s)
+    }
+
+    /// Number of changes this vector covers that `other` does not.
+    pub fn count_ahead_of(&self, other: &VersionVector) -> u64 {
+        self.0
+            .iter()
+            .map(|(&r, &s)| s.saturating_sub(other.get(r)))
+            .sum()
+    }
+
+    /// `(origin, seq)` entries in origin order.
+    pub fn iter(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
+        self.0.iter().map(|(&r, &s)| (r, s))
+    }
+
+    /// Number of origins with a non-zero entry.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no origin has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Drops zero entries (a decoded vector may carry them); keeps equality structural.
+    pub(crate) fn normalize(&mut self) {
+        self.0.retain(|_, s| *s > 0);
+    }
+}
+
+impl FromIterator<(ReplicaId, u64)> for VersionVector {
+    fn from_iter<I: IntoIterator<Item = (ReplicaId, u64)>>(iter: I) -> Self {
+        let mut vv = VersionVector::new();
+        for (r, s) in iter {
+            vv.raise(r, s);
+        }
+        vv
+    }
+}
+
+/// A run of missing changes from one origin: seqs `from..=to` are not held although a later
+/// change from the same origin is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Gap {
+    /// The origin replica.
+    pub origin: ReplicaId,
+    /// First missing seq.
+    pub from: u64,
+    /// Last missing seq.
+    pub to: u64,
+}
+
+/// What a replica has seen: its contiguous [`VersionVector`] plus the dots that arrived ahead
+/// of a gap.
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
+pub struct CausalContext {
+    vv: VersionVector,
+    cloud: BTreeMap<ReplicaId, BTreeSet<u64>>,
+}
+
+impl CausalContext {
+    /// Nothing seen.
+    pub fn new() -> CausalContext {
+        CausalContext::default()
+    }
+
+    /// A context that has seen exactly what `vv` covers.
+    pub fn from_vv(vv: VersionVector) -> CausalContext {
+        CausalContext {
+            vv,
+            cloud: BTreeMap::new(),
+        }
+    }
+
+    /// The contiguous part.
+    pub fn vv(&self) -> &VersionVector {
+        &self.vv
+    }
+
+    /// Whether `dot` was seen.
+    pub fn contains(&self, dot: Dot) -> bool {
+        self.vv.contains(dot)
+            || self
+                .cloud
+                .get(&dot.replica)
+                .is_some_and(|c| c.contains(&dot.seq))
+    }
+
+    /// Records `dot` as seen; returns false when it already was.
+    pub fn insert(&mut self, dot: Dot) -> bool {
+        if self.contains(dot) {
+            return false;
+        }
+        let next = self.vv.get(dot.replica) + 1;
+        if dot.seq == next {
+            self.vv.raise(dot.replica, dot.seq);
+            self.compact(dot.replica);
+        } else {
+            self.cloud.entry(dot.replica).or_default().insert(dot.seq);
+        }
+        true
+    }
+
+    /// Adopts everything `vv` covers (after a complete state transfer).
+    pub fn adopt(&mut self, vv: &VersionVector) {
+        self.vv.merge(vv);
+        let origins: Vec<ReplicaId> = self.cloud.keys().copied().collect();
+        for r in origins {
+            self.compact(r);
+        }
+    }
+
+    fn compact(&mut self, replica: ReplicaId) {
+        let Some(cloud) = self.cloud.get_mut(&replica) else {
+            return;
+        };
+        let mut top = self.vv.get(replica);
+        while let Some(&first) = cloud.first() {
+            if first <= top {
+                cloud.pop_first();
+            } else if first == top + 1 {
+                top = first;
+                cloud.pop_first();
+            } else {
+                break;
+            }
+        }
+        self.vv.raise(replica, top);
+        if cloud.is_empty() {
+            self.cloud.remove(&replica);
+        }
+    }
+
+    /// The runs of changes missing below a change that is held.
+    pub fn gaps(&self) -> Vec<Gap> {
+        let mut out = Vec::new();
+        for (&origin, seqs) in &self.cloud {
+            let mut expect = self.vv.get(origin) + 1;
+            for &s in seqs {
+                if s > expect {
+                    out.push(Gap {
+                        origin,
+                        from: expect,
+                        to: s - 1,
+                    });
+                }
+                expect = s + 1;
+            }
+        }
+        out
+    }
+
+    /// Number of dots held out of order.
+    pub fn cloud_len(&self) -> usize {
+        self.cloud.values().map(BTreeSet::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dot(r: u64, seq: u64) -> Dot {
+        Dot {
+            replica: ReplicaId(r),
+            seq,
+        }
+    }
+
+    #[test]
+    fn out_of_order_dots_fill_in_and_gaps_are_reported() {
+        let mut cx = CausalContext::new();
+        assert!(cx.insert(dot(1, 1)));
+        assert!(cx.insert(dot(1, 4)));
+        assert!(cx.insert(dot(1, 6)));
+        assert!(!cx.insert(dot(1, 4)), "duplicate");
+        assert_eq!(cx.vv().get(ReplicaId(1)), 1);
+        assert_eq!(
+            cx.gaps(),
+            vec![
+                Gap {
+                    origin: ReplicaId(1),
+                    from: 2,
+                    to: 3
+                },
+                Gap {
+                    origin: ReplicaId(1),
+                    from: 5,
+                    to: 5
+                }
+            ]
+        );
+        cx.insert(dot(1, 2));
+        cx.insert(dot(1, 3));
+        assert_eq!(cx.vv().get(ReplicaId(1)), 4);
+        cx.insert(dot(1, 5));
+        assert_eq!(cx.vv().get(ReplicaId(1)), 6);
+        assert_eq!(cx.cloud_len(), 0);
+        assert!(cx.gaps().is_empty());
+    }
+
+    #[test]
+    fn adopting_a_vector_absorbs_the_cloud_below_and_next_to_it() {
+        let mut cx = CausalContext::new();
+        cx.insert(dot(2, 3));
+        cx.insert(dot(2, 7));
+        cx.adopt(&[(ReplicaId(2), 5)].into_iter().collect());
+        assert_eq!(cx.vv().get(ReplicaId(2)), 5);
+        assert!(cx.contains(dot(2, 7)));
+        assert!(!cx.contains(dot(2, 6)));
+    }
+
+    #[test]
+    fn meet_and_dominates() {
+        let a: VersionVector = [(ReplicaId(1), 5), (ReplicaId(2), 2)].into_iter().collect();
+        let b: VersionVector = [(ReplicaId(1), 3), (ReplicaId(3), 9)].into_iter().collect();
+        let m = a.meet(&b);
+        assert_eq!(m.get(ReplicaId(1)), 3);
+        assert_eq!(m.get(ReplicaId(2)), 0);
+        assert!(a.dominates(&m) && b.dominates(&m));
+        assert!(!a.dominates(&b));
+        assert_eq!(a.count_ahead_of(&b), 2 + 2);
+    }
+}

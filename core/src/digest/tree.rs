@@ -1,0 +1,214 @@
+//! The digest tree: [`LEAVES`] leaf buckets (by a hash of the session id), 256 middle
+//! buckets of 256 leaves each, and a root; each node is the wrapping sum of the digests
+//! below it, so any change updates three sums and no scan is ever needed.
+
+use std::collections::BTreeMap;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::Digest;
+use crate::crdt::SessionId;
+
+/// Number of leaf buckets.
+pub const LEAVES: usize = 1 << 16;
+const MIDS: usize = 256;
+
+/// Incrementally maintained sums of session digests.
+#[derive(Clone)]
+pub struct DigestTree {
+    root: u128,
+    mids: Vec<u128>,
+    leaves: Vec<u128>,
+    members: BTreeMap<(u16, SessionId), u128>,
+}
+
+impl Default for DigestTree {
+    fn default() -> Self {
+        DigestTree {
+            root: 0,
+            mids: vec![0; MIDS],
+            leaves: vec![0; LEAVES],
+            members: BTreeMap::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DigestTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestTree")
+            .field("root", &Digest(self.root))
+            .field("sessions", &self.members.len())
+            .finish()
+    }
+}
+
+/// The leaf bucket a session id falls in.
+pub fn leaf_of(id: &[u8]) -> u16 {
+    (xxh3_64(id) >> 48) as u16
+}
+
+impl DigestTree {
+    /// An empty tree.
+    pub fn new() -> DigestTree {
+        DigestTree::default()
+    }
+
+    /// Sets the digest of session `id` (zero removes it).
+    pub fn update(&mut self, id: &SessionId, digest: Digest) {
+        let leaf = leaf_of(id.as_bytes());
+        let key = (leaf, id.clone());
+        let old = if digest.0 == 0 {
+            self.members.remove(&key).unwrap_or(0)
+        } else {
+            self.members.insert(key, digest.0).unwrap_or(0)
+        };
+        let delta = digest.0.wrapping_sub(old);
+        self.leaves[leaf as usize] = self.leaves[leaf as usize].wrapping_add(delta);
+        self.mids[leaf as usize / MIDS] = self.mids[leaf as usize / MIDS].wrapping_add(delta);
+        self.root = self.root.wrapping_add(delta);
+    }
+
+    /// The digest of session `id` (zero when absent).
+    pub fn get(&self, id: &SessionId) -> Digest {
+        let key = (leaf_of(id.as_bytes()), id.clone());
+        Digest(self.members.get(&key).copied().unwrap_or(0))
+    }
+
+    /// The root: equal roots mean equal live state (up to a 2^-128 chance).
+    pub fn root(&self) -> Digest {
+        Digest(self.root)
+    }
+
+    /// Number of sessions with a digest (live or expired, not ended).
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether no session has a digest.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// All leaf sums, in bucket order (what a remote replica needs to find differing buckets).
+    pub fn leaves(&self) -> &[u128] {
+        &self.leaves
+    }
+
+    /// Leaf buckets whose sums differ from `theirs` (a peer's [`DigestTree::leaves`]); a
+    /// vector of the wrong length differs everywhere.
+    pub fn differing_leaves(&self, theirs: &[u128]) -> Vec<u16> {
+        if theirs.len() != LEAVES {
+            return (0..LEAVES).map(|l| l as u16).collect();
+        }
+        (0..LEAVES)
+            .filter(|&l| self.leaves[l] != theirs[l])
+            .map(|l| l as u16)
+            .collect()
+    }
+
+    /// The sessions and digests in the given leaf buckets.
+    pub fn entries(&self, leaves: &[u16]) -> Vec<(SessionId, Digest)> {
+        let mut out = Vec::new();
+        for &leaf in leaves {
+            let start = (leaf, SessionId(bytes::Bytes::new()));
+            for ((l, id), d) in self.members.range(start..) {
+                if *l != leaf {
+                    break;
+                }
+                out.push((id.clone(), Digest(*d)));
+            }
+        }
+        out
+    }
+
+    /// Sessions whose digests differ between two entry lists (each from [`Self::entries`]
+    /// over the same buckets), sorted.
+    pub fn diff_entries(
+        mine: &[(SessionId, Digest)],
+        theirs: &[(SessionId, Digest)],
+    ) -> Vec<SessionId> {
+        let a: BTreeMap<&SessionId, Digest> = mine.iter().map(|(i, d)| (i, *d)).collect();
+        let b: BTreeMap<&SessionId, Digest> = theirs.iter().map(|(i, d)| (i, *d)).collect();
+        let mut out: Vec<SessionId> = a
+            .iter()
+            .filter(|(id, d)| b.get(*id) != Some(d))
+            .map(|(id, _)| (*id).clone())
+            .collect();
+        out.extend(
+            b.keys()
+                .filter(|id| !a.contains_key(*id))
+                .map(|id| (*id).clone()),
+        );
+        out.sort();
+        out
+    }
+
+    /// Exactly the sessions whose digests differ between two trees, sorted.
+    pub fn diff(&self, other: &DigestTree) -> Vec<SessionId> {
+        if self.root == other.root {
+            return Vec::new();
+        }
+        let mut leaves = Vec::new();
+        for m in 0..MIDS {
+            if self.mids[m] == other.mids[m] {
+                continue;
+            }
+            for l in m * MIDS..(m + 1) * MIDS {
+                if self.leaves[l] != other.leaves[l] {
+                    leaves.push(l as u16);
+                }
+            }
+        }
+        Self::diff_entries(&self.entries(&leaves), &other.entries(&leaves))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(i: u32) -> SessionId {
+        SessionId::from(format!("s{i}").as_str())
+    }
+
+    #[test]
+    fn root_is_independent_of_insertion_order_and_removal_restores_it() {
+        let mut a = DigestTree::new();
+        let mut b = DigestTree::new();
+        for i in 0..100 {
+            a.update(&id(i), Digest(u128::from(i) * 7919 + 1));
+        }
+        for i in (0..100).rev() {
+            b.update(&id(i), Digest(u128::from(i) * 7919 + 1));
+        }
+        assert_eq!(a.root(), b.root());
+        let before = a.root();
+        a.update(&id(500), Digest(42));
+        assert_ne!(a.root(), before);
+        a.update(&id(500), Digest(0));
+        assert_eq!(a.root(), before);
+        assert_eq!(a.len(), 100);
+    }
+
+    #[test]
+    fn diff_names_exactly_the_differing_sessions() {
+        let mut a = DigestTree::new();
+        let mut b = DigestTree::new();
+        for i in 0..1000 {
+            a.update(&id(i), Digest(u128::from(i) + 1));
+            b.update(&id(i), Digest(u128::from(i) + 1));
+        }
+        b.update(&id(3), Digest(99_999));
+        b.update(&id(2000), Digest(5));
+        a.update(&id(7), Digest(0));
+        let mut expect = vec![id(3), id(2000), id(7)];
+        expect.sort();
+        assert_eq!(a.diff(&b), expect);
+        assert_eq!(b.diff(&a), expect);
+        let leaves = a.differing_leaves(b.leaves());
+        assert_eq!(
+            DigestTree::diff_entries(&a.entries(&leaves), &b.entries(&leaves)),
+            expect
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! [`ReplicaConfig`]: limits and replication tuning for one replica.
+
+use crate::limits::Limits;
+
+/// How a replica replicates. `ReplicaConfig::default()` suits erlmcp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// Size limits for writes, frames and files.
+    pub limits: Limits,
+    /// Most ops kept in the in-memory op log for peers that lag.
+    pub log_max_ops: usize,
+    /// Most bytes kept in the op log.
+    pub log_max_bytes: usize,
+    /// Target size of one frame's content, in bytes (at least one op is always sent).
+    pub frame_budget: usize,
+    /// Most unacknowledged frames in flight to one peer.
+    pub window: u64,
+    /// A peer that acknowledged nothing new for this long while frames are in flight gets
+    /// everything unacknowledged again.
+    pub resend_after_ms: u64,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> ReplicaConfig {
+        ReplicaConfig {
+            limits: Limits::default(),
+            log_max_ops: 1_000_000,
+            log_max_bytes: 256 * 1024 * 1024,
+            frame_budget: 256 * 1024,
+            window: 8,
+            resend_after_ms: 1_000,
+        }
+    }
+}

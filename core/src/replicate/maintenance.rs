@@ -1,0 +1,152 @@
+//! Periodic work of a [`Replica`] ([`Replica::tick`]): expiry of sessions whose deadline
+//! passed, resending to peers that stopped acknowledging, and tombstone collection by causal
+//! stability (see `gc.rs`); and membership removal.
+
+use super::change::Change;
+use super::gc::Tomb;
+use super::replica::Replica;
+use crate::causal::VersionVector;
+use crate::clock::ReplicaId;
+use crate::crdt::{OpKind, SessionId};
+use crate::error::{Error, Result};
+
+impl Replica {
+    /// Periodic maintenance; call it every few hundred ms (the store and the Erlang server
+    /// do). Returns the changes it made (ends of expired sessions) to make durable.
+    pub fn tick(&mut self) -> Vec<Change> {
+        let mut changes = self.expire_due();
+        let now = self.now_ms();
+        let resend_after = self.config.resend_after_ms;
+        for peer in self.peers.values_mut() {
+            if peer.in_flight() > 0 && now.saturating_sub(peer.last_progress_ms) >= resend_after {
+                peer.rewind(now);
+            }
+        }
+        self.collect_garbage();
+        changes.shrink_to_fit();
+        changes
+    }
+
+    /// Ends every session whose deadline has passed (each end is an op, replicated like any
+    /// other, so the session is gone everywhere).
+    pub fn expire_due(&mut self) -> Vec<Change> {
+        let now = self.now_ms();
+        let due: Vec<SessionId> = self
+            .expiry
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let mut changes = Vec::new();
+        for id in due {
+            if self
+                .sessions
+                .get(&id)
+                .is_some_and(|s| !s.is_ended() && s.is_expired(now))
+            {
+                changes.push(Change::Op(self.commit_local(id, OpKind::End)));
+            }
+        }
+        changes
+    }
+
+    /// Removes `id` from membership for good: its frames are refused from now on, and
+    /// tombstones no longer wait for it (once every member confirmed the removal). A region
+    /// rebuilt after removal must come back as a new incarnation.
+    ///
+    /// # Errors
+    /// [`Error::OwnFrame`] when `id` is this replica.
+    pub fn remove_member(&mut self, id: ReplicaId) -> Result<Change> {
+        if id == self.id {
+            return Err(Error::OwnFrame);
+        }
+        self.mark_removed(id);
+        Ok(Change::Removed(id))
+    }
+
+    pub(crate) fn mark_removed(&mut self, id: ReplicaId) {
+        if id == self.id || self.removed.contains_key(&id) {
+            return;
+        }
+        let last = self.peers.remove(&id).map(|p| p.acked).unwrap_or_default();
+        self.removed.insert(id, Some(last));
+    }
+
+    /// Adopts removals a peer reports (removal spreads through the cluster).
+    pub(crate) fn adopt_removals(&mut self, removed: &[ReplicaId], changes: &mut Vec<Change>) {
+        for &id in removed {
+            if id != self.id && !self.removed.contains_key(&id) {
+                self.mark_removed(id);
+                changes.push(Change::Removed(id));
+            }
+        }
+    }
+
+    /// Origins in our vector that are neither us, peers, nor removed.
+    pub(crate) fn unknown_origins(&self) -> Vec<ReplicaId> {
+        self.ctx
+            .vv()
+            .iter()
+            .map(|(r, _)| r)
+            .filter(|r| {
+                *r != self.id && !self.peers.contains_key(r) && !self.removed.contains_key(r)
+            })
+            .collect()
+    }
+
+    /// Advances the stable frontier and forgets the tombstones at or below it.
+    fn collect_garbage(&mut self) {
+        // A removal is confirmed once every member reports it.
+        for (id, last) in self.removed.iter_mut() {
+            if last.is_some() && self.peers.values().all(|p| p.removed_view.contains(id)) {
+                *last = None;
+            }
+        }
+        let own = self.ctx.vv().clone();
+        let (s, m) = if self.unknown_origins().is_empty() {
+            let acked = self
+                .peers
+                .values()
+                .map(|p| &p.acked)
+                .chain(self.removed.values().flatten());
+            let mut s = own.clone();
+            let mut m = VersionVector::new();
+            for v in acked {
+                s = s.meet(v);
+                m.merge(v);
+            }
+            (s, m)
+        } else {
+            (VersionVector::new(), VersionVector::new())
+        };
+        self.stability.advance(&own, s, m);
+        let frontier = self.stability.frontier().clone();
+        for (dot, sid, tomb) in self.tombstones.take_stable(&frontier) {
+            let Some(state) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
+            match &tomb {
+                Tomb::End => {
+                    if state.is_ended() {
+                        self.sessions.remove(&sid);
+                        self.dirty.insert(sid);
+                    }
+                }
+                Tomb::Field { key, stamp } => {
+                    state.collect_field(key, *stamp);
+                    self.dirty.insert(sid);
+                }
+                Tomb::SetRemove { key, adds } => {
+                    // The removed adds must be known here, or a late copy of one would be
+                    // taken for new once its tombstone is gone.
+                    if adds.iter().all(|d| self.ctx.contains(*d)) {
+                        state.collect_set_removal(key, adds);
+                        self.dirty.insert(sid);
+                    } else {
+                        self.tombstones.restore(dot, sid, tomb);
+                    }
+                }
+            }
+        }
+    }
+}

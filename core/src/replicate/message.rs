@@ -1,0 +1,215 @@
+//! What replicas send each other: [`Frame`]s (ops, state-transfer chunks, repairs) and
+//! [`Ack`]s, both as a [`Message`] in the envelope of [`crate::codec`].
+//!
+//! Decoding is two steps: [`Message::decode`] checks the envelope and the bincode structure
+//! (never panics, never allocates by an unchecked length), then validates every id, key and
+//! value against the [`Limits`]; only a fully valid message reaches the replica.
+
+use serde::{Deserialize, Serialize};
+
+use crate::causal::{Gap, VersionVector};
+use crate::clock::ReplicaId;
+use crate::codec;
+use crate::crdt::{Op, OpKind, SessionId, SessionState};
+use crate::error::DecodeError;
+use crate::limits::Limits;
+
+/// Longest region name carried in a frame.
+pub const MAX_NAME: usize = 255;
+
+/// What a frame carries.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum FrameBody {
+    /// Ops the receiver lacks, per origin in seq order (an empty list is a heartbeat).
+    Ops(Vec<Op>),
+    /// One chunk of a full state transfer, for a receiver that fell behind the op log.
+    State {
+        /// Transfer id (per sender and receiver).
+        transfer: u64,
+        /// Chunk index, from 0.
+        index: u32,
+        /// Whether this is the final chunk.
+        last: bool,
+        /// The sender's vector when the transfer started: once every chunk arrived in order,
+        /// the receiver holds everything it covers.
+        covers: VersionVector,
+        /// Full states of a range of sessions.
+        sessions: Vec<(SessionId, SessionState)>,
+    },
+    /// Full states of the sessions a digest comparison found different.
+    Repair(Vec<(SessionId, SessionState)>),
+}
+
+/// A batch of replication data from one replica to another.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Frame {
+    /// Sending replica.
+    pub sender: ReplicaId,
+    /// Its region name.
+    pub sender_name: String,
+    /// Per (sender, receiver) frame counter, from 1.
+    pub frame_no: u64,
+    /// Everything the sender holds (an implicit acknowledgement).
+    pub vv: VersionVector,
+    /// Replicas the sender removed from membership.
+    pub removed: Vec<ReplicaId>,
+    /// The payload.
+    pub body: FrameBody,
+}
+
+/// The receiver's answer to a frame: what it now holds.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Ack {
+    /// Acknowledging replica.
+    pub from: ReplicaId,
+    /// Its region name.
+    pub from_name: String,
+    /// Its version vector after applying the frame.
+    pub vv: VersionVector,
+    /// Highest frame number it received from the frame's sender.
+    pub frame_no: u64,
+    /// Runs of ops it lacks below ops it holds (to be sent again).
+    pub gaps: Vec<Gap>,
+    /// Replicas it removed from membership.
+    pub removed: Vec<ReplicaId>,
+    /// Set when a state-transfer chunk arrived out of order: the transfer must restart.
+    pub transfer_broken: bool,
+}
+
+/// A frame or an ack, as sent on the wire.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Message {
+    /// Replication data.
+    Frame(Frame),
+    /// An acknowledgement.
+    Ack(Ack),
+}
+
+impl Message {
+    /// Encodes into a sealed envelope.
+    pub fn encode(&self) -> Vec<u8> {
+        codec::seal(&codec::to_bytes(self))
+    }
+
+    /// Decodes and validates a sealed envelope.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a damaged envelope, malformed content, or content over `limits`.
+    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
+        let raw = codec::open(bytes, limits.max_frame)?;
+        let mut msg: Message = codec::from_bytes(&raw)?;
+        msg.validate(limits)?;
+        Ok(msg)
+    }
+
+    fn validate(&mut self, limits: &Limits) -> Result<(), DecodeError> {
+        match self {
+            Message::Frame(f) => {
+                check_name(&f.sender_name)?;
+                f.vv.normalize();
+                if f.frame_no == 0 {
+                    return Err(bad("frame number 0"));
+                }
+                match &f.body {
+                    FrameBody::Ops(ops) => ops.iter().try_for_each(|op| check_op(op, limits)),
+                    FrameBody::State { sessions, .. } | FrameBody::Repair(sessions) => sessions
+                        .iter()
+                        .try_for_each(|(id, st)| check_state(id, st, limits)),
+                }
+            }
+            Message::Ack(a) => {
+                check_name(&a.from_name)?;
+                a.vv.normalize();
+                for g in &a.gaps {
+                    if g.from == 0 || g.from > g.to {
+                        return Err(bad("empty gap"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn bad(why: &str) -> DecodeError {
+    DecodeError::Malformed(why.to_string())
+}
+
+fn check_name(name: &str) -> Result<(), DecodeError> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(bad("region name must be 1..=255 bytes"));
+    }
+    Ok(())
+}
+
+fn check_len(what: &str, len: usize, min: usize, max: usize) -> Result<(), DecodeError> {
+    if len < min || len > max {
+        return Err(DecodeError::Malformed(format!(
+            "{what} of {len} bytes (allowed {min}..={max})"
+        )));
+    }
+    Ok(())
+}
+
+fn check_op(op: &Op, l: &Limits) -> Result<(), DecodeError> {
+    check_len("session id", op.session.0.len(), 1, l.max_session_id)?;
+    if op.dot.seq == 0 {
+        return Err(bad("dot with seq 0"));
+    }
+    match &op.kind {
+        OpKind::Put(writes) => {
+            if writes.is_empty() || writes.len() > l.max_fields {
+                return Err(bad("put with no fields or too many"));
+            }
+            for w in writes {
+                check_len("key", w.key.len(), 1, l.max_key)?;
+                check_len(
+                    "value",
+                    w.value.as_ref().map_or(0, |v| v.len()),
+                    0,
+                    l.max_value,
+                )?;
+            }
+        }
+        OpKind::Counter { key, .. } => check_len("key", key.len(), 1, l.max_key)?,
+        OpKind::SetAdd { key, elem } => {
+            check_len("key", key.len(), 1, l.max_key)?;
+            check_len("element", elem.len(), 0, l.max_value)?;
+        }
+        OpKind::SetRemove { key, elem, dots } => {
+            check_len("key", key.len(), 1, l.max_key)?;
+            check_len("element", elem.len(), 0, l.max_value)?;
+            if dots.iter().any(|d| d.seq == 0) {
+                return Err(bad("dot with seq 0"));
+            }
+        }
+        OpKind::Touch { .. } | OpKind::End => {}
+    }
+    Ok(())
+}
+
+fn check_state(id: &SessionId, st: &SessionState, l: &Limits) -> Result<(), DecodeError> {
+    check_len("session id", id.0.len(), 1, l.max_session_id)?;
+    for (k, r) in &st.fields {
+        check_len("key", k.len(), 1, l.max_key)?;
+        check_len(
+            "value",
+            r.value.as_ref().map_or(0, |v| v.len()),
+            0,
+            l.max_value,
+        )?;
+    }
+    for k in st.counters.keys() {
+        check_len("key", k.len(), 1, l.max_key)?;
+    }
+    for (k, s) in &st.sets {
+        check_len("key", k.len(), 1, l.max_key)?;
+        for e in s.entries.keys() {
+            check_len("element", e.len(), 0, l.max_value)?;
+        }
+        if s.entries.values().any(|d| d.is_empty()) {
+            return Err(bad("set element without an add"));
+        }
+    }
+    Ok(())
+}

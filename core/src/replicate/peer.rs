@@ -1,0 +1,92 @@
+//! What a replica knows about one peer: what it acknowledged, what was sent since, frames in
+//! flight, contact times and state transfers in either direction.
+
+use crate::causal::VersionVector;
+use crate::clock::ReplicaId;
+use crate::crdt::SessionId;
+
+/// An outgoing state transfer in progress.
+#[derive(Debug, Clone)]
+pub(crate) struct OutTransfer {
+    pub(crate) id: u64,
+    pub(crate) next_index: u32,
+    /// Sessions after this one are still to be sent (`None`: from the start).
+    pub(crate) cursor: Option<SessionId>,
+    pub(crate) covers: VersionVector,
+}
+
+/// An incoming state transfer in progress.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InTransfer {
+    pub(crate) id: u64,
+    pub(crate) next_index: u32,
+    pub(crate) broken: bool,
+}
+
+/// Replication state for one peer.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub(crate) name: String,
+    /// What the peer acknowledged holding.
+    pub(crate) acked: VersionVector,
+    /// What we sent since the last rewind (a high watermark per origin).
+    pub(crate) sent: VersionVector,
+    /// What the peer said it holds in its last frame to us.
+    pub(crate) theirs: VersionVector,
+    pub(crate) frames_sent: u64,
+    pub(crate) frames_acked: u64,
+    pub(crate) last_heard_ms: Option<u64>,
+    pub(crate) last_progress_ms: u64,
+    /// Replicas this peer reported as removed.
+    pub(crate) removed_view: Vec<ReplicaId>,
+    pub(crate) transfer: Option<OutTransfer>,
+    pub(crate) transfers_started: u64,
+    pub(crate) incoming: Option<InTransfer>,
+    /// Highest frame number received from this peer.
+    pub(crate) frames_received: u64,
+}
+
+impl Peer {
+    pub(crate) fn new(name: String, now_ms: u64) -> Peer {
+        Peer {
+            name,
+            acked: VersionVector::new(),
+            sent: VersionVector::new(),
+            theirs: VersionVector::new(),
+            frames_sent: 0,
+            frames_acked: 0,
+            last_heard_ms: None,
+            last_progress_ms: now_ms,
+            removed_view: Vec::new(),
+            transfer: None,
+            transfers_started: 0,
+            incoming: None,
+            frames_received: 0,
+        }
+    }
+
+    /// Frames sent and not yet acknowledged.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.frames_sent.saturating_sub(self.frames_acked)
+    }
+
+    /// Forgets what was sent and not acknowledged, so it is sent again.
+    pub(crate) fn rewind(&mut self, now_ms: u64) {
+        self.sent = self.acked.clone();
+        self.frames_acked = self.frames_sent;
+        self.transfer = None;
+        self.last_progress_ms = now_ms;
+    }
+
+    /// Records an acknowledgement of `vv`; returns whether it covered anything new.
+    pub(crate) fn acknowledge(&mut self, vv: &VersionVector, now_ms: u64) -> bool {
+        let progressed = !self.acked.dominates(vv);
+        self.acked.merge(vv);
+        self.sent.merge(vv);
+        self.last_heard_ms = Some(now_ms);
+        if progressed {
+            self.last_progress_ms = now_ms;
+        }
+        progressed
+    }
+}

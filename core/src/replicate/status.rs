@@ -1,0 +1,137 @@
+//! [`ReplicaStatus`]: the truth about one replica in one call: what it holds, what each peer
+//! acknowledged, how many ops each peer lacks and how old the oldest one is, tombstones not
+//! yet stable, and anything that blocks replication or collection.
+
+use crate::causal::{Gap, VersionVector};
+use crate::clock::ReplicaId;
+use crate::digest::Digest;
+
+/// One peer, as this replica sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The peer's id.
+    pub id: ReplicaId,
+    /// Its region name.
+    pub name: String,
+    /// What it acknowledged holding.
+    pub acked: VersionVector,
+    /// Ops this replica holds that the peer has not acknowledged.
+    pub pending_ops: u64,
+    /// Age in ms of the oldest op the peer has not acknowledged (0 when none).
+    pub lag_ms: u64,
+    /// False when the oldest unacknowledged op already left the op log, so `lag_ms` is a
+    /// lower bound (the age of the newest op that left).
+    pub lag_exact: bool,
+    /// Ops the peer holds (as of its last frame) that this replica lacks.
+    pub behind_ops: u64,
+    /// When this replica last heard from the peer (Unix ms).
+    pub last_heard_ms: Option<u64>,
+    /// Frames sent and not yet acknowledged.
+    pub in_flight: u64,
+    /// Whether the peer needs (or is receiving) a full state transfer.
+    pub state_transfer: bool,
+}
+
+/// One replica's state, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// This replica's id.
+    pub id: ReplicaId,
+    /// Its region name.
+    pub name: String,
+    /// Physical time of the reading (Unix ms).
+    pub now_ms: u64,
+    /// What it holds.
+    pub vv: VersionVector,
+    /// Sessions held, ended ones (tombstones) included.
+    pub sessions: usize,
+    /// Sessions with live content (not ended).
+    pub live_sessions: usize,
+    /// Root of the digest tree.
+    pub digest_root: Digest,
+    /// Ops in the in-memory op log, and their bytes.
+    pub log_ops: usize,
+    /// Bytes in the op log.
+    pub log_bytes: usize,
+    /// Tombstone-making ops not yet collected.
+    pub tombstones_pending: usize,
+    /// The stable frontier: tombstones at or below it have been collected.
+    pub stable: VersionVector,
+    /// Ops missing below ops held.
+    pub gaps: Vec<Gap>,
+    /// Largest amount a peer's clock was seen ahead of ours, in ms.
+    pub clock_skew_ms: u64,
+    /// Peers.
+    pub peers: Vec<PeerStatus>,
+    /// Replicas removed from membership.
+    pub removed: Vec<ReplicaId>,
+    /// Origins seen in ops that are neither members nor removed: they block collection until
+    /// they become peers or are removed.
+    pub unknown_origins: Vec<ReplicaId>,
+}
+
+impl super::Replica {
+    /// Everything an operator needs about this replica, in one call.
+    pub fn status(&self) -> ReplicaStatus {
+        let now = self.now_ms();
+        let vv = self.ctx.vv();
+        let peers = self
+            .peers
+            .iter()
+            .map(|(id, p)| {
+                let pending_ops = vv.count_ahead_of(&p.acked);
+                let (mut oldest, mut exact) = (None::<u64>, true);
+                for (origin, top) in vv.iter() {
+                    let next = p.acked.get(origin) + 1;
+                    if next > top {
+                        continue;
+                    }
+                    let dot = crate::causal::Dot {
+                        replica: origin,
+                        seq: next,
+                    };
+                    let ts = match self.log.get(dot) {
+                        Some(op) => Some(op.ts.millis()),
+                        None => {
+                            exact = false;
+                            self.log.floor_ts(origin).map(|t| t.millis())
+                        }
+                    };
+                    if let Some(ts) = ts {
+                        oldest = Some(oldest.map_or(ts, |o| o.min(ts)));
+                    }
+                }
+                PeerStatus {
+                    id: *id,
+                    name: p.name.clone(),
+                    acked: p.acked.clone(),
+                    pending_ops,
+                    lag_ms: oldest.map_or(0, |ts| now.saturating_sub(ts)),
+                    lag_exact: exact,
+                    behind_ops: p.theirs.count_ahead_of(vv),
+                    last_heard_ms: p.last_heard_ms,
+                    in_flight: p.in_flight(),
+                    state_transfer: p.transfer.is_some() || self.needs_transfer(p),
+                }
+            })
+            .collect();
+        ReplicaStatus {
+            id: self.id,
+            name: self.name.clone(),
+            now_ms: now,
+            vv: vv.clone(),
+            sessions: self.sessions.len(),
+            live_sessions: self.digest.len(),
+            digest_root: self.digest.root(),
+            log_ops: self.log.len(),
+            log_bytes: self.log.bytes(),
+            tombstones_pending: self.tombstones.len(),
+            stable: self.stability.frontier().clone(),
+            gaps: self.ctx.gaps(),
+            clock_skew_ms: self.clock.max_skew_ms(),
+            peers,
+            removed: self.removed.keys().copied().collect(),
+            unknown_origins: self.unknown_origins(),
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The replication protocol of a [`Replica`], transport-agnostic: produce the next frame for
+//! a peer, apply a frame from a peer (returning the ack and the changes to persist), take an
+//! ack. Frames carry, for every origin, the ops the peer has not acknowledged (forwarding),
+//! only up to our own contiguous vector; a peer below the op log's floor gets a state
+//! transfer in chunks instead.
+
+use super::change::Change;
+use super::message::{Ack, Frame, FrameBody, Message};
+use super::peer::{InTransfer, OutTransfer, Peer};
+use super::replica::Replica;
+use crate::clock::ReplicaId;
+use crate::crdt::{OpKind, SessionId};
+use crate::error::{Error, Result};
+
+/// What applying a frame did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The ack to send back to the frame's sender.
+    pub ack: Ack,
+    /// Changes made, in order, to make durable (before the ack is sent).
+    pub changes: Vec<Change>,
+    /// Ops applied.
+    pub applied: usize,
+    /// Ops already held (duplicates), ignored.
+    pub duplicates: usize,
+}
+
+/// What receiving an encoded message did.
+#[derive(Debug, Clone, Default)]
+pub struct Received {
+    /// Encoded reply to send back (an ack), if any.
+    pub reply: Option<Vec<u8>>,
+    /// Changes made, in order, to make durable (before the reply is sent).
+    pub changes: Vec<Change>,
+}
+
+impl Replica {
+    /// Registers `id` (region `name`) as a peer. Registering a known peer is harmless.
+    ///
+    /// # Errors
+    /// [`Error::OwnFrame`] for this replica's own id, [`Error::RemovedReplica`] for a removed one.
+    pub fn add_peer(&mut self, id: ReplicaId, name: &str) -> Result<()> {
+        self.check_sender(id)?;
+        let now = self.now_ms();
+        self.peers
+            .entry(id)
+            .or_insert_with(|| Peer::new(name.to_string(), now));
+        self.names.insert(id, name.to_string());
+        Ok(())
+    }
+
+    /// The peers, with their region names.
+    pub fn peers(&self) -> Vec<(ReplicaId, String)> {
+        self.peers
+            .iter()
+            .map(|(id, p)| (*id, p.name.clone()))
+            .collect()
+    }
+
+    fn check_sender(&self, id: ReplicaId) -> Result<()> {
+        if id == self.id {
+            return Err(Error::OwnFrame);
+        }
+        if self.removed.contains_key(&id) {
+            return Err(Error::RemovedReplica(id));
+        }
+        Ok(())
+    }
+
+    /// Forgets what was sent to `peer` and not acknowledged, so it is sent again (call when
+    /// the transport reconnects).
+    ///
+    /// # Errors
+    /// [`Error::UnknownPeer`].
+    pub fn rewind(&mut self, peer: ReplicaId) -> Result<()> {
+        let now = self.now_ms();
+        self.peers
+            .get_mut(&peer)
+            .ok_or(Error::UnknownPeer(peer))?
+            .rewind(now);
+        Ok(())
+    }
+
+    /// Whether `peer` needs ops this replica's log no longer holds.
+    pub(crate) fn needs_transfer(&self, peer: &Peer) -> bool {
+        self.ctx.vv().iter().any(|(origin, top)| {
+            let from = peer.acked.get(origin).max(peer.sent.get(origin)) + 1;
+            from <= top && from <= self.log.floor(origin)
+        })
+    }
+
+    /// The next frame for `peer`: ops it lacks (from any origin) up to the frame budget, or
+    /// the next state-transfer chunk; `None` when there is nothing to send or the window of
+    /// unacknowledged frames is full.
+    ///
+    /// # Errors
+    /// [`Error::UnknownPeer`].
+    pub fn frame_for(&mut self, peer_id: ReplicaId) -> Result<Option<Frame>> {
+        let peer = self
+            .peers
+            .get(&peer_id)
+            .ok_or(Error::UnknownPeer(peer_id))?;
+        if peer.in_flight() >= self.config.window {
+            return Ok(None);
+        }
+        if peer.transfer.is_some() || self.needs_transfer(peer) {
+            let body = self.next_state_chunk(peer_id);
+            return Ok(Some(self.make_frame(peer_id, body)));
+        }
+        let budget = self.config.frame_budget;
+        let mut ops = Vec::new();
+        let mut size = 0;
+        let mut sent = Vec::new();
+        'origins: for (origin, top) in self.ctx.vv().iter() {
+            let from = peer.acked.get(origin).max(peer.sent.get(origin)) + 1;
+            for (op, op_size) in self.log.from(origin, from) {
+                if op.dot.seq > top {
+                    break;
+                }
+                if size + op_size > budget && !ops.is_empty() {
+                    break 'origins;
+                }
+                size += op_size;
+                ops.push(op.clone());
+                sent.push((origin, op.dot.seq));
+            }
+        }
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        if let Some(p) = self.peers.get_mut(&peer_id) {
+            for (origin, seq) in sent {
+                p.sent.raise(origin, seq);
+            }
+        }
+        Ok(Some(self.make_frame(peer_id, FrameBody::Ops(ops))))
+    }
+
+    /// An empty frame for `peer`: it carries this replica's vector (an implicit ack) and its
+    /// removed members, and asks for an ack. Transports send one when idle, so that
+    /// acknowledgements, lag figures and removals keep flowing without writes.
+    ///
+    /// # Errors
+    /// [`Error::UnknownPeer`].
+    pub fn heartbeat(&mut self, peer_id: ReplicaId) -> Result<Frame> {
+        if !self.peers.contains_key(&peer_id) {
+            return Err(Error::UnknownPeer(peer_id));
+        }
+        Ok(self.make_frame(peer_id, FrameBody::Ops(Vec::new())))
+    }
+
+    /// A frame carrying the full states of `ids` (those held) for `peer`: the repair of
+    /// sessions a digest comparison found different.
+    ///
+    /// # Errors
+    /// [`Error::UnknownPeer`].
+    pub fn repair_frame(&mut self, peer_id: ReplicaId, ids: &[SessionId]) -> Result<Frame> {
+        if !self.peers.contains_key(&peer_id) {
+            return Err(Error::UnknownPeer(peer_id));
+        }
+        let body = FrameBody::Repair(self.export_sessions(ids));
+        Ok(self.make_frame(peer_id, body))
+    }
+
+    fn make_frame(&mut self, peer_id: ReplicaId, body: FrameBody) -> Frame {
+        let frame_no = match self.peers.get_mut(&peer_id) {
+            Some(p) => {
+                p.frames_sent += 1;
+                p.frames_sent
+            }
+            None => 1,
+        };
+        Frame {
+            sender: self.id,
+            sender_name: self.name.clone(),
+            frame_no,
+            vv: self.ctx.vv().clone(),
+            removed: self.removed.keys().copied().collect(),
+            body,
+        }
+    }
+
+    fn next_state_chunk(&mut self, peer_id: ReplicaId) -> FrameBody {
+        let covers_now = self.ctx.vv().clone();
+        let budget = self.config.frame_budget;
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return FrameBody::Ops(Vec::new());
+        };
+        let transfer = match peer.transfer.take() {
+            Some(t) => t,
+            None => {
+                peer.transfers_started += 1;
+                OutTransfer {
+                    id: peer.transfers_started,
+                    next_index: 0,
+                    cursor: None,
+                    covers: covers_now,
+                }
+            }
+        };
+        let range = match &transfer.cursor {
+            Some(c) => self
+                .sessions
+                .range::<SessionId, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded)),
+            None => self.sessions.range::<SessionId, _>(..),
+        };
+        let mut sessions = Vec::new();
+        let mut size = 0;
+        let mut last = true;
+        for (id, st) in range {
+            let s = st.approx_size() + id.0.len();
+            if size + s > budget && !sessions.is_empty() {
+                last = false;
+                break;
+            }
+            size += s;
+            sessions.push((id.clone(), st.clone()));
+        }
+        let body = FrameBody::State {
+            transfer: transfer.id,
+            index: transfer.next_index,
+            last,
+            covers: transfer.covers.clone(),
+            sessions,
+        };
+        if let FrameBody::State { sessions, .. } = &body {
+            if last {
+                peer.sent.merge(&transfer.covers);
+            } else {
+                peer.transfer = Some(OutTransfer {
+                    next_index: transfer.next_index + 1,
+                    cursor: sessions.last().map(|(id, _)| id.clone()),
+                    ..transfer
+                });
+            }
+        }
+        body
+    }
+
+    /// Applies a frame from a peer (an unknown sender becomes a peer).
+    ///
+    /// # Errors
+    /// [`Error::OwnFrame`] or [`Error::RemovedReplica`]; the replica is then unchanged.
+    pub fn apply_frame(&mut self, frame: Frame) -> Result<Applied> {
+        self.check_sender(frame.sender)?;
+        let now = self.now_ms();
+        let mut changes = Vec::new();
+        self.adopt_removals(&frame.removed, &mut changes);
+        let peer = self
+            .peers
+            .entry(frame.sender)
+            .or_insert_with(|| Peer::new(frame.sender_name.clone(), now));
+        peer.frames_received = peer.frames_received.max(frame.frame_no);
+        peer.theirs.merge(&frame.vv);
+        peer.acknowledge(&frame.vv, now);
+        self.names.insert(frame.sender, frame.sender_name.clone());
+        let (mut applied, mut duplicates, mut transfer_broken) = (0, 0, false);
+        match frame.body {
+            FrameBody::Ops(ops) => {
+                for op in ops {
+                    if self.ctx.contains(op.dot) {
+                        duplicates += 1;
+                        continue;
+                    }
+                    self.end_if_expired(&op.session, &mut changes);
+                    self.apply_op(&op);
+                    changes.push(Change::Op(op));
+                    applied += 1;
+                }
+            }
+            FrameBody::State {
+                transfer,
+                index,
+                last,
+                covers,
+                sessions,
+            } => {
+                let in_order = self.track_transfer(frame.sender, transfer, index);
+                transfer_broken = !in_order;
+                self.merge_sessions(sessions, &mut changes);
+                if in_order && last {
+                    self.adopt(&covers);
+                    changes.push(Change::Adopt(covers));
+                    if let Some(p) = self.peers.get_mut(&frame.sender) {
+                        p.incoming = None;
+                    }
+                }
+            }
+            FrameBody::Repair(sessions) => self.merge_sessions(sessions, &mut changes),
+        }
+        let ack = self.make_ack(frame.sender, transfer_broken);
+        Ok(Applied {
+            ack,
+            changes,
+            applied,
+            duplicates,
+        })
+    }
+
+    fn merge_sessions(
+        &mut self,
+        sessions: Vec<(SessionId, crate::crdt::SessionState)>,
+        changes: &mut Vec<Change>,
+    ) {
+        for (session, state) in sessions {
+            self.end_if_expired(&session, changes);
+            self.merge_state(&session, &state);
+            changes.push(Change::Merge { session, state });
+        }
+    }
+
+    /// Records chunk `index` of transfer `id` from `sender`; true when it is the next chunk
+    /// of an unbroken transfer.
+    fn track_transfer(&mut self, sender: ReplicaId, id: u64, index: u32) -> bool {
+        let Some(peer) = self.peers.get_mut(&sender) else {
+            return false;
+        };
+        let mut t = match peer.incoming {
+            Some(t) if t.id == id => t,
+            _ => InTransfer {
+                id,
+                next_index: 0,
+                broken: false,
+            },
+        };
+        let ok = !t.broken && t.next_index == index;
+        if ok {
+            t.next_index += 1;
+        } else {
+            t.broken = true;
+        }
+        peer.incoming = Some(t);
+        ok
+    }
+
+    /// A session whose deadline passed here is ended (by a local op) before anything from a
+    /// peer touches it: an expired session never comes back, even if a longer touch arrives.
+    fn end_if_expired(&mut self, session: &SessionId, changes: &mut Vec<Change>) {
+        let now = self.now_ms();
+        if self
+            .sessions
+            .get(session)
+            .is_some_and(|s| !s.is_ended() && s.is_expired(now))
+        {
+            let op = self.commit_local(session.clone(), OpKind::End);
+            changes.push(Change::Op(op));
+        }
+    }
+
+    fn make_ack(&self, to: ReplicaId, transfer_broken: bool) -> Ack {
+        Ack {
+            from: self.id,
+            from_name: self.name.clone(),
+            vv: self.ctx.vv().clone(),
+            frame_no: self.peers.get(&to).map_or(0, |p| p.frames_received),
+            gaps: self.ctx.gaps(),
+            removed: self.removed.keys().copied().collect(),
+            transfer_broken,
+        }
+    }
+
+    /// Takes an ack from a peer.
+    ///
+    /// # Errors
+    /// [`Error::OwnFrame`] or [`Error::RemovedReplica`]; the replica is then unchanged.
+    pub fn on_ack(&mut self, ack: &Ack) -> Result<Vec<Change>> {
+        self.check_sender(ack.from)?;
+        let now = self.now_ms();
+        let mut changes = Vec::new();
+        self.adopt_removals(&ack.removed, &mut changes);
+        let peer = self
+            .peers
+            .entry(ack.from)
+            .or_insert_with(|| Peer::new(ack.from_name.clone(), now));
+        peer.acknowledge(&ack.vv, now);
+        peer.frames_acked = peer.frames_acked.max(ack.frame_no.min(peer.frames_sent));
+        peer.removed_view = ack.removed.clone();
+        for gap in &ack.gaps {
+            // Ops lost in flight: send them again from the start of the gap.
+            peer.sent.lower_to(gap.origin, gap.from - 1);
+        }
+        if ack.transfer_broken {
+            peer.transfer = None;
+            peer.sent = peer.acked.clone();
+        }
+        self.names.insert(ack.from, ack.from_name.clone());
+        Ok(changes)
+    }
+
+    /// Decodes an encoded message from a peer and applies it.
+    ///
+    /// # Errors
+    /// [`Error::Frame`] for bytes that do not decode or validate, and the errors of
+    /// [`Replica::apply_frame`] and [`Replica::on_ack`]; the replica is then unchanged.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Received> {
+        match Message::decode(bytes, &self.config.limits).map_err(Error::Frame)? {
+            Message::Frame(frame) => {
+                let applied = self.apply_frame(frame)?;
+                Ok(Received {
+                    reply: Some(Message::Ack(applied.ack).encode()),
+                    changes: applied.changes,
+                })
+            }
+            Message::Ack(ack) => Ok(Received {
+                reply: None,
+                changes: self.on_ack(&ack)?,
+            }),
+        }
+    }
+}
