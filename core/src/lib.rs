@@ -5,6 +5,9 @@
 
 pub mod clock;
 mod error;
+/// The file-system layer every durable byte goes through: [`fs::Vfs`], the real [`fs::OsFs`]
+/// and the power-cut model [`fs::FaultyFs`] used by tests.
+pub mod fs;
 
 pub use clock::{Hlc, ManualTime, ReplicaId, TimeSource, Timestamp, WallClock};
 pub use error::{DecodeError, Error, Result};
