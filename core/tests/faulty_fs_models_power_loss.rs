@@ -190,3 +190,11 @@ fn a_tearing_crash_keeps_a_prefix_of_the_unsynced_appends() {
         assert!(b"base0123456789".starts_with(&after));
     }
 }
+
+#[test]
+fn create_dir_durably_syncs_every_new_parent() {
+    let fs = FaultyFs::new();
+    session_ha::fs::create_dir_durably(&fs, Path::new("/a/b/c")).unwrap();
+    fs.crash();
+    assert!(fs.exists(Path::new("/a/b/c")).unwrap());
+}

@@ -217,6 +217,32 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Creates `dir` and any missing parents so that they survive a crash: after creating them,
+/// syncs the parent of each directory that was created, top down. Does nothing if `dir`
+/// exists.
+///
+/// # Errors
+/// As [`Vfs::exists`], [`Vfs::create_dir_all`] and [`Vfs::sync_dir`].
+pub fn create_dir_durably(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.as_os_str().is_empty() && !fs.exists(cur)? {
+        missing.push(cur);
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        fs.sync_dir(parent_dir(created))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
