@@ -176,6 +176,9 @@ pub enum Error {
     },
     /// The store was closed.
     Closed,
+    /// An argument or a configuration value is outside what the call accepts (a segment
+    /// size below the minimum, waiting for a sequence number that was never handed out, ...).
+    InvalidArgument(String),
 }
 
 impl fmt::Display for Error {
@@ -228,6 +231,7 @@ impl fmt::Display for Error {
                 write!(f, "{} is locked by another open store", dir.display())
             }
             Error::Closed => write!(f, "store is closed"),
+            Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
         }
     }
 }
@@ -265,6 +269,7 @@ impl Error {
             Error::Poisoned(_) => "poisoned",
             Error::Locked { .. } => "locked",
             Error::Closed => "closed",
+            Error::InvalidArgument(_) => "invalid_argument",
         }
     }
 }

@@ -1,0 +1,298 @@
+//! [`Wal`]: the handle callers hold. Owns the directory lock, the writer thread and the queue
+//! it feeds; the bytes it writes are laid out in `record` and `segment`.
+//!
+//! ```text
+//!  caller lock { apply change in memory; seq = wal.append(body) }   // seq order = apply order
+//!  wal.wait_durable(seq)                                            // outside the caller lock
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::recovery::recover;
+use super::writer::{Shared, Writer};
+use super::{RecoveryReport, SegmentInfo, WalConfig};
+use crate::error::{Error, Result};
+use crate::fs::{create_dir_durably, DirLock, Vfs};
+
+/// An open write-ahead log. `Send + Sync`: share it behind an `Arc`.
+pub struct Wal {
+    shared: Arc<Shared>,
+    fs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    config: WalConfig,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    lock: Mutex<Option<DirLock>>,
+}
+
+impl fmt::Debug for Wal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("last_seq", &self.last_seq())
+            .field("durable_seq", &self.durable_seq())
+            .finish()
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`, locks the directory, recovers, and starts
+    /// the writer.
+    ///
+    /// `apply(seq, body)` is called in order for every record with `seq > replay_after`.
+    /// `replay_after` is also what a snapshot already covers: segments wholly at or below it
+    /// may be missing without that being a gap, and numbering continues after it even if the
+    /// log ends before it. Pass 0 to replay everything.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if the directory is open elsewhere; [`Error::Corrupt`] for anything
+    /// that fails verification other than a torn tail of the last segment (which is cut off and
+    /// reported); [`Error::InvalidArgument`] for a bad config; whatever `apply` returns;
+    /// [`Error::Io`] / [`Error::NoSpace`]. On error, discard what `apply` built.
+    pub fn open(
+        fs: Arc<dyn Vfs>,
+        dir: &Path,
+        config: WalConfig,
+        replay_after: u64,
+        mut apply: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<(Wal, RecoveryReport)> {
+        config.validate()?;
+        create_dir_durably(fs.as_ref(), dir)?;
+        let lock = fs.lock_dir(dir)?;
+        let rec = recover(fs.as_ref(), dir, &config, replay_after, &mut apply)?;
+        let shared = Arc::new(Shared::default());
+        let last = rec.next_seq - 1;
+        {
+            let mut q = shared.queue.lock();
+            q.next_seq = rec.next_seq;
+            q.first_seq = rec.next_seq;
+        }
+        {
+            let mut p = shared.progress.lock();
+            p.written = last;
+            p.synced = last;
+            p.durable = last;
+        }
+        shared.last_seq.store(last, Ordering::Release);
+        shared.durable_seq.store(last, Ordering::Release);
+        *shared.segments.lock() = rec.segments;
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            fs: Arc::clone(&fs),
+            dir: dir.to_path_buf(),
+            policy: config.fsync,
+            segment_size: config.segment_size,
+            active: rec.active,
+            written: last,
+            synced: last,
+            last_sync: Instant::now(),
+            out: Vec::new(),
+            spare_bodies: Vec::new(),
+            spare_lens: Vec::new(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("session-ha-wal".into())
+            .spawn(move || writer.run())
+            .map_err(|e| Error::Io {
+                op: "start the writer thread for",
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        let wal = Wal {
+            shared,
+            fs,
+            dir: dir.to_path_buf(),
+            config,
+            writer: Mutex::new(Some(handle)),
+            lock: Mutex::new(Some(lock)),
+        };
+        Ok((wal, rec.report))
+    }
+
+    /// Assigns the next sequence number to `body` and queues it for the writer; does not wait
+    /// for it to be written. Blocks only while the queue is over `queue_limit_bytes`.
+    ///
+    /// # Errors
+    /// [`Error::ValueTooLarge`] over `max_record_size`; [`Error::Poisoned`] /
+    /// [`Error::NoSpace`] after a failed write or sync; [`Error::Closed`] after close.
+    pub fn append(&self, body: &[u8]) -> Result<u64> {
+        let max = self.config.max_record_size as usize;
+        if body.len() > max {
+            return Err(Error::ValueTooLarge {
+                len: body.len(),
+                max,
+            });
+        }
+        let mut q = self.shared.queue.lock();
+        loop {
+            if let Some(f) = &q.failure {
+                return Err(f.to_error());
+            }
+            if q.closing {
+                return Err(Error::Closed);
+            }
+            if q.bodies.is_empty() || q.bodies.len() + body.len() <= self.config.queue_limit_bytes {
+                break;
+            }
+            self.shared.space.wait(&mut q);
+        }
+        let was_empty = q.lens.is_empty();
+        if was_empty {
+            q.first_seq = q.next_seq;
+        }
+        q.bodies.extend_from_slice(body);
+        q.lens.push(body.len() as u32);
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        self.shared.last_seq.store(seq, Ordering::Release);
+        drop(q);
+        if was_empty {
+            self.shared.work.notify_one();
+        }
+        Ok(seq)
+    }
+
+    /// Blocks until record `seq` is durable under the fsync policy.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] / [`Error::NoSpace`] if a write or sync failed before it became
+    /// durable; [`Error::Closed`] if the writer stopped first; [`Error::InvalidArgument`] for
+    /// a `seq` never handed out by [`append`](Wal::append).
+    pub fn wait_durable(&self, seq: u64) -> Result<()> {
+        if seq <= self.shared.durable_seq.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let last = self.last_seq();
+        if seq > last {
+            return Err(Error::InvalidArgument(format!(
+                "seq {seq} was not appended (last is {last})"
+            )));
+        }
+        self.wait_for(|p| p.durable >= seq)
+    }
+
+    fn wait_for(&self, reached: impl Fn(&super::writer::Progress) -> bool) -> Result<()> {
+        let mut p = self.shared.progress.lock();
+        loop {
+            if reached(&p) {
+                return Ok(());
+            }
+            if let Some(f) = &p.failure {
+                return Err(f.to_error());
+            }
+            if p.writer_gone {
+                return Err(Error::Closed);
+            }
+            self.shared.progressed.wait(&mut p);
+        }
+    }
+
+    /// Forces an fdatasync covering everything appended before the call, whatever the policy,
+    /// and waits for it.
+    ///
+    /// # Errors
+    /// As [`wait_durable`](Wal::wait_durable).
+    pub fn sync(&self) -> Result<()> {
+        let target = {
+            let mut q = self.shared.queue.lock();
+            if let Some(f) = &q.failure {
+                return Err(f.to_error());
+            }
+            if q.closing {
+                return Err(Error::Closed);
+            }
+            q.sync_requested = true;
+            q.next_seq - 1
+        };
+        self.shared.work.notify_one();
+        self.wait_for(|p| p.synced >= target)
+    }
+
+    /// The sequence number of the last record appended (0 if none ever was).
+    pub fn last_seq(&self) -> u64 {
+        self.shared.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Every record up to this sequence number is durable under the policy.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// The segment files, oldest first; the last one is being appended to.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.shared.segments.lock().clone()
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &WalConfig {
+        &self.config
+    }
+
+    /// Deletes the oldest segments whose records all have sequence numbers below `seq` (a
+    /// snapshot covers them), never the active segment, then syncs the directory. Returns how
+    /// many were deleted. Segments are deleted oldest first, so a failure leaves no hole.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; segments deleted before the failure stay deleted.
+    pub fn remove_segments_before(&self, seq: u64) -> Result<usize> {
+        let mut segs = self.shared.segments.lock();
+        let removable = segs
+            .windows(2)
+            .take_while(|pair| pair[1].first_seq <= seq)
+            .count();
+        let mut removed = 0;
+        let mut result = Ok(());
+        for info in segs.iter().take(removable) {
+            if let Err(e) = self.fs.remove_file(&info.path) {
+                result = Err(e);
+                break;
+            }
+            removed += 1;
+        }
+        segs.drain(..removed);
+        drop(segs);
+        result?;
+        if removed > 0 {
+            self.fs.sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+
+    /// Stops accepting appends, lets the writer write and sync everything queued (whatever the
+    /// policy), stops it and releases the directory lock. Idempotent; also done on drop.
+    ///
+    /// # Errors
+    /// The failure that poisoned the log, if one did (it is closed either way).
+    pub fn close(&self) -> Result<()> {
+        self.shared.queue.lock().closing = true;
+        self.shared.work.notify_one();
+        self.shared.space.notify_all();
+        let handle = self.writer.lock().take();
+        if let Some(h) = handle {
+            // The exit guard has already reported a panic as poison.
+            let _ = h.join();
+        }
+        self.lock.lock().take();
+        match &self.shared.progress.lock().failure {
+            Some(f) => Err(f.to_error()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

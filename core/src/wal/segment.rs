@@ -1,0 +1,250 @@
+//! Segment files: their names, their 24-byte header, and creating a new one durably.
+//!
+//! ```text
+//!  name    wal-<first_seq as 20 decimal digits>.log
+//!  header  0 magic "SHWL" │ 4 version u16 │ 6 flags u16 = 0 │ 8 salt u32 │ 12 first_seq u64 │
+//!          20 crc32(bytes 0..20) u32                                     (little endian)
+//! ```
+//!
+//! A segment is created as `<name>.tmp`, its header written and fdatasync'd, then renamed to
+//! `<name>` and the directory fsync'd. So a file with a segment name always has a complete
+//! header: a bad header is corruption, never a torn write; a leftover `.tmp` is removed.
+
+use std::path::{Path, PathBuf};
+use std::process;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{DecodeError, Result};
+use crate::fs::{Vfs, VfsFile};
+
+/// The first four bytes of every segment.
+pub const SEGMENT_MAGIC: [u8; 4] = *b"SHWL";
+/// The segment format this build writes (and the highest it reads).
+pub const SEGMENT_VERSION: u16 = 1;
+/// Length of the segment header.
+pub const SEGMENT_HEADER_LEN: usize = 24;
+
+const PREFIX: &str = "wal-";
+const SUFFIX: &str = ".log";
+const TEMP_SUFFIX: &str = ".log.tmp";
+const DIGITS: usize = 20;
+
+/// The decoded segment header.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct SegmentHeader {
+    pub salt: u32,
+    pub first_seq: u64,
+}
+
+impl SegmentHeader {
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut h = [0u8; SEGMENT_HEADER_LEN];
+        h[0..4].copy_from_slice(&SEGMENT_MAGIC);
+        h[4..6].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&self.salt.to_le_bytes());
+        h[12..20].copy_from_slice(&self.first_seq.to_le_bytes());
+        let crc = crc32fast::hash(&h[0..20]);
+        h[20..24].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    /// Decodes and checks the header at the start of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, DecodeError> {
+        let h: &[u8; SEGMENT_HEADER_LEN] = bytes
+            .get(..SEGMENT_HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(DecodeError::Truncated {
+                needed: SEGMENT_HEADER_LEN as u64,
+                have: bytes.len() as u64,
+            })?;
+        let magic = [h[0], h[1], h[2], h[3]];
+        if magic != SEGMENT_MAGIC {
+            return Err(DecodeError::BadMagic { found: magic });
+        }
+        let version = u16::from_le_bytes([h[4], h[5]]);
+        if version != SEGMENT_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                found: version,
+                supported: SEGMENT_VERSION,
+            });
+        }
+        let expected = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+        let actual = crc32fast::hash(&h[0..20]);
+        if expected != actual {
+            return Err(DecodeError::ChecksumMismatch { expected, actual });
+        }
+        let flags = u16::from_le_bytes([h[6], h[7]]);
+        if flags != 0 {
+            return Err(DecodeError::Malformed(format!(
+                "segment flags {flags:#06x} are not known to this build"
+            )));
+        }
+        let salt = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&h[12..20]);
+        Ok(SegmentHeader {
+            salt,
+            first_seq: u64::from_le_bytes(seq),
+        })
+    }
+}
+
+/// `wal-<first_seq>.log`.
+pub(crate) fn segment_name(first_seq: u64) -> String {
+    format!("{PREFIX}{first_seq:0DIGITS$}{SUFFIX}")
+}
+
+/// The first sequence number named by a segment file name, if it is one.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    if digits.len() != DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Whether `name` is a segment that was being created when the process stopped.
+pub(crate) fn is_temp_name(name: &str) -> bool {
+    name.strip_suffix(TEMP_SUFFIX)
+        .and_then(|stem| parse_segment_name(&format!("{stem}{SUFFIX}")))
+        .is_some()
+}
+
+/// Whether `name` is a torn tail set aside by recovery.
+pub(crate) fn is_broken_name(name: &str) -> bool {
+    name.starts_with(PREFIX) && name.ends_with(".broken")
+}
+
+/// Where recovery keeps the bytes it cut off `segment` at `offset`.
+pub(crate) fn broken_path(segment: &Path, offset: u64) -> PathBuf {
+    let mut name = segment.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{offset}.broken"));
+    segment.with_file_name(name)
+}
+
+/// A fresh salt: time, process id and a counter mixed through xxh3. Never 0, so that an
+/// all-zero header can never carry a plausible salt.
+pub(crate) fn new_salt() -> u32 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut seed = [0u8; 28];
+    seed[0..16].copy_from_slice(&nanos.to_le_bytes());
+    seed[16..20].copy_from_slice(&process::id().to_le_bytes());
+    seed[20..28].copy_from_slice(&count.to_le_bytes());
+    let h = xxh3_64(&seed);
+    ((h >> 32) as u32 ^ h as u32).max(1)
+}
+
+/// A segment open for appending.
+#[derive(Debug)]
+pub(crate) struct OpenSegment {
+    pub path: PathBuf,
+    pub file: Box<dyn VfsFile>,
+    pub header: SegmentHeader,
+}
+
+/// Creates segment `first_seq` in `dir` durably (temp file, header, fdatasync, rename,
+/// directory fsync) and opens it for appending. On failure a temp file left behind is
+/// removed when possible (recovery removes it otherwise).
+pub(crate) fn create_segment(fs: &dyn Vfs, dir: &Path, first_seq: u64) -> Result<OpenSegment> {
+    let path = dir.join(segment_name(first_seq));
+    let tmp = dir.join(format!("{PREFIX}{first_seq:0DIGITS$}{TEMP_SUFFIX}"));
+    let header = SegmentHeader {
+        salt: new_salt(),
+        first_seq,
+    };
+    let made = (|| -> Result<()> {
+        let mut f = fs.create(&tmp)?;
+        f.append(&header.encode())?;
+        f.sync_data()?;
+        drop(f);
+        fs.rename(&tmp, &path)?;
+        fs.sync_dir(dir)
+    })();
+    if let Err(e) = made {
+        if matches!(fs.exists(&tmp), Ok(true)) {
+            let _ = fs.remove_file(&tmp);
+        }
+        return Err(e);
+    }
+    let file = fs.open_append(&path)?;
+    Ok(OpenSegment { path, file, header })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_golden_bytes() {
+        let h = SegmentHeader {
+            salt: 0x0403_0201,
+            first_seq: 0x0102,
+        };
+        let bytes = h.encode();
+        assert_eq!(
+            bytes[..20],
+            [b'S', b'H', b'W', b'L', 1, 0, 0, 0, 1, 2, 3, 4, 2, 1, 0, 0, 0, 0, 0, 0]
+        );
+        let crc = crc32fast::hash(&bytes[..20]);
+        assert_eq!(bytes[20..], crc.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&bytes).unwrap(), h);
+    }
+
+    #[test]
+    fn every_single_bit_flip_in_the_header_is_rejected() {
+        let bytes = SegmentHeader {
+            salt: 77,
+            first_seq: 9,
+        }
+        .encode();
+        for bit in 0..SEGMENT_HEADER_LEN * 8 {
+            let mut b = bytes;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                SegmentHeader::decode(&b).is_err(),
+                "bit {bit} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn short_header_is_truncated_not_a_panic() {
+        let r = SegmentHeader::decode(&[0u8; 10]);
+        assert!(matches!(
+            r,
+            Err(DecodeError::Truncated {
+                needed: 24,
+                have: 10
+            })
+        ));
+    }
+
+    #[test]
+    fn names_round_trip_and_strangers_are_ignored() {
+        assert_eq!(segment_name(42), "wal-00000000000000000042.log");
+        assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_segment_name("wal-42.log"), None);
+        assert_eq!(parse_segment_name("wal-0000000000000000004x.log"), None);
+        assert!(is_temp_name("wal-00000000000000000042.log.tmp"));
+        assert!(!is_temp_name("wal-42.log.tmp"));
+        let b = broken_path(Path::new("/d/wal-00000000000000000042.log"), 99);
+        assert_eq!(b, Path::new("/d/wal-00000000000000000042.log.99.broken"));
+        assert!(is_broken_name("wal-00000000000000000042.log.99.broken"));
+    }
+
+    #[test]
+    fn salts_differ_between_segments() {
+        let a = new_salt();
+        let b = new_salt();
+        assert_ne!(a, b);
+        assert_ne!(a, 0);
+    }
+}

@@ -1,0 +1,248 @@
+//! `verify`: a read-only pass over a WAL directory that checks every segment header, every
+//! record checksum and the sequence, and lists what it finds. It never writes, renames,
+//! truncates or locks anything, so it can run beside an open log (whose last segment may then
+//! show a tail in the middle of being written).
+//!
+//! Same layout and rules as recovery (see `wal` and `recovery`), but instead of stopping at
+//! the first problem it reports it and carries on at the next record that verifies.
+
+use std::path::{Path, PathBuf};
+
+use super::recovery::check_continuity;
+use super::scan::{Scanner, Step};
+use super::segment::{is_broken_name, is_temp_name, parse_segment_name, SegmentHeader};
+use super::{RECORD_SIZE_LIMIT, SEGMENT_HEADER_LEN};
+use crate::error::{DecodeError, Result};
+use crate::fs::Vfs;
+
+/// What is wrong at one place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The segment header does not verify (or disagrees with the file name): nothing in the
+    /// file is trusted.
+    BadHeader(DecodeError),
+    /// A damaged record with a valid record after it, or in a segment that is not the last.
+    Corrupt(DecodeError),
+    /// Damaged bytes at the end of the last segment with no valid record after them: what a
+    /// crash during a write leaves. Recovery cuts them off (keeping them in a `.broken` file).
+    TornTail {
+        /// Bytes from the offset to the end of the file.
+        bytes: u64,
+        /// Why the bytes at the offset are not a record.
+        reason: DecodeError,
+    },
+    /// A record whose checksums verify but whose sequence number is not the next one.
+    OutOfSequence {
+        /// The sequence number that should be there.
+        expected: u64,
+        /// The one found.
+        found: u64,
+    },
+    /// The segment does not continue the sequence (records missing beyond what the snapshot
+    /// covers, or overlapping the previous segment).
+    SequenceGap(String),
+    /// The file could not be read.
+    Unreadable(String),
+}
+
+/// One problem: where, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// What is wrong there.
+    pub what: ProblemKind,
+}
+
+impl Problem {
+    /// Whether this is damage to acknowledged data, as opposed to the torn tail that an
+    /// interrupted write leaves (and recovery repairs).
+    pub fn is_corruption(&self) -> bool {
+        !matches!(self.what, ProblemKind::TornTail { .. })
+    }
+}
+
+/// One segment as verify saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// Sequence number from its name.
+    pub first_seq: u64,
+    /// Records that verified.
+    pub records: u64,
+    /// File length.
+    pub bytes: u64,
+}
+
+/// The result of [`verify`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Every segment, oldest first.
+    pub segments: Vec<SegmentSummary>,
+    /// Records that verified, in all segments.
+    pub records: u64,
+    /// First and last sequence number that verified.
+    pub first_seq: Option<u64>,
+    /// See `first_seq`.
+    pub last_seq: Option<u64>,
+    /// Everything wrong, in file order.
+    pub problems: Vec<Problem>,
+    /// Torn tails set aside by earlier recoveries.
+    pub broken_files: Vec<PathBuf>,
+    /// Half-created files an interrupted run left (the next open removes them).
+    pub temp_files: Vec<PathBuf>,
+}
+
+impl VerifyReport {
+    /// No problem at all.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Some problem other than a torn tail.
+    pub fn has_corruption(&self) -> bool {
+        self.problems.iter().any(Problem::is_corruption)
+    }
+}
+
+/// Checks every segment in `dir` without modifying anything. `covered_through` is what a
+/// snapshot covers (as `replay_after` for [`Wal::open`](super::Wal::open)): records at or
+/// below it may be missing without that being a gap. Record lengths are checked against
+/// [`RECORD_SIZE_LIMIT`], since verify does not know the configured limit.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if the directory cannot be listed; a segment that cannot
+/// be read is a [`ProblemKind::Unreadable`] instead.
+pub fn verify(fs: &dyn Vfs, dir: &Path, covered_through: u64) -> Result<VerifyReport> {
+    let names = fs.list_dir(dir)?;
+    let mut report = VerifyReport::default();
+    let mut firsts = Vec::new();
+    for name in &names {
+        if let Some(first) = parse_segment_name(name) {
+            firsts.push(first);
+        } else if is_broken_name(name) {
+            report.broken_files.push(dir.join(name));
+        } else if is_temp_name(name) || name.ends_with(".broken.tmp") {
+            report.temp_files.push(dir.join(name));
+        }
+    }
+    firsts.sort_unstable();
+    let mut prev_end = None;
+    for (i, &first) in firsts.iter().enumerate() {
+        let path = dir.join(super::segment::segment_name(first));
+        let is_last = i + 1 == firsts.len();
+        prev_end = verify_segment(
+            fs,
+            &path,
+            first,
+            is_last,
+            prev_end,
+            covered_through,
+            &mut report,
+        );
+    }
+    Ok(report)
+}
+
+/// Verifies one segment into `report`; returns the last seq it ends at (for the next
+/// segment's continuity check), or `None` if nothing in it could be trusted.
+fn verify_segment(
+    fs: &dyn Vfs,
+    path: &Path,
+    first: u64,
+    is_last: bool,
+    prev_end: Option<u64>,
+    covered_through: u64,
+    report: &mut VerifyReport,
+) -> Option<u64> {
+    let mut problem = |offset: u64, what: ProblemKind| {
+        report.problems.push(Problem {
+            file: path.to_path_buf(),
+            offset,
+            what,
+        })
+    };
+    let bytes = match fs.read_file(path) {
+        Ok(b) => b,
+        Err(e) => {
+            problem(0, ProblemKind::Unreadable(e.to_string()));
+            return None;
+        }
+    };
+    let header = match SegmentHeader::decode(&bytes) {
+        Ok(h) if h.first_seq == first => h,
+        Ok(h) => {
+            let why = format!("header says the first seq is {}", h.first_seq);
+            problem(0, ProblemKind::BadHeader(DecodeError::Malformed(why)));
+            return None;
+        }
+        Err(e) => {
+            problem(0, ProblemKind::BadHeader(e));
+            return None;
+        }
+    };
+    if let Err(why) = check_continuity(prev_end, first, covered_through) {
+        problem(0, ProblemKind::SequenceGap(why));
+    }
+    let mut scanner = Scanner::new(&bytes, header.salt, RECORD_SIZE_LIMIT, SEGMENT_HEADER_LEN);
+    let mut expected = first;
+    let mut records = 0;
+    let mut last_seen = first.checked_sub(1);
+    // Records inside a damaged stretch are lost with it: the first record after the damage
+    // may skip ahead without that being reported again.
+    let mut after_damage = false;
+    loop {
+        match scanner.step() {
+            Step::Record { offset, rec } => {
+                let skipped_damage = after_damage && rec.seq > expected;
+                after_damage = false;
+                if rec.seq != expected && !skipped_damage {
+                    problem(
+                        offset as u64,
+                        ProblemKind::OutOfSequence {
+                            expected,
+                            found: rec.seq,
+                        },
+                    );
+                }
+                expected = rec.seq.saturating_add(1);
+                last_seen = Some(rec.seq);
+                records += 1;
+                report.records += 1;
+                report.first_seq.get_or_insert(rec.seq);
+                report.last_seq = Some(rec.seq);
+            }
+            Step::End => break,
+            Step::Damaged {
+                offset,
+                reason,
+                next_valid,
+            } => match next_valid {
+                Some(next) => {
+                    problem(offset as u64, ProblemKind::Corrupt(reason));
+                    scanner.resume_at(next);
+                    after_damage = true;
+                }
+                None if is_last => {
+                    let bytes = (bytes.len() - offset) as u64;
+                    problem(offset as u64, ProblemKind::TornTail { bytes, reason });
+                    break;
+                }
+                None => {
+                    problem(offset as u64, ProblemKind::Corrupt(reason));
+                    break;
+                }
+            },
+        }
+    }
+    report.segments.push(SegmentSummary {
+        path: path.to_path_buf(),
+        first_seq: first,
+        records,
+        bytes: bytes.len() as u64,
+    });
+    last_seen
+}

@@ -1,0 +1,364 @@
+//! The background writer: the only code that writes to, syncs or rolls WAL segments after
+//! open. Owns the active segment's file handle and the durability watermarks. No byte layout
+//! of its own: it writes records (see `record`) into segments (see `segment`).
+//!
+//! ```text
+//!  appenders ──► Queue{bodies, lens, first_seq} ──(swap, one lock)──► writer thread
+//!                                                                     │ encode batch
+//!                                                                     │ roll if the segment is full
+//!                                                                     │ one append()
+//!                                                                     │ one sync_data() per policy
+//!  waiters ◄── Progress{written, synced, durable} + notify_all ◄──────┘
+//! ```
+//!
+//! Any failed write, sync or roll stops the writer for good: the failure is recorded in both
+//! the queue (appends refuse) and the progress (waiters wake with it); an fsync is never
+//! retried. On `ENOSPC` the active segment is first cut back to its last complete batch.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::record::{encode_record, RECORD_OVERHEAD};
+use super::segment::{create_segment, OpenSegment};
+use super::{FsyncPolicy, SegmentInfo};
+use crate::error::Error;
+use crate::fs::Vfs;
+
+/// Why the WAL refuses writes: kept as data because [`Error`] is not `Clone`.
+#[derive(Clone, Debug)]
+pub(crate) enum Failure {
+    NoSpace(PathBuf),
+    Poisoned(String),
+}
+
+impl Failure {
+    pub fn from_error(e: &Error) -> Failure {
+        match e {
+            Error::NoSpace { path } => Failure::NoSpace(path.clone()),
+            other => Failure::Poisoned(other.to_string()),
+        }
+    }
+
+    pub fn to_error(&self) -> Error {
+        match self {
+            Failure::NoSpace(path) => Error::NoSpace { path: path.clone() },
+            Failure::Poisoned(why) => Error::Poisoned(why.clone()),
+        }
+    }
+}
+
+/// Records appended and not yet taken by the writer.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    pub bodies: Vec<u8>,
+    pub lens: Vec<u32>,
+    /// Sequence number of `lens[0]`.
+    pub first_seq: u64,
+    /// The sequence number the next append gets.
+    pub next_seq: u64,
+    pub sync_requested: bool,
+    pub closing: bool,
+    pub failure: Option<Failure>,
+}
+
+/// What the writer has achieved; waiters sleep on it.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    pub written: u64,
+    pub synced: u64,
+    pub durable: u64,
+    pub failure: Option<Failure>,
+    pub writer_gone: bool,
+}
+
+/// State shared by the [`Wal`](super::Wal) handle and its writer thread.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub queue: Mutex<Queue>,
+    /// The writer waits here for work.
+    pub work: Condvar,
+    /// Appenders wait here for queue space.
+    pub space: Condvar,
+    pub progress: Mutex<Progress>,
+    /// Waiters wait here for the watermarks to move.
+    pub progressed: Condvar,
+    /// Mirrors of the queue's last assigned and the progress's durable seq, for lock-free reads.
+    pub last_seq: AtomicU64,
+    pub durable_seq: AtomicU64,
+    pub segments: Mutex<Vec<SegmentInfo>>,
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub seg: OpenSegment,
+    /// Bytes in the file (header included), all written.
+    pub len: u64,
+    /// Bytes known to be on stable storage.
+    pub synced_len: u64,
+    /// Bytes holding only records reported durable: never cut by an ENOSPC truncation.
+    pub acked_len: u64,
+    pub records: u64,
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub shared: Arc<Shared>,
+    pub fs: Arc<dyn Vfs>,
+    pub dir: PathBuf,
+    pub policy: FsyncPolicy,
+    pub segment_size: u64,
+    pub active: Active,
+    /// Highest seq written to the OS / fdatasync'd.
+    pub written: u64,
+    pub synced: u64,
+    pub last_sync: Instant,
+    pub out: Vec<u8>,
+    pub spare_bodies: Vec<u8>,
+    pub spare_lens: Vec<u32>,
+}
+
+struct Batch {
+    bodies: Vec<u8>,
+    lens: Vec<u32>,
+    first_seq: u64,
+    sync_requested: bool,
+    closing: bool,
+}
+
+/// Marks the writer gone (and the WAL poisoned if it panicked) however the thread ends, so
+/// that no waiter sleeps forever.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let panicked = std::thread::panicking()
+            .then(|| Failure::Poisoned("the WAL writer thread panicked".into()));
+        {
+            let mut q = self.0.queue.lock();
+            if q.failure.is_none() {
+                q.failure = panicked.clone();
+            }
+        }
+        {
+            let mut p = self.0.progress.lock();
+            if p.failure.is_none() {
+                p.failure = panicked;
+            }
+            p.writer_gone = true;
+        }
+        self.0.progressed.notify_all();
+        self.0.space.notify_all();
+    }
+}
+
+impl Writer {
+    /// The thread's body: batches until closed or failed.
+    pub fn run(mut self) {
+        let _guard = ExitGuard(Arc::clone(&self.shared));
+        loop {
+            let batch = self.next_batch();
+            let closing = batch.closing;
+            let result = self.process(&batch);
+            self.recycle(batch);
+            match result {
+                Ok(()) => self.publish(None),
+                Err((failure, truncate_to)) => {
+                    self.truncate_after_no_space(&failure, truncate_to);
+                    self.publish(Some(failure));
+                    return;
+                }
+            }
+            if closing {
+                return;
+            }
+        }
+    }
+
+    /// When an `EveryMillis` sync is due, if anything is waiting for one.
+    fn sync_deadline(&self) -> Option<Instant> {
+        match self.policy {
+            FsyncPolicy::EveryMillis(ms) if self.written > self.synced => {
+                Some(self.last_sync + Duration::from_millis(u64::from(ms)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Sleeps until there is something to do, then takes everything queued.
+    fn next_batch(&mut self) -> Batch {
+        let shared = Arc::clone(&self.shared);
+        let mut q = shared.queue.lock();
+        loop {
+            let deadline = self.sync_deadline();
+            let due = deadline.is_some_and(|d| Instant::now() >= d);
+            if !q.lens.is_empty() || q.sync_requested || q.closing || due {
+                break;
+            }
+            match deadline {
+                Some(d) => {
+                    shared.work.wait_until(&mut q, d);
+                }
+                None => shared.work.wait(&mut q),
+            }
+        }
+        let mut bodies = std::mem::take(&mut self.spare_bodies);
+        let mut lens = std::mem::take(&mut self.spare_lens);
+        std::mem::swap(&mut q.bodies, &mut bodies);
+        std::mem::swap(&mut q.lens, &mut lens);
+        let batch = Batch {
+            bodies,
+            lens,
+            first_seq: q.first_seq,
+            sync_requested: std::mem::take(&mut q.sync_requested),
+            closing: q.closing,
+        };
+        drop(q);
+        shared.space.notify_all();
+        batch
+    }
+
+    fn recycle(&mut self, mut batch: Batch) {
+        batch.bodies.clear();
+        batch.lens.clear();
+        self.spare_bodies = batch.bodies;
+        self.spare_lens = batch.lens;
+    }
+
+    /// Writes a batch (rolling segments as needed) and syncs per policy. On failure returns
+    /// what went wrong and where an `ENOSPC` may cut the active segment back to.
+    fn process(&mut self, batch: &Batch) -> Result<(), (Failure, u64)> {
+        let mut at = 0usize;
+        let mut pending = 0u64;
+        self.out.clear();
+        for (seq, &len) in (batch.first_seq..).zip(&batch.lens) {
+            let body = &batch.bodies[at..at + len as usize];
+            at += len as usize;
+            let encoded = (RECORD_OVERHEAD + len as usize) as u64;
+            let full = self.active.len + self.out.len() as u64 + encoded > self.segment_size;
+            if full && self.active.records + pending > 0 {
+                self.flush(pending)?;
+                pending = 0;
+                self.roll(seq)?;
+            }
+            encode_record(&mut self.out, self.active.seg.header.salt, seq, body);
+            pending += 1;
+        }
+        self.flush(pending)?;
+        let unsynced = self.written > self.synced;
+        let sync = unsynced
+            && match self.policy {
+                FsyncPolicy::Always => true,
+                FsyncPolicy::EveryMillis(ms) => {
+                    batch.sync_requested
+                        || batch.closing
+                        || self.last_sync.elapsed() >= Duration::from_millis(u64::from(ms))
+                }
+                FsyncPolicy::Never => batch.sync_requested || batch.closing,
+            };
+        if sync {
+            self.sync_active()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the encoded records in `out` to the active segment.
+    fn flush(&mut self, records: u64) -> Result<(), (Failure, u64)> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let before = self.active.len;
+        if let Err(e) = self.active.seg.file.append(&self.out) {
+            return Err((Failure::from_error(&e), before));
+        }
+        self.active.len += self.out.len() as u64;
+        self.active.records += records;
+        self.written += records;
+        if self.policy == FsyncPolicy::Never {
+            self.active.acked_len = self.active.len;
+        }
+        self.out.clear();
+        if let Some(last) = self.shared.segments.lock().last_mut() {
+            last.bytes = self.active.len;
+        }
+        Ok(())
+    }
+
+    fn sync_active(&mut self) -> Result<(), (Failure, u64)> {
+        if let Err(e) = self.active.seg.file.sync_data() {
+            return Err((Failure::from_error(&e), self.active.acked_len));
+        }
+        self.last_sync = Instant::now();
+        self.synced = self.written;
+        self.active.synced_len = self.active.len;
+        self.active.acked_len = self.active.len;
+        Ok(())
+    }
+
+    /// Closes the full active segment (synced, whatever the policy, so that every segment but
+    /// the last is wholly durable) and starts segment `first_seq`.
+    fn roll(&mut self, first_seq: u64) -> Result<(), (Failure, u64)> {
+        if self.active.len > self.active.synced_len {
+            self.sync_active()?;
+        }
+        let seg = match create_segment(self.fs.as_ref(), &self.dir, first_seq) {
+            Ok(seg) => seg,
+            // The old segment is complete and synced: nothing to cut.
+            Err(e) => return Err((Failure::from_error(&e), self.active.len)),
+        };
+        let len = super::SEGMENT_HEADER_LEN as u64;
+        self.shared.segments.lock().push(SegmentInfo {
+            path: seg.path.clone(),
+            first_seq,
+            bytes: len,
+        });
+        self.active = Active {
+            seg,
+            len,
+            synced_len: len,
+            acked_len: len,
+            records: 0,
+        };
+        Ok(())
+    }
+
+    /// On `ENOSPC`, cuts the active segment back to `len` (the end of the last complete
+    /// batch, never below what was acknowledged) so that the disk holds no half batch. Not
+    /// synced: no fsync is issued after a failure. A failure here changes nothing that matters:
+    /// recovery treats the half batch as a torn tail.
+    fn truncate_after_no_space(&mut self, failure: &Failure, len: u64) {
+        if matches!(failure, Failure::NoSpace(_))
+            && len >= self.active.acked_len
+            && self.active.seg.file.set_len(len).is_ok()
+        {
+            self.active.len = len;
+        }
+    }
+
+    /// Publishes the watermarks (and a failure) and wakes every waiter.
+    fn publish(&self, failure: Option<Failure>) {
+        let durable = match self.policy {
+            FsyncPolicy::Never => self.written,
+            _ => self.synced,
+        };
+        if let Some(f) = &failure {
+            self.shared.queue.lock().failure = Some(f.clone());
+        }
+        {
+            let mut p = self.shared.progress.lock();
+            p.written = self.written;
+            p.synced = self.synced;
+            p.durable = durable;
+            if failure.is_some() {
+                p.failure = failure;
+            }
+        }
+        self.shared.durable_seq.store(durable, Ordering::Release);
+        self.shared.progressed.notify_all();
+        self.shared.space.notify_all();
+    }
+}
