@@ -132,7 +132,7 @@ pub struct Gap {
 
 /// What a replica has seen: its contiguous [`VersionVector`] plus the dots that arrived ahead
 /// of a gap.
-#[derive(Clone, Default, Debug, PartialEq, Eq)]
+#[derive(Clone, Default, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CausalContext {
     vv: VersionVector,
     cloud: BTreeMap<ReplicaId, BTreeSet<u64>>,

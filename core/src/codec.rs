@@ -38,7 +38,7 @@ fn options() -> impl bincode::Options {
 }
 
 /// Encodes `value` with the crate's bincode settings.
-pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     use bincode::Options;
     // Serializing our own types into a Vec cannot fail: no maps with non-string keys issue,
     // no size limit is set. An error here would be a bug; encode an empty body then.

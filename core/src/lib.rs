@@ -44,6 +44,8 @@ mod error;
 pub mod fs;
 mod limits;
 pub mod replicate;
+pub mod snapshot;
+pub mod store;
 /// The write-ahead log: checksummed segments of opaque records, group commit on a background
 /// writer, recovery that cuts torn tails and reports corruption. See [`wal::Wal`].
 pub mod wal;
@@ -58,3 +60,5 @@ pub use replicate::{
     Ack, Applied, Change, Frame, FrameBody, Message, PeerStatus, Received, Replica, ReplicaConfig,
     ReplicaStatus,
 };
+pub use store::{RecoveryMode, Store, StoreConfig, StoreStatus, WriteMode};
+pub use wal::FsyncPolicy;

@@ -10,6 +10,7 @@ mod message;
 mod oplog;
 mod peer;
 mod replica;
+mod restore;
 mod status;
 mod sync;
 

@@ -38,6 +38,9 @@ pub struct Replica {
     pub(crate) expiry: BTreeSet<(u64, SessionId)>,
     pub(crate) dirty: HashSet<SessionId>,
     pub(crate) names: HashMap<ReplicaId, String>,
+    /// Whether own ops wait for durability before being shipped, and up to where they are.
+    pub(crate) hold_own: bool,
+    pub(crate) own_durable: u64,
 }
 
 impl std::fmt::Debug for Replica {
@@ -78,6 +81,8 @@ impl Replica {
             expiry: BTreeSet::new(),
             dirty: HashSet::new(),
             names: HashMap::new(),
+            hold_own: false,
+            own_durable: 0,
         }
     }
 
@@ -390,7 +395,7 @@ impl Replica {
         self.after_change(session, before);
     }
 
-    fn after_change(&mut self, session: &SessionId, expiry_before: Option<u64>) {
+    pub(crate) fn after_change(&mut self, session: &SessionId, expiry_before: Option<u64>) {
         let Some(state) = self.sessions.get(session) else {
             return;
         };
@@ -472,6 +477,23 @@ impl Replica {
     /// Takes the set of sessions changed since the last call (for incremental snapshots).
     pub fn take_dirty(&mut self) -> HashSet<SessionId> {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Marks sessions changed again (a snapshot that took them failed).
+    pub fn mark_dirty(&mut self, ids: impl IntoIterator<Item = SessionId>) {
+        self.dirty.extend(ids);
+    }
+
+    /// Up to `limit` sessions (ended ones included) after `cursor` in id order, cloned: lets a
+    /// snapshot walk the whole store in short steps without holding a lock for long.
+    pub fn sessions_after(&self, cursor: Option<&SessionId>, limit: usize) -> Vec<(SessionId, SessionState)> {
+        use std::ops::Bound;
+        let lower = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        self.sessions
+            .range::<SessionId, _>((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(id, st)| (id.clone(), st.clone()))
+            .collect()
     }
 
     /// Replays a change made durable earlier (recovery): same state as when it was made,

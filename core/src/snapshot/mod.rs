@@ -1,0 +1,13 @@
+//! Snapshots: incremental (delta) and full (base, backup) snapshot files of a replica's
+//! sessions, streamed in checksummed lz4 chunks; and the A/B manifest naming the live chain.
+//! Formats are drawn in `format.rs` and `manifest.rs`.
+
+mod format;
+mod manifest;
+mod reader;
+mod writer;
+
+pub use format::{Footer, Header, SnapEntry, SnapKind, SnapshotMeta, MAX_CHUNK};
+pub use manifest::{install as install_manifest, read_slots, Manifest, Slots, SnapRef, SLOTS};
+pub use reader::{read_snapshot, SnapshotReader};
+pub use writer::{SnapshotWriter, Written};

@@ -1,0 +1,271 @@
+//! Reading a snapshot file with every checksum verified: the header and footer first (so a
+//! truncated or foreign file is refused before any entry), then chunk by chunk, so memory
+//! stays at one chunk plus one entry whatever the file's size. Any failure is
+//! [`Error::Corrupt`] with the file and the offset of the damaged part.
+
+use std::path::{Path, PathBuf};
+
+use super::format::{
+    decode_chunk_header, decode_chunk_payload, Footer, Header, SnapEntry, SnapshotMeta,
+    CHUNK_HEADER_LEN, FOOTER_LEN, HEADER_LEN, MAX_ENTRY,
+};
+use crate::codec;
+use crate::error::{DecodeError, Error, Result};
+use crate::fs::{Vfs, VfsFile};
+
+/// Streams the verified entries of a snapshot file.
+pub struct SnapshotReader {
+    path: PathBuf,
+    file: Box<dyn VfsFile>,
+    header: Header,
+    footer: Footer,
+    offset: u64,
+    body_end: u64,
+    raw: Vec<u8>,
+    raw_pos: usize,
+    chunks_read: u32,
+    entries_read: u64,
+    crcs: crc32fast::Hasher,
+    meta: Option<SnapshotMeta>,
+}
+
+impl std::fmt::Debug for SnapshotReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotReader")
+            .field("path", &self.path)
+            .field("header", &self.header)
+            .finish()
+    }
+}
+
+fn corrupt(path: &Path, offset: u64, source: DecodeError) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        source,
+    }
+}
+
+fn read_exact(file: &dyn VfsFile, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = file.read_at(offset + done as u64, &mut buf[done..])?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+impl SnapshotReader {
+    /// Opens `path` and verifies its header, footer and length.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or an I/O error.
+    pub fn open(fs: &dyn Vfs, path: &Path) -> Result<SnapshotReader> {
+        let file = fs.open_read(path)?;
+        let len = file.size()?;
+        let mut hb = [0u8; HEADER_LEN];
+        let got = read_exact(file.as_ref(), 0, &mut hb)?;
+        let header = Header::decode(&hb[..got]).map_err(|e| corrupt(path, 0, e))?;
+        let min = (HEADER_LEN + FOOTER_LEN) as u64;
+        if len < min {
+            return Err(corrupt(
+                path,
+                len,
+                DecodeError::Truncated {
+                    needed: min,
+                    have: len,
+                },
+            ));
+        }
+        let mut fb = [0u8; FOOTER_LEN];
+        read_exact(file.as_ref(), len - FOOTER_LEN as u64, &mut fb)?;
+        let footer = Footer::decode(&fb).map_err(|e| corrupt(path, len - FOOTER_LEN as u64, e))?;
+        if min.checked_add(footer.body_len) != Some(len) {
+            let needed = min.saturating_add(footer.body_len);
+            return Err(corrupt(
+                path,
+                len,
+                DecodeError::Truncated { needed, have: len },
+            ));
+        }
+        Ok(SnapshotReader {
+            path: path.to_path_buf(),
+            file,
+            header,
+            footer,
+            offset: HEADER_LEN as u64,
+            body_end: len - FOOTER_LEN as u64,
+            raw: Vec::new(),
+            raw_pos: 0,
+            chunks_read: 0,
+            entries_read: 0,
+            crcs: crc32fast::Hasher::new(),
+            meta: None,
+        })
+    }
+
+    /// The verified header.
+    pub fn header(&self) -> Header {
+        self.header
+    }
+
+    /// The verified footer.
+    pub fn footer(&self) -> Footer {
+        self.footer
+    }
+
+    /// The replica meta entry, once read (it is the last entry).
+    pub fn meta(&self) -> Option<&SnapshotMeta> {
+        self.meta.as_ref()
+    }
+
+    /// Reads the next chunk into the raw buffer; false at the end of the body.
+    fn load_chunk(&mut self) -> Result<bool> {
+        if self.offset >= self.body_end {
+            return Ok(false);
+        }
+        let at = self.offset;
+        let mut hb = [0u8; CHUNK_HEADER_LEN];
+        if self.body_end - at < CHUNK_HEADER_LEN as u64 {
+            let have = self.body_end - at;
+            return Err(corrupt(
+                &self.path,
+                at,
+                DecodeError::Truncated {
+                    needed: CHUNK_HEADER_LEN as u64,
+                    have,
+                },
+            ));
+        }
+        read_exact(self.file.as_ref(), at, &mut hb)?;
+        let (raw_len, comp_len, crc) =
+            decode_chunk_header(&hb).map_err(|e| corrupt(&self.path, at, e))?;
+        let start = at + CHUNK_HEADER_LEN as u64;
+        if self.body_end - start < comp_len as u64 {
+            let have = self.body_end - start;
+            return Err(corrupt(
+                &self.path,
+                at,
+                DecodeError::Truncated {
+                    needed: comp_len as u64,
+                    have,
+                },
+            ));
+        }
+        let mut payload = vec![0u8; comp_len];
+        read_exact(self.file.as_ref(), start, &mut payload)?;
+        let raw =
+            decode_chunk_payload(&hb, &payload, raw_len).map_err(|e| corrupt(&self.path, at, e))?;
+        self.crcs.update(&crc.to_le_bytes());
+        self.chunks_read += 1;
+        self.offset = start + comp_len as u64;
+        self.raw.drain(..self.raw_pos);
+        self.raw_pos = 0;
+        self.raw.extend_from_slice(&raw);
+        Ok(true)
+    }
+
+    fn need(&mut self, n: usize) -> Result<bool> {
+        while self.raw.len() - self.raw_pos < n {
+            if !self.load_chunk()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next entry, or `None` after the last one (when every count and checksum of the
+    /// footer has been checked).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or an I/O error.
+    pub fn next_entry(&mut self) -> Result<Option<SnapEntry>> {
+        if !self.need(4)? {
+            return self.finish().map(|()| None);
+        }
+        let len = super::format::u32_at(&self.raw, self.raw_pos) as usize;
+        if len > MAX_ENTRY {
+            let e = DecodeError::TooLarge {
+                len: len as u64,
+                max: MAX_ENTRY as u64,
+            };
+            return Err(corrupt(&self.path, self.offset, e));
+        }
+        if !self.need(4 + len)? {
+            let e = DecodeError::Truncated {
+                needed: len as u64,
+                have: (self.raw.len() - self.raw_pos - 4) as u64,
+            };
+            return Err(corrupt(&self.path, self.offset, e));
+        }
+        let body = &self.raw[self.raw_pos + 4..self.raw_pos + 4 + len];
+        let entry: SnapEntry =
+            codec::from_bytes(body).map_err(|e| corrupt(&self.path, self.offset, e))?;
+        self.raw_pos += 4 + len;
+        self.entries_read += 1;
+        if self.meta.is_some() {
+            let e = DecodeError::Malformed("entry after the meta entry".into());
+            return Err(corrupt(&self.path, self.offset, e));
+        }
+        if let SnapEntry::Meta(m) = &entry {
+            self.meta = Some(m.clone());
+        }
+        Ok(Some(entry))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let at = self.body_end;
+        let bad = |why: String| corrupt(&self.path, at, DecodeError::Malformed(why));
+        if self.raw.len() != self.raw_pos {
+            return Err(bad(format!(
+                "{} stray bytes after the last entry",
+                self.raw.len() - self.raw_pos
+            )));
+        }
+        if self.chunks_read != self.footer.chunks || self.entries_read != self.footer.entries {
+            return Err(bad(format!(
+                "footer promises {} chunks and {} entries, file holds {} and {}",
+                self.footer.chunks, self.footer.entries, self.chunks_read, self.entries_read
+            )));
+        }
+        let actual = self.crcs.clone().finalize();
+        if actual != self.footer.chunks_crc {
+            let e = DecodeError::ChecksumMismatch {
+                expected: self.footer.chunks_crc,
+                actual,
+            };
+            return Err(corrupt(&self.path, at, e));
+        }
+        if self.meta.is_none() {
+            return Err(bad("no meta entry".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Reads and verifies a whole snapshot, calling `each` for every session entry; returns the
+/// header and the meta entry.
+///
+/// # Errors
+/// [`Error::Corrupt`] or an I/O error. Entries already passed to `each` may come from a file
+/// that turns out to be corrupt further on: callers apply them to a scratch state.
+pub fn read_snapshot(
+    fs: &dyn Vfs,
+    path: &Path,
+    mut each: impl FnMut(SnapEntry),
+) -> Result<(Header, SnapshotMeta)> {
+    let mut r = SnapshotReader::open(fs, path)?;
+    while let Some(entry) = r.next_entry()? {
+        if !matches!(entry, SnapEntry::Meta(_)) {
+            each(entry);
+        }
+    }
+    let meta = r
+        .meta
+        .take()
+        .ok_or_else(|| corrupt(path, 0, DecodeError::Malformed("no meta entry".into())))?;
+    Ok((r.header, meta))
+}
