@@ -486,7 +486,11 @@ impl Replica {
 
     /// Up to `limit` sessions (ended ones included) after `cursor` in id order, cloned: lets a
     /// snapshot walk the whole store in short steps without holding a lock for long.
-    pub fn sessions_after(&self, cursor: Option<&SessionId>, limit: usize) -> Vec<(SessionId, SessionState)> {
+    pub fn sessions_after(
+        &self,
+        cursor: Option<&SessionId>,
+        limit: usize,
+    ) -> Vec<(SessionId, SessionState)> {
         use std::ops::Bound;
         let lower = cursor.map_or(Bound::Unbounded, Bound::Excluded);
         self.sessions

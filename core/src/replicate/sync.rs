@@ -112,7 +112,11 @@ impl Replica {
         let mut size = 0;
         let mut sent = Vec::new();
         'origins: for (origin, top) in self.ctx.vv().iter() {
-            let top = if origin == self.id { top.min(self.own_ship_limit()) } else { top };
+            let top = if origin == self.id {
+                top.min(self.own_ship_limit())
+            } else {
+                top
+            };
             let from = peer.acked.get(origin).max(peer.sent.get(origin)) + 1;
             for (op, op_size) in self.log.from(origin, from) {
                 if op.dot.seq > top {

@@ -269,6 +269,17 @@ impl Wal {
         Ok(removed)
     }
 
+    /// The failure that poisoned the log, if one did: every append and wait now fails with it
+    /// until the log is reopened.
+    pub fn failure(&self) -> Option<Error> {
+        self.shared
+            .progress
+            .lock()
+            .failure
+            .as_ref()
+            .map(|f| f.to_error())
+    }
+
     /// Stops accepting appends, lets the writer write and sync everything queued (whatever the
     /// policy), stops it and releases the directory lock. Idempotent; also done on drop.
     ///

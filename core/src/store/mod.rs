@@ -1,0 +1,630 @@
+//! [`Store`]: a [`Replica`] made durable in its own directory. Every change is applied in
+//! memory and appended to the WAL under one lock (so log order is apply order); a write
+//! returns once its record is durable ([`WriteMode::WaitDurable`]); an ack to a peer is sent
+//! only once what it acknowledges is durable; own ops reach peers only once durable (a crash
+//! can never make a sequence number be reused). A background thread runs maintenance
+//! ([`Replica::tick`]) and the incremental snapshots. Layout on disk: `layout.rs`.
+
+mod backup;
+mod config;
+mod layout;
+mod recovery;
+mod snapshotter;
+mod status;
+mod verify;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+pub use backup::{restore_backup, BackupReport, RestoreReport};
+pub use config::{CompactionPolicy, RecoveryMode, StoreConfig, WriteMode};
+pub use recovery::RecoveryReport;
+pub use snapshotter::SnapshotReport;
+pub use status::{SnapshotStatus, StoreStatus, WalStatus};
+pub use verify::{dry_run_recovery, verify_dir, FileCheck, RecoveryPlan, VerifyReport};
+
+use crate::clock::{ReplicaId, TimeSource, WallClock};
+use crate::codec;
+use crate::crdt::{Op, SessionId, SessionView};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::fs::{DirLock, OsFs, Vfs};
+use crate::replicate::{Change, Message, Replica};
+use crate::wal::Wal;
+use snapshotter::SnapState;
+
+/// State under the store's lock: the replica and the own ops waiting for durability.
+pub(crate) struct State {
+    pub(crate) replica: Replica,
+    /// `(wal seq, own seq)` of records holding own ops not yet known durable.
+    own_pending: VecDeque<(u64, u64)>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) fs: Arc<dyn Vfs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: StoreConfig,
+    pub(crate) incarnation: u32,
+    pub(crate) state: RwLock<State>,
+    pub(crate) wal: Wal,
+    pub(crate) snap: Mutex<SnapState>,
+    closed: AtomicBool,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    lock: Mutex<Option<DirLock>>,
+}
+
+/// A durable replica in a directory.
+pub struct Store {
+    inner: Arc<Inner>,
+    background: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .field("region", &self.inner.config.region)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (recovering) or creates the store in `dir` on the real disk.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when the directory is open elsewhere; [`Error::DataLoss`] or
+    /// [`Error::Corrupt`] when damage leaves no generation to recover from (see
+    /// [`RecoveryMode`]); [`Error::InvalidArgument`] when `dir` holds another region; I/O errors.
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<(Store, RecoveryReport)> {
+        Store::open_with(Arc::new(OsFs), dir.as_ref(), config, Arc::new(WallClock))
+    }
+
+    /// [`Store::open`] over any file system and time source (tests use a fault-injecting
+    /// file system and a manual clock).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with(
+        fs: Arc<dyn Vfs>,
+        dir: &Path,
+        config: StoreConfig,
+        time: Arc<dyn TimeSource>,
+    ) -> Result<(Store, RecoveryReport)> {
+        if !fs.exists(dir)? {
+            fs.create_dir_all(dir)?;
+            fs.sync_dir(crate::fs::parent_dir(dir))?;
+        }
+        let lock = fs.lock_dir(dir)?;
+        let (recovered, lock) = match recovery::recover(&fs, dir, &config, &time) {
+            Ok(r) => (r, lock),
+            Err(e)
+                if recovery::is_damage(&e) && config.recovery == RecoveryMode::RebuildFromPeers =>
+            {
+                let moved = quarantine(&fs, dir, time.now_ms())?;
+                drop(lock);
+                fs.create_dir_all(dir)?;
+                fs.sync_dir(crate::fs::parent_dir(dir))?;
+                let lock = fs.lock_dir(dir)?;
+                let mut r = recovery::recover(&fs, dir, &config, &time)?;
+                r.report.fallbacks.push(format!("moved aside after: {e}"));
+                r.report.quarantined = Some(moved);
+                (r, lock)
+            }
+            Err(e) => return Err(e),
+        };
+        let report = recovered.report.clone();
+        let now = Instant::now();
+        let snap = SnapState {
+            manifest: recovered.manifest,
+            previous: recovered.previous,
+            base_since: now,
+            last_ok_ms: None,
+            last_error: None,
+            next_due: now + config.snapshot_interval.unwrap_or(Duration::MAX / 4),
+        };
+        let inner = Arc::new(Inner {
+            fs,
+            dir: dir.to_path_buf(),
+            incarnation: report.incarnation,
+            config,
+            state: RwLock::new(State {
+                replica: recovered.replica,
+                own_pending: VecDeque::new(),
+            }),
+            wal: recovered.wal,
+            snap: Mutex::new(snap),
+            closed: AtomicBool::new(false),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            lock: Mutex::new(Some(lock)),
+        });
+        let background = spawn_background(&inner)?;
+        Ok((
+            Store {
+                inner,
+                background: Mutex::new(background),
+            },
+            report,
+        ))
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// This replica's id.
+    pub fn id(&self) -> ReplicaId {
+        self.inner.state.read().replica.id()
+    }
+
+    /// The region name.
+    pub fn region(&self) -> &str {
+        &self.inner.config.region
+    }
+
+    /// The incarnation of this replica.
+    pub fn incarnation(&self) -> u32 {
+        self.inner.incarnation
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Applies a local change and logs it; returns its WAL sequence number once durable
+    /// (or once queued, under [`WriteMode::Queued`]).
+    fn write(&self, f: impl FnOnce(&mut Replica) -> Result<Op>) -> Result<u64> {
+        self.check_open()?;
+        let lsn = {
+            let mut st = self.inner.state.write();
+            if let Some(why) = self.inner.wal.failure() {
+                return Err(why);
+            }
+            let op = f(&mut st.replica)?;
+            let own = op.dot.seq;
+            let lsn = self
+                .inner
+                .wal
+                .append(&codec::to_bytes(&[Change::Op(op)][..]))?;
+            st.own_pending.push_back((lsn, own));
+            lsn
+        };
+        if self.inner.config.write_mode == WriteMode::WaitDurable {
+            self.inner.wal.wait_durable(lsn)?;
+        }
+        Ok(lsn)
+    }
+
+    /// Waits until the record `lsn` (from a write under [`WriteMode::Queued`]) is durable.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] / [`Error::NoSpace`] when the log failed, [`Error::Closed`].
+    pub fn wait_durable(&self, lsn: u64) -> Result<()> {
+        self.inner.wal.wait_durable(lsn)
+    }
+
+    /// WAL sequence number up to which everything is durable.
+    pub fn durable_lsn(&self) -> u64 {
+        self.inner.wal.durable_seq()
+    }
+
+    /// Sets one field. See [`Replica::put`].
+    ///
+    /// # Errors
+    /// As [`Replica::put`], plus log failures ([`Error::Poisoned`], [`Error::NoSpace`]) and
+    /// [`Error::Closed`].
+    pub fn put(
+        &self,
+        session: impl Into<SessionId>,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<u64> {
+        let (s, k, v) = (session.into(), key.into(), value.into());
+        self.write(|r| r.put(s, k, v))
+    }
+
+    /// Sets several fields in one change. See [`Replica::put_fields`].
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub fn put_fields(
+        &self,
+        session: impl Into<SessionId>,
+        fields: Vec<(Bytes, Bytes)>,
+    ) -> Result<u64> {
+        let s = session.into();
+        self.write(|r| r.put_fields(s, fields))
+    }
+
+    /// Deletes one field. See [`Replica::delete_field`].
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub fn delete_field(
+        &self,
+        session: impl Into<SessionId>,
+        key: impl Into<Bytes>,
+    ) -> Result<u64> {
+        let (s, k) = (session.into(), key.into());
+        self.write(|r| r.delete_field(s, k))
+    }
+
+    /// Ends (deletes) a session for good. See [`Replica::end`].
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub fn end(&self, session: impl Into<SessionId>) -> Result<u64> {
+        let s = session.into();
+        self.write(|r| r.end(s))
+    }
+
+    /// Extends a session's life. See [`Replica::touch`].
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub fn touch(&self, session: impl Into<SessionId>, ttl_ms: u64) -> Result<u64> {
+        let s = session.into();
+        self.write(|r| r.touch(s, ttl_ms))
+    }
+
+    /// Adds to a counter. See [`Replica::counter_add`].
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub fn counter_add(
+        &self,
+        session: impl Into<SessionId>,
+        key: impl Into<Bytes>,
+        delta: i64,
+    ) -> Result<u64> {
+        let (s, k) = (session.into(), key.into());
+        self.write(|r| r.counter_add(s, k, delta))
+    }
+
+    /// Adds a set element. See [`Replica::set_add`].
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub fn set_add(
+        &self,
+        session: impl Into<SessionId>,
+        key: impl Into<Bytes>,
+        elem: impl Into<Bytes>,
+    ) -> Result<u64> {
+        let (s, k, e) = (session.into(), key.into(), elem.into());
+        self.write(|r| r.set_add(s, k, e))
+    }
+
+    /// Removes a set element. See [`Replica::set_remove`].
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub fn set_remove(
+        &self,
+        session: impl Into<SessionId>,
+        key: impl Into<Bytes>,
+        elem: impl Into<Bytes>,
+    ) -> Result<u64> {
+        let (s, k, e) = (session.into(), key.into(), elem.into());
+        self.write(|r| r.set_remove(s, k, e))
+    }
+
+    /// A session as a reader sees it. See [`Replica::get`].
+    pub fn get(&self, session: &[u8]) -> Option<SessionView> {
+        self.inner.state.read().replica.get(session)
+    }
+
+    /// One field's value. See [`Replica::get_field`].
+    pub fn get_field(&self, session: &[u8], key: &[u8]) -> Option<Bytes> {
+        self.inner.state.read().replica.get_field(session, key)
+    }
+
+    /// Ids of the sessions a reader sees, in order.
+    pub fn session_ids(&self) -> Vec<SessionId> {
+        self.inner.state.read().replica.session_ids()
+    }
+
+    /// Runs `f` on the replica under the read lock (for reads this API does not wrap).
+    pub fn read<T>(&self, f: impl FnOnce(&Replica) -> T) -> T {
+        f(&self.inner.state.read().replica)
+    }
+
+    // ----- replication ---------------------------------------------------------------------
+
+    /// Registers a peer. See [`Replica::add_peer`].
+    ///
+    /// # Errors
+    /// As [`Replica::add_peer`].
+    pub fn add_peer(&self, id: ReplicaId, name: &str) -> Result<()> {
+        self.inner.state.write().replica.add_peer(id, name)
+    }
+
+    /// Removes a replica from membership for good (logged). See [`Replica::remove_member`].
+    ///
+    /// # Errors
+    /// As [`Replica::remove_member`], plus log failures.
+    pub fn remove_member(&self, id: ReplicaId) -> Result<()> {
+        self.check_open()?;
+        let lsn = {
+            let mut st = self.inner.state.write();
+            let change = st.replica.remove_member(id)?;
+            self.inner.log_changes(&mut st, &[change])?
+        };
+        if let Some(lsn) = lsn {
+            self.inner.wal.wait_durable(lsn)?;
+        }
+        Ok(())
+    }
+
+    fn release_durable(&self, st: &mut State) {
+        let durable = self.inner.wal.durable_seq();
+        let mut top = None;
+        while let Some(&(lsn, own)) = st.own_pending.front() {
+            if lsn > durable {
+                break;
+            }
+            top = Some(own);
+            st.own_pending.pop_front();
+        }
+        if let Some(own) = top {
+            st.replica.release_own_ops_through(own);
+        }
+    }
+
+    /// The next encoded frame for `peer`, if there is anything to send. See
+    /// [`Replica::frame_for`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownPeer`], [`Error::Closed`].
+    pub fn frame_for(&self, peer: ReplicaId) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        let frame = {
+            let mut st = self.inner.state.write();
+            self.release_durable(&mut st);
+            st.replica.frame_for(peer)?
+        };
+        Ok(frame.map(|f| Message::Frame(f).encode()))
+    }
+
+    /// An encoded heartbeat frame for `peer`. See [`Replica::heartbeat`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownPeer`], [`Error::Closed`].
+    pub fn heartbeat(&self, peer: ReplicaId) -> Result<Vec<u8>> {
+        self.check_open()?;
+        let frame = self.inner.state.write().replica.heartbeat(peer)?;
+        Ok(Message::Frame(frame).encode())
+    }
+
+    /// An encoded repair frame carrying the full states of `ids`. See
+    /// [`Replica::repair_frame`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownPeer`], [`Error::Closed`].
+    pub fn repair_frame(&self, peer: ReplicaId, ids: &[SessionId]) -> Result<Vec<u8>> {
+        self.check_open()?;
+        let frame = self.inner.state.write().replica.repair_frame(peer, ids)?;
+        Ok(Message::Frame(frame).encode())
+    }
+
+    /// Forgets what was sent to `peer` and not acknowledged. See [`Replica::rewind`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownPeer`].
+    pub fn rewind(&self, peer: ReplicaId) -> Result<()> {
+        self.inner.state.write().replica.rewind(peer)
+    }
+
+    /// Applies an encoded message from a peer; returns the encoded reply (an ack) once what
+    /// it acknowledges is durable. Decoding happens outside the lock.
+    ///
+    /// # Errors
+    /// [`Error::Frame`] for bytes that do not decode (nothing changed), the errors of
+    /// [`Replica::apply_frame`] / [`Replica::on_ack`], log failures, [`Error::Closed`].
+    pub fn receive(&self, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        let msg =
+            Message::decode(bytes, &self.inner.config.replica.limits).map_err(Error::Frame)?;
+        let (reply, lsn) = {
+            let mut st = self.inner.state.write();
+            if let Some(why) = self.inner.wal.failure() {
+                return Err(why);
+            }
+            match msg {
+                Message::Frame(frame) => {
+                    let applied = st.replica.apply_frame(frame)?;
+                    let lsn = self.inner.log_changes(&mut st, &applied.changes)?;
+                    (Some(applied.ack), lsn)
+                }
+                Message::Ack(ack) => {
+                    let changes = st.replica.on_ack(&ack)?;
+                    (None, self.inner.log_changes(&mut st, &changes)?)
+                }
+            }
+        };
+        if let Some(lsn) = lsn {
+            self.inner.wal.wait_durable(lsn)?;
+        }
+        Ok(reply.map(|a| Message::Ack(a).encode()))
+    }
+
+    /// Runs maintenance now (expiry, resends, tombstone collection); the background thread
+    /// also does every `tick_interval`.
+    ///
+    /// # Errors
+    /// Log failures, [`Error::Closed`].
+    pub fn tick(&self) -> Result<()> {
+        self.check_open()?;
+        self.inner.tick()
+    }
+
+    // ----- digests -------------------------------------------------------------------------
+
+    /// Root of the digest tree.
+    pub fn digest_root(&self) -> Digest {
+        self.inner.state.read().replica.digests().root()
+    }
+
+    /// Leaf sums of the digest tree (what a peer needs to find differing buckets).
+    pub fn digest_leaves(&self) -> Vec<u128> {
+        self.inner.state.read().replica.digests().leaves().to_vec()
+    }
+
+    /// Sessions and digests in the given leaf buckets.
+    pub fn digest_entries(&self, leaves: &[u16]) -> Vec<(SessionId, Digest)> {
+        self.inner.state.read().replica.digests().entries(leaves)
+    }
+
+    // ----- durability ----------------------------------------------------------------------
+
+    /// Takes an incremental snapshot now (a new base when the compaction policy says so).
+    ///
+    /// # Errors
+    /// I/O errors; the sessions it would have written stay dirty for the next attempt.
+    pub fn snapshot(&self) -> Result<SnapshotReport> {
+        self.check_open()?;
+        self.inner.snapshot_now(false)
+    }
+
+    /// Compacts now: writes a new base snapshot of every session.
+    ///
+    /// # Errors
+    /// As [`Store::snapshot`].
+    pub fn compact(&self) -> Result<SnapshotReport> {
+        self.check_open()?;
+        self.inner.snapshot_now(true)
+    }
+
+    /// Stops the background thread, makes everything logged durable, and releases the
+    /// directory. Also done (without the error) on drop.
+    ///
+    /// # Errors
+    /// The failure that poisoned the log, if one did.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        *self.inner.stop.lock() = true;
+        self.inner.wake.notify_all();
+        if let Some(h) = self.background.lock().take() {
+            let _ = h.join();
+        }
+        let result = self.inner.wal.close();
+        self.inner.lock.lock().take();
+        result
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl Inner {
+    fn tick(&self) -> Result<()> {
+        let mut st = self.state.write();
+        let changes = st.replica.tick();
+        self.log_changes(&mut st, &changes).map(|_| ())
+    }
+
+    /// Logs changes made under the lock (by a frame, an ack or maintenance); returns the WAL
+    /// sequence number, if anything was logged.
+    fn log_changes(&self, st: &mut State, changes: &[Change]) -> Result<Option<u64>> {
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let lsn = self.wal.append(&codec::to_bytes(&changes))?;
+        let me = st.replica.id();
+        let own = changes.iter().filter_map(|c| match c {
+            Change::Op(op) if op.dot.replica == me => Some(op.dot.seq),
+            _ => None,
+        });
+        if let Some(seq) = own.max() {
+            st.own_pending.push_back((lsn, seq));
+        }
+        Ok(Some(lsn))
+    }
+}
+
+/// Moves a damaged store directory aside; returns where.
+fn quarantine(fs: &Arc<dyn Vfs>, dir: &Path, now_ms: u64) -> Result<PathBuf> {
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".quarantine-{now_ms}"));
+    let to = dir.with_file_name(name);
+    fs.rename(dir, &to)?;
+    fs.sync_dir(crate::fs::parent_dir(dir))?;
+    Ok(to)
+}
+
+fn spawn_background(inner: &Arc<Inner>) -> Result<Option<JoinHandle<()>>> {
+    let (tick, snap) = (inner.config.tick_interval, inner.config.snapshot_interval);
+    if tick.is_none() && snap.is_none() {
+        return Ok(None);
+    }
+    let inner = Arc::clone(inner);
+    let dir = inner.dir.clone();
+    std::thread::Builder::new()
+        .name("session-ha-maint".into())
+        .spawn(move || background(&inner))
+        .map(Some)
+        .map_err(|source| Error::Io {
+            op: "start the maintenance thread for",
+            path: dir,
+            source,
+        })
+}
+
+fn background(inner: &Inner) {
+    let tick_every = inner.config.tick_interval;
+    let snap_every = inner.config.snapshot_interval;
+    let mut next_tick = Instant::now() + tick_every.unwrap_or(Duration::from_secs(3600));
+    loop {
+        let next_snap = inner.snap.lock().next_due;
+        let wake_at = if tick_every.is_some() {
+            next_tick.min(next_snap)
+        } else {
+            next_snap
+        };
+        {
+            let mut stop = inner.stop.lock();
+            if *stop {
+                return;
+            }
+            let _ = inner.wake.wait_until(&mut stop, wake_at);
+            if *stop {
+                return;
+            }
+        }
+        let now = Instant::now();
+        if let Some(every) = tick_every {
+            if now >= next_tick {
+                // A failed tick means the log failed: status reports it, writes refuse.
+                let _ = inner.tick();
+                next_tick = now + every;
+            }
+        }
+        if let Some(every) = snap_every {
+            if now >= next_snap {
+                // A failed snapshot is recorded in the status and retried next interval.
+                let _ = inner.snapshot_now(false);
+                inner.snap.lock().next_due = Instant::now() + every;
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Read-only checks of a store directory: [`verify_dir`] reads every manifest slot, every
+//! snapshot file either generation names (every chunk and footer checksum) and every WAL
+//! record; [`dry_run_recovery`] says what opening the store would do. Neither modifies,
+//! renames, truncates or locks anything, so both can run beside an open store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::config::StoreConfig;
+use super::{layout, recovery, Store};
+use crate::clock::WallClock;
+use crate::error::Result;
+use crate::fs::Vfs;
+use crate::snapshot::{read_slots, Manifest, SnapshotReader, SLOTS};
+use crate::wal::{self, ProblemKind};
+
+/// One file's check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileCheck {
+    /// The file.
+    pub file: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// Entries verified (snapshots).
+    pub entries: u64,
+    /// What is wrong with it, if anything.
+    pub error: Option<String>,
+}
+
+/// The result of [`verify_dir`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The manifest slots present.
+    pub manifests: Vec<FileCheck>,
+    /// Newest manifest generation that verifies.
+    pub generation: Option<u64>,
+    /// Snapshot files named by a manifest that verifies.
+    pub snapshots: Vec<FileCheck>,
+    /// Snapshot files no manifest names (left by an interrupted cleanup; harmless).
+    pub orphans: Vec<PathBuf>,
+    /// The WAL's own report.
+    pub wal: wal::VerifyReport,
+    /// Damage to acknowledged data: non-empty means the store is not intact.
+    pub problems: Vec<String>,
+    /// Things recovery repairs by itself (a torn WAL tail, leftover temporary files).
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether every checksum verified (warnings allowed).
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn check_snapshot(fs: &dyn Vfs, path: &Path) -> FileCheck {
+    let bytes = fs.file_len(path).unwrap_or(0);
+    let mut check = FileCheck {
+        file: path.to_path_buf(),
+        bytes,
+        entries: 0,
+        error: None,
+    };
+    let result = SnapshotReader::open(fs, path).and_then(|mut r| {
+        while r.next_entry()?.is_some() {
+            check.entries += 1;
+        }
+        Ok(())
+    });
+    check.error = result.err().map(|e| e.to_string());
+    check
+}
+
+/// Checks every checksum in the store directory `dir`; never modifies anything.
+///
+/// # Errors
+/// Only when the directory cannot be listed; damage is reported in the [`VerifyReport`].
+pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let slots = read_slots(fs, dir)?;
+    for slot in SLOTS {
+        let path = dir.join(slot);
+        if fs.exists(&path)? {
+            let bytes = fs.file_len(&path).unwrap_or(0);
+            let error = slots
+                .damaged
+                .iter()
+                .find(|e| matches!(e, crate::Error::Corrupt { path: p, .. } if *p == path))
+                .map(ToString::to_string);
+            if let Some(e) = &error {
+                report.problems.push(e.clone());
+            }
+            report.manifests.push(FileCheck {
+                file: path,
+                bytes,
+                entries: 0,
+                error,
+            });
+        }
+    }
+    if slots.valid.is_empty() && report.problems.is_empty() && layout::holds_data(fs, dir)? {
+        report
+            .problems
+            .push(format!("{} holds data but no manifest", dir.display()));
+    }
+    report.generation = slots.valid.first().map(|m| m.generation);
+    let snap_dir = layout::snap_dir(dir);
+    let mut named: Vec<&str> = slots
+        .valid
+        .iter()
+        .flat_map(Manifest::chain)
+        .map(|r| r.file.as_str())
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    for file in &named {
+        let check = check_snapshot(fs, &snap_dir.join(file));
+        if let Some(e) = &check.error {
+            report.problems.push(e.clone());
+        }
+        report.snapshots.push(check);
+    }
+    if fs.exists(&snap_dir)? {
+        for name in fs.list_dir(&snap_dir)? {
+            if name.ends_with(".tmp") {
+                report.warnings.push(format!(
+                    "temporary file {name} (removed by the next snapshot)"
+                ));
+            } else if name.starts_with("snap-") && !named.contains(&name.as_str()) {
+                report.orphans.push(snap_dir.join(name));
+            }
+        }
+    }
+    let covered = slots
+        .valid
+        .iter()
+        .map(Manifest::covers_seq)
+        .min()
+        .unwrap_or(0);
+    let wal_dir = layout::wal_dir(dir);
+    if fs.exists(&wal_dir)? {
+        report.wal = wal::verify(fs, &wal_dir, covered)?;
+    }
+    for p in &report.wal.problems {
+        let line = format!("{} at offset {}: {:?}", p.file.display(), p.offset, p.what);
+        if p.is_corruption() {
+            report.problems.push(line);
+        } else {
+            report.warnings.push(line);
+        }
+    }
+    Ok(report)
+}
+
+/// What opening a store would do, found without changing anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryPlan {
+    /// Manifest generation recovery would use.
+    pub generation: Option<u64>,
+    /// Snapshot files it would load.
+    pub snapshots: Vec<String>,
+    /// Sessions in those snapshots.
+    pub sessions: usize,
+    /// WAL records the snapshots cover.
+    pub covers_seq: u64,
+    /// WAL records it would replay.
+    pub records_to_replay: u64,
+    /// Bytes of torn tail it would cut off (and keep as `.broken`).
+    pub bytes_to_truncate: u64,
+    /// Generations it would have to skip, and why.
+    pub fallbacks: Vec<String>,
+    /// Why it would fail, if it would.
+    pub failure: Option<String>,
+}
+
+/// Says what opening the store in `dir` would do; never modifies anything.
+///
+/// # Errors
+/// Only when the directory cannot be read at all.
+pub fn dry_run_recovery(fs: &dyn Vfs, dir: &Path) -> Result<RecoveryPlan> {
+    let mut plan = RecoveryPlan::default();
+    let slots = read_slots(fs, dir)?;
+    plan.fallbacks
+        .extend(slots.damaged.iter().map(ToString::to_string));
+    for m in &slots.valid {
+        let config = StoreConfig::new(&m.region);
+        let replica = match recovery::load_chain(fs, dir, m, &config, Arc::new(WallClock)) {
+            Ok(r) => r,
+            Err(e) => {
+                plan.fallbacks
+                    .push(format!("manifest generation {}: {e}", m.generation));
+                continue;
+            }
+        };
+        let wal_dir = layout::wal_dir(dir);
+        let w = if fs.exists(&wal_dir)? {
+            wal::verify(fs, &wal_dir, m.covers_seq())?
+        } else {
+            wal::VerifyReport::default()
+        };
+        if let Some(p) = w.problems.iter().find(|p| p.is_corruption()) {
+            let why = format!("{} at offset {}: {:?}", p.file.display(), p.offset, p.what);
+            plan.fallbacks
+                .push(format!("manifest generation {}: WAL {why}", m.generation));
+            continue;
+        }
+        plan.generation = Some(m.generation);
+        plan.snapshots = m.chain().map(|s| s.file.clone()).collect();
+        plan.sessions = replica.sessions().count();
+        plan.covers_seq = m.covers_seq();
+        plan.records_to_replay = w
+            .last_seq
+            .map_or(0, |last| last.saturating_sub(m.covers_seq()));
+        plan.bytes_to_truncate = w
+            .problems
+            .iter()
+            .map(|p| match &p.what {
+                ProblemKind::TornTail { bytes, .. } => *bytes,
+                _ => 0,
+            })
+            .sum();
+        return Ok(plan);
+    }
+    if slots.valid.is_empty() && slots.damaged.is_empty() && !layout::holds_data(fs, dir)? {
+        plan.failure = None;
+        plan.fallbacks
+            .push("no store here: opening would create one".into());
+        return Ok(plan);
+    }
+    plan.failure = Some(format!(
+        "no manifest generation recovers: {}",
+        plan.fallbacks.join("; ")
+    ));
+    Ok(plan)
+}
+
+impl Store {
+    /// Checks every checksum of this store's files; never modifies anything. Snapshots are
+    /// held off while it runs, so no file it checks is deleted under it.
+    ///
+    /// # Errors
+    /// Only when the directory cannot be listed.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let _snap = self.inner.snap.lock();
+        verify_dir(self.inner.fs.as_ref(), &self.inner.dir)
+    }
+}
