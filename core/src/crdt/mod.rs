@@ -7,13 +7,14 @@ mod counter;
 mod lww;
 mod op;
 mod session;
+mod view;
 
 pub use aw_set::AwSet;
 pub use counter::PnCounter;
 pub use lww::{LwwRegister, Stamp};
 pub use op::{FieldWrite, Op, OpKind, SessionId};
-pub(crate) use session::Sink;
-pub use session::{SessionState, SessionView};
+pub use session::SessionState;
+pub use view::{Entries, SessionView};
 
 /// A state-based CRDT: `merge` is a join in a semilattice.
 pub trait Merge {

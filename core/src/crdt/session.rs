@@ -2,9 +2,9 @@
 //! add-wins sets, an expiry deadline (the longest wins) and a sticky end marker. Once ended,
 //! a session holds nothing else and no op or merge can bring it back.
 //!
-//! Canonical encoding (what the digest hashes) covers only the *live* state: tombstones are
-//! left out so that a replica that already collected a tombstone and one that has not yet
-//! done so still agree. Layout, all integers little endian, lengths u32:
+//! The canonical encoding (on which converged replicas agree byte for byte) covers only the
+//! *live* state: tombstones are left out so that a replica that already collected a
+//! tombstone and one that has not yet done so still agree. Layout, all integers little endian, lengths u32:
 //! `'F' n (klen key ts replica seq vlen value)*  'C' n (klen key np (replica v)* nn (replica v)*)*
 //!  'S' n (klen key ne (elen elem nd (replica seq)*)*)*  'E' (0 | 1 deadline)`.
 
@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::view::{Entries, SessionView};
 use super::{AwSet, LwwRegister, Merge, Op, OpKind, PnCounter, Stamp};
 
 /// A session's replicated state.
@@ -30,21 +31,8 @@ pub struct SessionState {
     pub ended: Option<Stamp>,
 }
 
-/// A session as a reader sees it: live content only.
-#[derive(Clone, Default, PartialEq, Eq, Debug)]
-pub struct SessionView {
-    /// Field values by key.
-    pub fields: BTreeMap<Bytes, Bytes>,
-    /// Counter values by key.
-    pub counters: BTreeMap<Bytes, i64>,
-    /// Set elements by key, in order.
-    pub sets: BTreeMap<Bytes, Vec<Bytes>>,
-    /// Deadline (Unix ms) after which the session reads as absent, if touched.
-    pub expires_at_ms: Option<u64>,
-}
-
-/// Receives canonical bytes (a buffer, or a hasher).
-pub(crate) trait Sink {
+/// Appends to canonical bytes.
+trait Sink {
     fn put(&mut self, bytes: &[u8]);
 
     fn put_u32(&mut self, v: usize) {
@@ -141,25 +129,27 @@ impl SessionState {
         !self.is_ended() && !self.is_expired(now_ms)
     }
 
+    /// [`SessionState::is_live`], reading the clock only for a session that has a deadline.
+    pub fn is_live_at(&self, now_ms: impl FnOnce() -> u64) -> bool {
+        !self.is_ended() && self.expires_at.is_none_or(|d| now_ms() < d)
+    }
+
     /// The live content.
     pub fn view(&self) -> SessionView {
+        let fields = self
+            .fields
+            .iter()
+            .filter_map(|(k, r)| r.value.as_ref().map(|v| (k.clone(), v.clone())));
+        let counters = self.counters.iter().map(|(k, c)| (k.clone(), c.value()));
+        let sets = self
+            .sets
+            .iter()
+            .filter(|(_, s)| !s.entries.is_empty())
+            .map(|(k, s)| (k.clone(), s.elements().cloned().collect()));
         SessionView {
-            fields: self
-                .fields
-                .iter()
-                .filter_map(|(k, r)| r.value.as_ref().map(|v| (k.clone(), v.clone())))
-                .collect(),
-            counters: self
-                .counters
-                .iter()
-                .map(|(k, c)| (k.clone(), c.value()))
-                .collect(),
-            sets: self
-                .sets
-                .iter()
-                .filter(|(_, s)| !s.entries.is_empty())
-                .map(|(k, s)| (k.clone(), s.elements().cloned().collect()))
-                .collect(),
+            fields: Entries::from_sorted(fields.collect()),
+            counters: Entries::from_sorted(counters.collect()),
+            sets: Entries::from_sorted(sets.collect()),
             expires_at_ms: self.expires_at,
         }
     }
@@ -240,7 +230,7 @@ impl SessionState {
 
     /// Writes the canonical encoding of the live state (see the module doc). Ended sessions
     /// write nothing: they read, and hash, as absent.
-    pub(crate) fn write_canonical(&self, out: &mut impl Sink) {
+    fn write_canonical(&self, out: &mut Vec<u8>) {
         if self.is_ended() {
             return;
         }

@@ -1,14 +1,23 @@
-//! Digests: an order-independent 128-bit digest per session over its canonical live state,
-//! summed (wrapping) into a fixed tree of buckets ([`DigestTree`]) that is updated on every
-//! change. Equal roots mean consistent replicas; differing buckets pinpoint the sessions.
+//! Digests: an order-independent 128-bit digest per session, summed (wrapping) into a fixed
+//! tree of buckets ([`DigestTree`]) that is updated on every change. Equal roots mean
+//! consistent replicas; differing buckets pinpoint the sessions.
+//!
+//! A session's digest is itself a wrapping sum: a base term for the session id plus one
+//! xxh3-128 term per live entry (each field with its stamp and value, each counter total,
+//! each live set element with its add dot, the expiry deadline), every term seeded with a hash
+//! of the session id so equal entries of different sessions never cancel out. An op changes
+//! a few entries, so its digest update costs a few small hashes ([`entry_terms`]) instead of a
+//! pass over the whole session. Tombstones are not hashed: a replica that already collected a
+//! tombstone and one that has not yet agree. An ended session's digest is zero (absent).
 
+mod entries;
 mod tree;
 
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::Xxh3;
 
 use crate::crdt::{SessionId, SessionState};
 
+pub(crate) use entries::{base_term, entry_terms, seed_of, state_terms};
 pub use tree::{DigestTree, LEAVES};
 
 /// A 128-bit digest. Zero means "absent" (no session, or an ended one).
@@ -27,25 +36,11 @@ impl std::fmt::Display for Digest {
     }
 }
 
-struct HashSink(Xxh3);
-
-impl crate::crdt::Sink for HashSink {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-}
-
-/// The digest of one session: xxh3-128 over its id and its canonical live state; zero when
-/// the session has ended (so an ended session and a collected one agree).
+/// The digest of one session computed from scratch (see the module doc); zero when ended.
 pub fn session_digest(id: &SessionId, state: &SessionState) -> Digest {
     if state.is_ended() {
         return Digest(0);
     }
-    let mut sink = HashSink(Xxh3::new());
-    crate::crdt::Sink::put_bytes(&mut sink, id.as_bytes());
-    state.write_canonical(&mut sink);
-    match sink.0.digest128() {
-        0 => Digest(1), // zero is reserved for "absent"
-        d => Digest(d),
-    }
+    let seed = seed_of(id);
+    Digest(base_term(seed).wrapping_add(state_terms(seed, state)))
 }

@@ -62,9 +62,40 @@ impl DigestTree {
         } else {
             self.members.insert(key, digest.0).unwrap_or(0)
         };
-        let delta = digest.0.wrapping_sub(old);
-        self.leaves[leaf as usize] = self.leaves[leaf as usize].wrapping_add(delta);
-        self.mids[leaf as usize / MIDS] = self.mids[leaf as usize / MIDS].wrapping_add(delta);
+        self.add_to_sums(leaf, digest.0.wrapping_sub(old));
+    }
+
+    /// Changes the digest of session `id` to `f(old)` (old is zero when absent) with one
+    /// lookup; a result of zero removes it.
+    pub fn adjust(&mut self, id: &SessionId, f: impl FnOnce(u128) -> u128) {
+        use std::collections::btree_map::Entry;
+        let leaf = leaf_of(id.as_bytes());
+        let (old, new) = match self.members.entry((leaf, id.clone())) {
+            Entry::Occupied(mut e) => {
+                let old = *e.get();
+                let new = f(old);
+                if new == 0 {
+                    e.remove();
+                } else {
+                    *e.get_mut() = new;
+                }
+                (old, new)
+            }
+            Entry::Vacant(e) => {
+                let new = f(0);
+                if new != 0 {
+                    e.insert(new);
+                }
+                (0, new)
+            }
+        };
+        self.add_to_sums(leaf, new.wrapping_sub(old));
+    }
+
+    fn add_to_sums(&mut self, leaf: u16, delta: u128) {
+        let l = leaf as usize;
+        self.leaves[l] = self.leaves[l].wrapping_add(delta);
+        self.mids[l / MIDS] = self.mids[l / MIDS].wrapping_add(delta);
         self.root = self.root.wrapping_add(delta);
     }
 

@@ -24,8 +24,8 @@ impl Default for ReplicaConfig {
     fn default() -> ReplicaConfig {
         ReplicaConfig {
             limits: Limits::default(),
-            log_max_ops: 1_000_000,
-            log_max_bytes: 256 * 1024 * 1024,
+            log_max_ops: 200_000,
+            log_max_bytes: 64 * 1024 * 1024,
             frame_budget: 256 * 1024,
             window: 8,
             resend_after_ms: 1_000,

@@ -5,6 +5,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+/// One origin's ops, sorted by seq. Ops almost always arrive in seq order, so this is a
+/// deque appended at the back and evicted at the front; an op that arrives out of order is
+/// inserted in place.
+type Slot = VecDeque<(u64, Entry)>;
+
 use crate::causal::{Dot, VersionVector};
 use crate::clock::{ReplicaId, Timestamp};
 use crate::crdt::Op;
@@ -18,7 +23,7 @@ struct Entry {
 /// Recent ops, bounded by count and bytes.
 #[derive(Debug)]
 pub(crate) struct OpLog {
-    by_origin: BTreeMap<ReplicaId, BTreeMap<u64, Entry>>,
+    by_origin: BTreeMap<ReplicaId, Slot>,
     /// Insertion order; may hold dots already evicted with an older one (skipped on pop).
     order: VecDeque<Dot>,
     count: usize,
@@ -59,17 +64,17 @@ impl OpLog {
         }
         let size = op.approx_size();
         let slot = self.by_origin.entry(origin).or_default();
-        if slot
-            .insert(
-                op.dot.seq,
-                Entry {
-                    op: op.clone(),
-                    size,
-                },
-            )
-            .is_some()
-        {
-            return;
+        let seq = op.dot.seq;
+        let entry = Entry {
+            op: op.clone(),
+            size,
+        };
+        match slot.back() {
+            Some((last, _)) if *last >= seq => match find_index(slot, seq) {
+                Ok(_) => return,
+                Err(i) => slot.insert(i, (seq, entry)),
+            },
+            _ => slot.push_back((seq, entry)),
         }
         self.order.push_back(op.dot);
         self.count += 1;
@@ -89,7 +94,7 @@ impl OpLog {
             self.order.retain(|d| {
                 by_origin
                     .get(&d.replica)
-                    .is_some_and(|s| s.contains_key(&d.seq))
+                    .is_some_and(|s| find_index(s, d.seq).is_ok())
             });
         }
     }
@@ -101,11 +106,10 @@ impl OpLog {
             return;
         };
         let mut ts = None;
-        while let Some(entry) = slot.first_entry() {
-            if *entry.key() > dot.seq {
+        while slot.front().is_some_and(|(s, _)| *s <= dot.seq) {
+            let Some((_, e)) = slot.pop_front() else {
                 break;
-            }
-            let e = entry.remove();
+            };
             self.bytes -= e.size;
             self.count -= 1;
             ts = Some(e.op.ts);
@@ -139,7 +143,7 @@ impl OpLog {
                 let held_below = self
                     .by_origin
                     .get(&origin)
-                    .and_then(|s| s.first_key_value())
+                    .and_then(|s| s.front())
                     .map(|(k, _)| *k);
                 if held_below.is_some_and(|k| k <= seq) {
                     self.evict_through(Dot {
@@ -156,19 +160,22 @@ impl OpLog {
 
     /// Ops of `origin` with seq >= `from`, in seq order.
     pub(crate) fn from(&self, origin: ReplicaId, from: u64) -> impl Iterator<Item = (&Op, usize)> {
-        self.by_origin
-            .get(&origin)
-            .into_iter()
-            .flat_map(move |s| s.range(from..).map(|(_, e)| (&e.op, e.size)))
+        self.by_origin.get(&origin).into_iter().flat_map(move |s| {
+            let start = s.partition_point(|(seq, _)| *seq < from);
+            s.range(start..).map(|(_, e)| (&e.op, e.size))
+        })
     }
 
     /// The op `dot`, when held.
     pub(crate) fn get(&self, dot: Dot) -> Option<&Op> {
-        self.by_origin
-            .get(&dot.replica)?
-            .get(&dot.seq)
-            .map(|e| &e.op)
+        let slot = self.by_origin.get(&dot.replica)?;
+        find_index(slot, dot.seq).ok().map(|i| &slot[i].1.op)
     }
+}
+
+/// Index of `seq` in `slot`, or where it would go.
+fn find_index(slot: &Slot, seq: u64) -> Result<usize, usize> {
+    slot.binary_search_by_key(&seq, |(s, _)| *s)
 }
 
 #[cfg(test)]

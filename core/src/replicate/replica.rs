@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use super::change::Change;
 use super::config::ReplicaConfig;
@@ -17,7 +18,7 @@ use super::peer::Peer;
 use crate::causal::{CausalContext, Dot, VersionVector};
 use crate::clock::{Hlc, ReplicaId, TimeSource, Timestamp};
 use crate::crdt::{FieldWrite, Merge, Op, OpKind, SessionId, SessionState, SessionView};
-use crate::digest::{session_digest, DigestTree};
+use crate::digest::{self, session_digest, DigestTree};
 use crate::error::{Error, Result};
 
 /// One region's replica of the session store.
@@ -36,7 +37,7 @@ pub struct Replica {
     pub(crate) tombstones: TombstoneIndex,
     pub(crate) stability: Stability,
     pub(crate) expiry: BTreeSet<(u64, SessionId)>,
-    pub(crate) dirty: HashSet<SessionId>,
+    pub(crate) dirty: HashSet<SessionId, Xxh3DefaultBuilder>,
     pub(crate) names: HashMap<ReplicaId, String>,
     /// Whether own ops wait for durability before being shipped, and up to where they are.
     pub(crate) hold_own: bool,
@@ -79,7 +80,7 @@ impl Replica {
             tombstones: TombstoneIndex::default(),
             stability: Stability::default(),
             expiry: BTreeSet::new(),
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             names: HashMap::new(),
             hold_own: false,
             own_durable: 0,
@@ -175,44 +176,54 @@ impl Replica {
         )
     }
 
-    fn write_fields(&mut self, session: SessionId, writes: Vec<FieldWrite>) -> Result<Op> {
+    fn write_fields(&mut self, session: SessionId, mut writes: Vec<FieldWrite>) -> Result<Op> {
         let limits = self.config.limits;
         limits.check_session_id(session.as_bytes())?;
-        // Last write of a key wins within one call.
-        let mut by_key: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
-        for w in writes {
+        for w in &writes {
             limits.check_key(&w.key)?;
             if let Some(v) = &w.value {
                 limits.check_value(v)?;
             }
-            by_key.insert(w.key, w.value);
         }
-        if by_key.is_empty() {
+        if writes.is_empty() {
             return Err(Error::TooManyFields {
                 count: 0,
                 max: limits.max_fields,
             });
         }
+        if writes.len() > 1 {
+            // Last write of a key wins within one call; the op holds each key once, in order.
+            let by_key: BTreeMap<Bytes, Option<Bytes>> =
+                writes.into_iter().map(|w| (w.key, w.value)).collect();
+            writes = by_key
+                .into_iter()
+                .map(|(key, value)| FieldWrite { key, value })
+                .collect();
+        }
         let state = self.writable(&session)?;
-        let (mut entries, mut bytes) = state.map_or((0, 0), SessionState::live_size);
-        for (k, v) in &by_key {
+        let (mut grow_entries, mut grow_bytes) = (0isize, 0isize);
+        for w in &writes {
             if let Some(old) = state
-                .and_then(|s| s.fields.get(k))
+                .and_then(|s| s.fields.get(&w.key))
                 .and_then(|r| r.value.as_ref())
             {
-                entries -= 1;
-                bytes -= k.len() + old.len();
+                grow_entries -= 1;
+                grow_bytes -= (w.key.len() + old.len()) as isize;
             }
-            if let Some(v) = v {
-                entries += 1;
-                bytes += k.len() + v.len();
+            if let Some(v) = &w.value {
+                grow_entries += 1;
+                grow_bytes += (w.key.len() + v.len()) as isize;
             }
         }
-        self.check_size(entries, bytes)?;
-        let writes = by_key
-            .into_iter()
-            .map(|(key, value)| FieldWrite { key, value })
-            .collect();
+        // The session can only exceed a limit if it grows (a session over a limit, built by
+        // merges from peers with other limits, may still shrink).
+        if grow_entries > 0 || grow_bytes > 0 {
+            let (entries, bytes) = state.map_or((0, 0), SessionState::live_size);
+            self.check_size(
+                entries.saturating_add_signed(grow_entries),
+                bytes.saturating_add_signed(grow_bytes),
+            )?;
+        }
         Ok(self.commit_local(session, OpKind::Put(writes)))
     }
 
@@ -332,7 +343,7 @@ impl Replica {
     /// The session's state if a local write may change it (`None`: it does not exist yet).
     fn writable(&self, session: &SessionId) -> Result<Option<&SessionState>> {
         match self.sessions.get(session) {
-            Some(s) if !s.is_live(self.now_ms()) => Err(Error::SessionEnded),
+            Some(s) if !s.is_live_at(|| self.now_ms()) => Err(Error::SessionEnded),
             other => Ok(other),
         }
     }
@@ -379,10 +390,19 @@ impl Replica {
         self.clock.observe(op.ts);
         let state = self.sessions.entry(op.session.clone()).or_default();
         let before = state.expires_at;
+        let was_ended = state.is_ended();
+        let seed = digest::seed_of(&op.session);
+        let terms_before = digest::entry_terms(seed, state, op);
         state.apply(op);
+        let delta = match (was_ended || state.is_ended(), terms_before) {
+            (false, Some(old)) => {
+                digest::entry_terms(seed, state, op).map(|new| new.wrapping_sub(old))
+            }
+            _ => None,
+        };
         self.tombstones.record(op);
         self.log.push(op);
-        self.after_change(&op.session, before);
+        self.after_change(&op.session, before, delta.map(|d| (seed, d)));
         true
     }
 
@@ -392,10 +412,18 @@ impl Replica {
         let before = state.expires_at;
         state.merge(incoming);
         self.tombstones.record_state(session, incoming);
-        self.after_change(session, before);
+        self.after_change(session, before, None);
     }
 
-    pub(crate) fn after_change(&mut self, session: &SessionId, expiry_before: Option<u64>) {
+    /// Maintains the expiry index, the digest tree and the dirty set after `session` changed.
+    /// `delta` is `(seed, change of the entry terms)` when the change was one op on a live
+    /// session (the digest is then adjusted by it), `None` to recompute from scratch.
+    pub(crate) fn after_change(
+        &mut self,
+        session: &SessionId,
+        expiry_before: Option<u64>,
+        delta: Option<(u64, u128)>,
+    ) {
         let Some(state) = self.sessions.get(session) else {
             return;
         };
@@ -412,8 +440,20 @@ impl Replica {
                 self.expiry.insert((d, session.clone()));
             }
         }
-        self.digest.update(session, session_digest(session, state));
-        self.dirty.insert(session.clone());
+        match delta {
+            Some((seed, d)) => self.digest.adjust(session, |old| {
+                let old = if old == 0 {
+                    digest::base_term(seed)
+                } else {
+                    old
+                };
+                old.wrapping_add(d)
+            }),
+            None => self.digest.update(session, session_digest(session, state)),
+        }
+        if !self.dirty.contains(session) {
+            self.dirty.insert(session.clone());
+        }
     }
 
     // ----- reads ----------------------------------------------------------------------------
@@ -475,7 +515,7 @@ impl Replica {
     }
 
     /// Takes the set of sessions changed since the last call (for incremental snapshots).
-    pub fn take_dirty(&mut self) -> HashSet<SessionId> {
+    pub fn take_dirty(&mut self) -> HashSet<SessionId, Xxh3DefaultBuilder> {
         std::mem::take(&mut self.dirty)
     }
 

@@ -110,7 +110,7 @@ impl Inner {
         &self,
         snap: &mut SnapState,
         base: bool,
-        dirty: &HashSet<SessionId>,
+        dirty: &HashSet<SessionId, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
         cut: u64,
         meta: SnapshotMeta,
         started: Instant,

@@ -1,0 +1,103 @@
+//! [`SessionView`]: a session as a reader sees it, built with one allocation per kind of
+//! entry: the session's maps are already in key order, so the view keeps sorted vectors
+//! ([`Entries`]) and looks keys up by binary search.
+
+use std::ops::Index;
+
+use bytes::Bytes;
+
+/// Entries sorted by key, each key once.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Entries<V>(Vec<(Bytes, V)>);
+
+impl<V> Default for Entries<V> {
+    fn default() -> Self {
+        Entries(Vec::new())
+    }
+}
+
+impl<V> Entries<V> {
+    /// Entries from pairs already sorted by key with no key twice.
+    pub(crate) fn from_sorted(pairs: Vec<(Bytes, V)>) -> Entries<V> {
+        debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0));
+        Entries(pairs)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &Bytes> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// Values in key order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// The sorted pairs.
+    pub fn into_vec(self) -> Vec<(Bytes, V)> {
+        self.0
+    }
+}
+
+impl<V> Index<&[u8]> for Entries<V> {
+    type Output = V;
+
+    /// # Panics
+    /// When `key` is absent, like indexing a map.
+    fn index(&self, key: &[u8]) -> &V {
+        match self.get(key) {
+            Some(v) => v,
+            None => panic!("no entry for key {key:?}"),
+        }
+    }
+}
+
+impl<'a, V> IntoIterator for &'a Entries<V> {
+    type Item = &'a (Bytes, V);
+    type IntoIter = std::slice::Iter<'a, (Bytes, V)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// A session as a reader sees it: live content only.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct SessionView {
+    /// Field values by key.
+    pub fields: Entries<Bytes>,
+    /// Counter values by key.
+    pub counters: Entries<i64>,
+    /// Set elements by key, each set in order.
+    pub sets: Entries<Vec<Bytes>>,
+    /// Deadline (Unix ms) after which the session reads as absent, if touched.
+    pub expires_at_ms: Option<u64>,
+}
