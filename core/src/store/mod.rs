@@ -9,6 +9,7 @@ mod backup;
 mod config;
 mod layout;
 mod recovery;
+mod replication;
 mod snapshotter;
 mod status;
 mod verify;
@@ -26,6 +27,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 pub use backup::{restore_backup, BackupReport, RestoreReport};
 pub use config::{CompactionPolicy, RecoveryMode, StoreConfig, WriteMode};
 pub use recovery::RecoveryReport;
+pub use replication::Receipt;
 pub use snapshotter::SnapshotReport;
 pub use status::{SnapshotStatus, StoreStatus, WalStatus};
 pub use verify::{dry_run_recovery, verify_dir, FileCheck, RecoveryPlan, VerifyReport};
@@ -36,7 +38,7 @@ use crate::crdt::{Op, SessionId, SessionView};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fs::{DirLock, OsFs, Vfs};
-use crate::replicate::{Change, Message, Replica};
+use crate::replicate::{Change, Replica};
 use crate::wal::Wal;
 use snapshotter::SnapState;
 
@@ -339,135 +341,6 @@ impl Store {
     /// Runs `f` on the replica under the read lock (for reads this API does not wrap).
     pub fn read<T>(&self, f: impl FnOnce(&Replica) -> T) -> T {
         f(&self.inner.state.read().replica)
-    }
-
-    // ----- replication ---------------------------------------------------------------------
-
-    /// Registers a peer. See [`Replica::add_peer`].
-    ///
-    /// # Errors
-    /// As [`Replica::add_peer`].
-    pub fn add_peer(&self, id: ReplicaId, name: &str) -> Result<()> {
-        self.inner.state.write().replica.add_peer(id, name)
-    }
-
-    /// Removes a replica from membership for good (logged). See [`Replica::remove_member`].
-    ///
-    /// # Errors
-    /// As [`Replica::remove_member`], plus log failures.
-    pub fn remove_member(&self, id: ReplicaId) -> Result<()> {
-        self.check_open()?;
-        let lsn = {
-            let mut st = self.inner.state.write();
-            let change = st.replica.remove_member(id)?;
-            self.inner.log_changes(&mut st, &[change])?
-        };
-        if let Some(lsn) = lsn {
-            self.inner.wal.wait_durable(lsn)?;
-        }
-        Ok(())
-    }
-
-    fn release_durable(&self, st: &mut State) {
-        let durable = self.inner.wal.durable_seq();
-        let mut top = None;
-        while let Some(&(lsn, own)) = st.own_pending.front() {
-            if lsn > durable {
-                break;
-            }
-            top = Some(own);
-            st.own_pending.pop_front();
-        }
-        if let Some(own) = top {
-            st.replica.release_own_ops_through(own);
-        }
-    }
-
-    /// The next encoded frame for `peer`, if there is anything to send. See
-    /// [`Replica::frame_for`].
-    ///
-    /// # Errors
-    /// [`Error::UnknownPeer`], [`Error::Closed`].
-    pub fn frame_for(&self, peer: ReplicaId) -> Result<Option<Vec<u8>>> {
-        self.check_open()?;
-        let frame = {
-            let mut st = self.inner.state.write();
-            self.release_durable(&mut st);
-            st.replica.frame_for(peer)?
-        };
-        Ok(frame.map(|f| Message::Frame(f).encode()))
-    }
-
-    /// An encoded heartbeat frame for `peer`. See [`Replica::heartbeat`].
-    ///
-    /// # Errors
-    /// [`Error::UnknownPeer`], [`Error::Closed`].
-    pub fn heartbeat(&self, peer: ReplicaId) -> Result<Vec<u8>> {
-        self.check_open()?;
-        let frame = self.inner.state.write().replica.heartbeat(peer)?;
-        Ok(Message::Frame(frame).encode())
-    }
-
-    /// An encoded repair frame carrying the full states of `ids`. See
-    /// [`Replica::repair_frame`].
-    ///
-    /// # Errors
-    /// [`Error::UnknownPeer`], [`Error::Closed`].
-    pub fn repair_frame(&self, peer: ReplicaId, ids: &[SessionId]) -> Result<Vec<u8>> {
-        self.check_open()?;
-        let frame = self.inner.state.write().replica.repair_frame(peer, ids)?;
-        Ok(Message::Frame(frame).encode())
-    }
-
-    /// Forgets what was sent to `peer` and not acknowledged. See [`Replica::rewind`].
-    ///
-    /// # Errors
-    /// [`Error::UnknownPeer`].
-    pub fn rewind(&self, peer: ReplicaId) -> Result<()> {
-        self.inner.state.write().replica.rewind(peer)
-    }
-
-    /// Applies an encoded message from a peer; returns the encoded reply (an ack) once what
-    /// it acknowledges is durable. Decoding happens outside the lock.
-    ///
-    /// # Errors
-    /// [`Error::Frame`] for bytes that do not decode (nothing changed), the errors of
-    /// [`Replica::apply_frame`] / [`Replica::on_ack`], log failures, [`Error::Closed`].
-    pub fn receive(&self, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.check_open()?;
-        let msg =
-            Message::decode(bytes, &self.inner.config.replica.limits).map_err(Error::Frame)?;
-        let (reply, lsn) = {
-            let mut st = self.inner.state.write();
-            if let Some(why) = self.inner.wal.failure() {
-                return Err(why);
-            }
-            match msg {
-                Message::Frame(frame) => {
-                    let applied = st.replica.apply_frame(frame)?;
-                    let lsn = self.inner.log_changes(&mut st, &applied.changes)?;
-                    (Some(applied.ack), lsn)
-                }
-                Message::Ack(ack) => {
-                    let changes = st.replica.on_ack(&ack)?;
-                    (None, self.inner.log_changes(&mut st, &changes)?)
-                }
-            }
-        };
-        if let Some(lsn) = lsn {
-            self.inner.wal.wait_durable(lsn)?;
-        }
-        Ok(reply.map(|a| Message::Ack(a).encode()))
-    }
-
-    /// Runs maintenance now (expiry, resends, tombstone collection); the background thread
-    /// also does every `tick_interval`.
-    ///
-    /// # Errors
-    /// Log failures, [`Error::Closed`].
-    pub fn tick(&self) -> Result<()> {
-        self.check_open()?;
-        self.inner.tick()
     }
 
     // ----- digests -------------------------------------------------------------------------
