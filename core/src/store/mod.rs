@@ -28,7 +28,10 @@ pub use config::{CompactionPolicy, RecoveryMode, StoreConfig, WriteMode};
 pub use recovery::RecoveryReport;
 pub use snapshotter::SnapshotReport;
 pub use status::{SnapshotStatus, StoreStatus, WalStatus};
-pub use verify::{dry_run_recovery, verify_dir, FileCheck, RecoveryPlan, VerifyReport};
+pub use verify::{
+    dry_run_recovery, recovered_state, verify_dir, FileCheck, RecoveredState, RecoveryPlan,
+    VerifyReport,
+};
 
 use crate::clock::{ReplicaId, TimeSource, WallClock};
 use crate::codec;
