@@ -30,7 +30,10 @@ pub use recovery::RecoveryReport;
 pub use replication::Receipt;
 pub use snapshotter::SnapshotReport;
 pub use status::{SnapshotStatus, StoreStatus, WalStatus};
-pub use verify::{dry_run_recovery, verify_dir, FileCheck, RecoveryPlan, VerifyReport};
+pub use verify::{
+    dry_run_recovery, recovered_state, verify_dir, FileCheck, RecoveredState, RecoveryPlan,
+    VerifyReport,
+};
 
 use crate::clock::{ReplicaId, TimeSource, WallClock};
 use crate::codec;
