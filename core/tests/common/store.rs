@@ -156,6 +156,22 @@ pub fn image(fs: &FaultyFs) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// A new file system holding exactly `image` (every file and directory durable), to run one
+/// case of a sweep on a copy of a prepared store.
+pub fn load_image(image: &BTreeMap<PathBuf, Vec<u8>>) -> FaultyFs {
+    let fs = FaultyFs::new();
+    for (path, bytes) in image {
+        let parent = session_ha::fs::parent_dir(path);
+        session_ha::fs::create_dir_durably(&fs, parent).unwrap();
+        let mut f = fs.create(path).unwrap();
+        f.append(bytes).unwrap();
+        f.sync_data().unwrap();
+        drop(f);
+        fs.sync_dir(parent).unwrap();
+    }
+    fs
+}
+
 /// Calls that change something on a file system (or could): what a read-only pass must never
 /// make.
 pub fn mutating(log: &[(Op, PathBuf)]) -> Vec<(Op, PathBuf)> {
