@@ -1,8 +1,9 @@
 //! A writer process killed with SIGKILL at random moments (mid-write, mid-fsync, during a
 //! background snapshot or compaction) loses no write it acknowledged: round after round a
 //! child process (this test binary, re-run with an environment variable) opens the same
-//! directory on the real disk, writes with `FsyncPolicy::Always` and prints each write's id
-//! once the write returned Ok; the parent kills it, reopens the directory and finds every
+//! directory on the real disk, writes with `FsyncPolicy::Always` (snapshots and compactions
+//! running in the background and every 7 writes) and prints each write's id once the write
+//! returned Ok; the parent kills it, reopens the directory and finds every
 //! printed id.
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
@@ -26,7 +27,7 @@ fn config(background: bool) -> StoreConfig {
     c.write_mode = WriteMode::WaitDurable;
     c.segment_size = 2048;
     c.tick_interval = None;
-    c.snapshot_interval = background.then(|| Duration::from_millis(15));
+    c.snapshot_interval = background.then(|| Duration::from_millis(5));
     c.compaction.max_chain = 3;
     c
 }
@@ -53,6 +54,11 @@ fn child_process_writes_until_killed() {
         put(&store, id).unwrap();
         writeln!(out, "ack {id}").unwrap();
         out.flush().unwrap();
+        // Snapshots in line with the writes too, so that every run takes some, however
+        // fast the disk.
+        if id % 7 == 0 {
+            store.snapshot().unwrap();
+        }
     }
 }
 
