@@ -1,16 +1,18 @@
 //! The WAL sequence number a snapshot covers is an exact boundary: the record at
 //! `covers_seq` comes from the snapshot and is not replayed, the one at `covers_seq + 1` is;
 //! a crash right after the manifest naming `covers_seq` is installed replays nothing and
-//! numbering continues after it; a log that ends before `covers_seq` (its tail was never
-//! synced) is not a gap; a snapshot with nothing dirty writes nothing, and one whose only news
+//! numbering continues after it; a log that ends before `covers_seq` is not a gap; a snapshot with nothing dirty writes nothing, and one whose only news
 //! is a logged non-session change still moves the boundary.
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
 mod common;
 
-use common::store::{crash, cut_power_at, dir, image, mutating, open_on, store_config, Writes};
-use session_ha::fs::{FaultyFs, Op};
-use session_ha::{FsyncPolicy, ReplicaId};
+use common::store::{
+    crash, cut_power_at, dir, image, mutating, open_on, record_spans, segments, store_config,
+    Writes,
+};
+use session_ha::fs::{FaultyFs, Op, Vfs};
+use session_ha::ReplicaId;
 
 #[test]
 fn the_record_at_covers_seq_comes_from_the_snapshot_and_the_next_one_from_the_log() {
@@ -93,7 +95,6 @@ fn a_crash_right_after_the_manifest_install_replays_nothing_and_numbering_goes_o
 #[test]
 fn a_log_that_ends_before_covers_seq_is_not_a_gap_and_numbering_starts_after_it() {
     let mut config = store_config();
-    config.fsync = FsyncPolicy::Never;
     config.segment_size = 64 << 10;
     let fs = FaultyFs::new();
     let (store, _) = open_on(&fs, config.clone()).unwrap();
@@ -101,16 +102,19 @@ fn a_log_that_ends_before_covers_seq_is_not_a_gap_and_numbering_starts_after_it(
     w.write_many(&store, 8).unwrap();
     let covers = store.snapshot().unwrap().covers_seq;
     assert_eq!(covers, 8);
-    // Under FsyncPolicy::Never the log's tail is not synced: the crash takes it, the
-    // snapshot (always synced) has it. The power goes while the store is open (closing it
-    // would sync the log).
-    fs.crash();
+    store.close().unwrap();
     drop(store);
+    // The log loses records 6..=8, which the snapshot holds (a log from before snapshots
+    // synced it, or one cut short by hand): cut the only segment after record 5.
+    let (_, seg) = segments(&fs, dir()).pop().unwrap();
+    let (at, _) = record_spans(&fs.peek(&seg).unwrap())[5];
+    let mut f = fs.open_append(&seg).unwrap();
+    f.set_len(at as u64).unwrap();
+    f.sync_data().unwrap();
+    drop(f);
+
     let (store, report) = open_on(&fs, config.clone()).unwrap();
-    assert!(
-        report.wal.last_seq.is_none_or(|l| l < covers),
-        "the log kept its unsynced tail: {report:?}"
-    );
+    assert_eq!(report.wal.last_seq, Some(5), "{report:?}");
     assert_eq!(report.wal.next_seq, covers + 1);
     w.check(&store, "log shorter than the snapshot");
     assert_eq!(w.write(&store).unwrap(), covers + 1);
