@@ -133,8 +133,8 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
     }
     // Recovery replays the log after the newest generation whose snapshots verify (or, if
     // none does, after the oldest): records missing below that are no loss. A hole that only
-    // an older generation would need (its tail was never synced, but a newer snapshot holds
-    // it) means that generation cannot serve as a fallback: a warning, not damage.
+    // an older generation would need (records a newer snapshot holds, gone from a log cut
+    // short) means that generation cannot serve as a fallback: a warning, not damage.
     let verified = |m: &Manifest| {
         m.chain().all(|r| {
             let path = snap_dir.join(&r.file);
