@@ -133,15 +133,44 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             }
         }
     }
-    let covered = slots
+    // Recovery replays the log after the newest generation whose snapshots verify (or, if
+    // none does, after the oldest): records missing below that are no loss. A hole that only
+    // an older generation would need (records a newer snapshot holds, gone from a log cut
+    // short) means that generation cannot serve as a fallback: a warning, not damage.
+    let verified = |m: &Manifest| {
+        m.chain().all(|r| {
+            let path = snap_dir.join(&r.file);
+            report
+                .snapshots
+                .iter()
+                .any(|c| c.file == path && c.error.is_none())
+        })
+    };
+    let replay_from = slots
         .valid
         .iter()
-        .map(Manifest::covers_seq)
-        .min()
-        .unwrap_or(0);
+        .position(verified)
+        .unwrap_or(slots.valid.len().saturating_sub(1));
+    let covered = slots.valid.get(replay_from).map_or(0, Manifest::covers_seq);
     let wal_dir = layout::wal_dir(dir);
     if fs.exists(&wal_dir)? {
         report.wal = wal::verify(fs, &wal_dir, covered)?;
+        for older in slots.valid.iter().skip(replay_from + 1) {
+            let needs = wal::verify(fs, &wal_dir, older.covers_seq())?;
+            for p in needs
+                .problems
+                .iter()
+                .filter(|p| !report.wal.problems.contains(p))
+            {
+                report.warnings.push(format!(
+                    "manifest generation {} cannot serve as a fallback: {} at offset {}: {:?}",
+                    older.generation,
+                    p.file.display(),
+                    p.offset,
+                    p.what
+                ));
+            }
+        }
     }
     for p in &report.wal.problems {
         let line = format!("{} at offset {}: {:?}", p.file.display(), p.offset, p.what);
