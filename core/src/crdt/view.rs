@@ -80,6 +80,17 @@ impl<V> Index<&[u8]> for Entries<V> {
     }
 }
 
+impl<V> FromIterator<(Bytes, V)> for Entries<V> {
+    /// Sorts by key; a key given twice keeps its last value, as inserting into a map would.
+    fn from_iter<I: IntoIterator<Item = (Bytes, V)>>(iter: I) -> Self {
+        let mut pairs: Vec<(Bytes, V)> = iter.into_iter().collect();
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+        Entries(pairs)
+    }
+}
+
 impl<'a, V> IntoIterator for &'a Entries<V> {
     type Item = &'a (Bytes, V);
     type IntoIter = std::slice::Iter<'a, (Bytes, V)>;
