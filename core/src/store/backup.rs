@@ -145,9 +145,11 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
     }
     if fs.exists(dir)? {
         let slots = read_slots(fs.as_ref(), dir)?;
+        // Snapshot files with no manifest and no log can only be an interrupted restore
+        // (a store installs its first manifest before anything else): it is redone.
         if !slots.valid.is_empty()
             || !slots.damaged.is_empty()
-            || layout::holds_data(fs.as_ref(), dir)?
+            || layout::holds_wal(fs.as_ref(), dir)?
         {
             return Err(Error::InvalidArgument(format!(
                 "{} already holds a store",
@@ -159,6 +161,11 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
     }
     let _lock = fs.lock_dir(dir)?;
     let snap_dir = layout::snap_dir(dir);
+    if fs.exists(&snap_dir)? {
+        for leftover in fs.list_dir(&snap_dir)? {
+            fs.remove_file(&snap_dir.join(leftover))?;
+        }
+    }
     fs.create_dir_all(&snap_dir)?;
     fs.sync_dir(dir)?;
     let incarnation = layout::new_incarnation(dir);

@@ -51,6 +51,12 @@ pub fn holds_data(fs: &dyn Vfs, dir: &Path) -> Result<bool> {
     Ok(false)
 }
 
+/// Whether `dir` holds WAL segments (writes may have been acknowledged from it).
+pub fn holds_wal(fs: &dyn Vfs, dir: &Path) -> Result<bool> {
+    let wal = wal_dir(dir);
+    Ok(fs.exists(&wal)? && fs.list_dir(&wal)?.iter().any(|n| n.starts_with("wal-")))
+}
+
 /// A fresh incarnation number for a store created now in `dir`.
 pub fn new_incarnation(dir: &Path) -> u32 {
     let nanos = std::time::SystemTime::now()

@@ -165,6 +165,15 @@ pub(crate) fn recover(
         .fallbacks
         .extend(slots.damaged.iter().map(|e| e.to_string()));
     if slots.valid.is_empty() {
+        if slots.damaged.is_empty()
+            && !layout::holds_wal(fs.as_ref(), dir)?
+            && layout::holds_data(fs.as_ref(), dir)?
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds snapshot files but no manifest and no log: an interrupted restore; run the restore again",
+                dir.display()
+            )));
+        }
         if !slots.damaged.is_empty() || layout::holds_data(fs.as_ref(), dir)? {
             return Err(Error::DataLoss(format!(
                 "{} holds data but no manifest verifies: {}",
