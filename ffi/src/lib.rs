@@ -33,6 +33,9 @@ mod report;
 mod session;
 mod status;
 
+#[cfg(test)]
+mod header_check;
+
 use std::ffi::c_char;
 
 pub use buf::ShaBuf;
