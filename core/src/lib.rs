@@ -62,3 +62,8 @@ pub use replicate::{
 };
 pub use store::{RecoveryMode, Store, StoreConfig, StoreStatus, WriteMode};
 pub use wal::FsyncPolicy;
+
+/// The README's Rust quickstart, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -45,6 +45,7 @@ impl Replica {
                 .is_some_and(|s| !s.is_ended() && s.is_expired(now))
             {
                 changes.push(Change::Op(self.commit_local(id, OpKind::End)));
+                self.expired_total += 1;
             }
         }
         changes

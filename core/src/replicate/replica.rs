@@ -42,6 +42,8 @@ pub struct Replica {
     /// Whether own ops wait for durability before being shipped, and up to where they are.
     pub(crate) hold_own: bool,
     pub(crate) own_durable: u64,
+    /// Sessions this replica ended because their deadline passed.
+    pub(crate) expired_total: u64,
 }
 
 impl std::fmt::Debug for Replica {
@@ -84,6 +86,7 @@ impl Replica {
             names: HashMap::new(),
             hold_own: false,
             own_durable: 0,
+            expired_total: 0,
         }
     }
 

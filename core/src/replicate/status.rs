@@ -65,6 +65,8 @@ pub struct ReplicaStatus {
     pub peers: Vec<PeerStatus>,
     /// Replicas removed from membership.
     pub removed: Vec<ReplicaId>,
+    /// Sessions this replica ended because their deadline passed (since it was opened).
+    pub expired_total: u64,
     /// Origins seen in ops that are neither members nor removed: they block collection until
     /// they become peers or are removed.
     pub unknown_origins: Vec<ReplicaId>,
@@ -131,6 +133,7 @@ impl super::Replica {
             clock_skew_ms: self.clock.max_skew_ms(),
             peers,
             removed: self.removed.keys().copied().collect(),
+            expired_total: self.expired_total,
             unknown_origins: self.unknown_origins(),
         }
     }

@@ -349,6 +349,7 @@ impl Replica {
         {
             let op = self.commit_local(session.clone(), OpKind::End);
             changes.push(Change::Op(op));
+            self.expired_total += 1;
         }
     }
 

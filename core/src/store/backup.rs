@@ -155,8 +155,7 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
             )));
         }
     } else {
-        fs.create_dir_all(dir)?;
-        fs.sync_dir(parent_dir(dir))?;
+        crate::fs::create_dir_durably(fs.as_ref(), dir)?;
     }
     let _lock = fs.lock_dir(dir)?;
     let snap_dir = layout::snap_dir(dir);

@@ -30,7 +30,10 @@ pub use recovery::RecoveryReport;
 pub use replication::Receipt;
 pub use snapshotter::SnapshotReport;
 pub use status::{SnapshotStatus, StoreStatus, WalStatus};
-pub use verify::{dry_run_recovery, verify_dir, FileCheck, RecoveryPlan, VerifyReport};
+pub use verify::{
+    dry_run_recovery, recovered_state, verify_dir, FileCheck, RecoveredState, RecoveryPlan,
+    VerifyReport,
+};
 
 use crate::clock::{ReplicaId, TimeSource, WallClock};
 use crate::codec;
@@ -100,10 +103,7 @@ impl Store {
         config: StoreConfig,
         time: Arc<dyn TimeSource>,
     ) -> Result<(Store, RecoveryReport)> {
-        if !fs.exists(dir)? {
-            fs.create_dir_all(dir)?;
-            fs.sync_dir(crate::fs::parent_dir(dir))?;
-        }
+        crate::fs::create_dir_durably(fs.as_ref(), dir)?;
         let lock = fs.lock_dir(dir)?;
         let (recovered, lock) = match recovery::recover(&fs, dir, &config, &time) {
             Ok(r) => (r, lock),
@@ -112,8 +112,7 @@ impl Store {
             {
                 let moved = quarantine(&fs, dir, time.now_ms())?;
                 drop(lock);
-                fs.create_dir_all(dir)?;
-                fs.sync_dir(crate::fs::parent_dir(dir))?;
+                crate::fs::create_dir_durably(fs.as_ref(), dir)?;
                 let lock = fs.lock_dir(dir)?;
                 let mut r = recovery::recover(&fs, dir, &config, &time)?;
                 r.report.fallbacks.push(format!("moved aside after: {e}"));

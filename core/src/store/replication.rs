@@ -148,6 +148,19 @@ impl Store {
         })
     }
 
+    /// Ends every session whose deadline has passed now (each end replicates like any
+    /// change); returns how many. Maintenance does the same every `tick_interval`.
+    ///
+    /// # Errors
+    /// Log failures, [`Error::Closed`].
+    pub fn expire_due(&self) -> Result<usize> {
+        self.check_open()?;
+        let mut st = self.inner.state.write();
+        let changes = st.replica.expire_due();
+        self.inner.log_changes(&mut st, &changes)?;
+        Ok(changes.len())
+    }
+
     /// Runs maintenance now (expiry, resends, tombstone collection); the background thread
     /// also does every `tick_interval`.
     ///

@@ -1,9 +1,11 @@
 //! Incremental snapshots, off the write path: under the state lock only the dirty-session
 //! set is swapped and the cut taken (WAL position, causal context, clock); the sessions are
 //! then copied in batches of [`BATCH`] under short read locks and streamed to a delta
-//! snapshot, or to a new base when the compaction policy says the chain is due. Then the
-//! manifest is installed, and only then are files deleted that neither the new nor the
-//! previous manifest generation needs (the previous one stays whole, as recovery's fallback).
+//! snapshot, or to a new base when the compaction policy says the chain is due. The log is
+//! synced (whatever its policy) before the file is finished, so every write the copies hold
+//! is durable in the log too. Then the manifest is installed, and only then are files
+//! deleted that neither the new nor the previous manifest generation needs (the previous one
+//! stays whole, as recovery's fallback).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -177,6 +179,12 @@ impl Inner {
         }
         let created_ms = meta.created_ms;
         w.push(&SnapEntry::Meta(meta))?;
+        // The sessions were copied after the cut, so they can hold writes made since, whose
+        // dots are not in the context of the cut. Those writes must be durable in the log
+        // before this snapshot can be: else a power cut keeps them only here, outside the
+        // restored context, and their dots are handed out again. A failed log (a write may
+        // then be applied in memory without a record) fails the snapshot.
+        self.wal.sync()?;
         let written = w.finish()?;
         report.bytes = written.bytes;
         report.file = Some(written.name.clone());

@@ -1,7 +1,8 @@
 //! Read-only checks of a store directory: [`verify_dir`] reads every manifest slot, every
 //! snapshot file either generation names (every chunk and footer checksum) and every WAL
-//! record; [`dry_run_recovery`] says what opening the store would do. Neither modifies,
-//! renames, truncates or locks anything, so both can run beside an open store.
+//! record; [`dry_run_recovery`] says what opening the store would do; [`recovered_state`]
+//! rebuilds in memory the replica opening it would recover. None of them modifies, renames,
+//! truncates or locks anything, so all can run beside an open store.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use super::{layout, recovery, Store};
 use crate::clock::WallClock;
 use crate::error::Result;
 use crate::fs::Vfs;
+use crate::replicate::ReplicaStatus;
 use crate::snapshot::{read_slots, Manifest, SnapshotReader, SLOTS};
 use crate::wal::{self, ProblemKind};
 
@@ -131,15 +133,44 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             }
         }
     }
-    let covered = slots
+    // Recovery replays the log after the newest generation whose snapshots verify (or, if
+    // none does, after the oldest): records missing below that are no loss. A hole that only
+    // an older generation would need (records a newer snapshot holds, gone from a log cut
+    // short) means that generation cannot serve as a fallback: a warning, not damage.
+    let verified = |m: &Manifest| {
+        m.chain().all(|r| {
+            let path = snap_dir.join(&r.file);
+            report
+                .snapshots
+                .iter()
+                .any(|c| c.file == path && c.error.is_none())
+        })
+    };
+    let replay_from = slots
         .valid
         .iter()
-        .map(Manifest::covers_seq)
-        .min()
-        .unwrap_or(0);
+        .position(verified)
+        .unwrap_or(slots.valid.len().saturating_sub(1));
+    let covered = slots.valid.get(replay_from).map_or(0, Manifest::covers_seq);
     let wal_dir = layout::wal_dir(dir);
     if fs.exists(&wal_dir)? {
         report.wal = wal::verify(fs, &wal_dir, covered)?;
+        for older in slots.valid.iter().skip(replay_from + 1) {
+            let needs = wal::verify(fs, &wal_dir, older.covers_seq())?;
+            for p in needs
+                .problems
+                .iter()
+                .filter(|p| !report.wal.problems.contains(p))
+            {
+                report.warnings.push(format!(
+                    "manifest generation {} cannot serve as a fallback: {} at offset {}: {:?}",
+                    older.generation,
+                    p.file.display(),
+                    p.offset,
+                    p.what
+                ));
+            }
+        }
     }
     for p in &report.wal.problems {
         let line = format!("{} at offset {}: {:?}", p.file.display(), p.offset, p.what);
@@ -234,6 +265,55 @@ pub fn dry_run_recovery(fs: &dyn Vfs, dir: &Path) -> Result<RecoveryPlan> {
     Ok(plan)
 }
 
+/// The replica opening a store would recover, rebuilt in memory by [`recovered_state`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveredState {
+    /// Manifest generation it was recovered from.
+    pub generation: u64,
+    /// WAL records replayed on top of that generation's snapshot chain.
+    pub records_replayed: u64,
+    /// The rebuilt replica's status: sessions, version vector, digest root, removed members.
+    /// Peers are registered at run time, not stored, so the peer list is empty.
+    pub replica: ReplicaStatus,
+}
+
+/// Rebuilds in memory the replica that opening the store in `dir` would recover (the newest
+/// manifest generation whose snapshot chain loads and whose WAL holds no corruption, plus the
+/// WAL records after it, up to a torn tail) and returns its status; never modifies anything.
+/// `None` when no generation recovers or `dir` holds no store: [`dry_run_recovery`] says why.
+///
+/// # Errors
+/// Only when the directory or the WAL cannot be read at all.
+pub fn recovered_state(fs: &dyn Vfs, dir: &Path) -> Result<Option<RecoveredState>> {
+    let slots = read_slots(fs, dir)?;
+    let wal_dir = layout::wal_dir(dir);
+    for m in &slots.valid {
+        let config = StoreConfig::new(&m.region);
+        let Ok(mut replica) = recovery::load_chain(fs, dir, m, &config, Arc::new(WallClock)) else {
+            continue;
+        };
+        let mut records_replayed = 0;
+        if fs.exists(&wal_dir)? {
+            if wal::verify(fs, &wal_dir, m.covers_seq())?.has_corruption() {
+                continue;
+            }
+            let replayed = wal::read_records(fs, &wal_dir, m.covers_seq(), &mut |seq, body| {
+                recovery::replay_record(&mut replica, &wal_dir, seq, body)
+            });
+            match replayed {
+                Ok(n) => records_replayed = n,
+                Err(_) => continue,
+            }
+        }
+        return Ok(Some(RecoveredState {
+            generation: m.generation,
+            records_replayed,
+            replica: replica.status(),
+        }));
+    }
+    Ok(None)
+}
+
 impl Store {
     /// Checks every checksum of this store's files; never modifies anything. Snapshots are
     /// held off while it runs, so no file it checks is deleted under it.
@@ -243,5 +323,95 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         let _snap = self.inner.snap.lock();
         verify_dir(self.inner.fs.as_ref(), &self.inner.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::OsFs;
+    use crate::ReplicaId;
+
+    fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let bytes = std::fs::read(&p).unwrap();
+                    out.push((p, bytes));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn config() -> StoreConfig {
+        StoreConfig {
+            snapshot_interval: None,
+            tick_interval: None,
+            ..StoreConfig::new("eu-west-1")
+        }
+    }
+
+    #[test]
+    fn recovered_state_counts_the_snapshot_chain_and_the_wal_tail_without_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        let (store, _) = Store::open(&dir, config()).unwrap();
+        for i in 0..5 {
+            store
+                .put(format!("s{i}").into_bytes(), "user", "alice")
+                .unwrap();
+        }
+        store.snapshot().unwrap();
+        for i in 5..8 {
+            store
+                .put(format!("s{i}").into_bytes(), "user", "bob")
+                .unwrap();
+        }
+        let (id, incarnation) = (store.id(), store.incarnation());
+        store.close().unwrap();
+        drop(store);
+        let before = files(&dir);
+
+        let state = recovered_state(&OsFs, &dir).unwrap().unwrap();
+        assert_eq!(files(&dir), before);
+        assert_eq!(state.records_replayed, 3);
+        assert_eq!(state.replica.sessions, 8);
+        assert_eq!(state.replica.vv.get(id), 8);
+        assert_eq!(id, ReplicaId::from_region("eu-west-1", incarnation));
+
+        let (store, _) = Store::open(&dir, config()).unwrap();
+        assert_eq!(store.status().replica.vv, state.replica.vv);
+        assert_eq!(store.digest_root(), state.replica.digest_root);
+    }
+
+    #[test]
+    fn recovered_state_is_none_when_the_wal_is_corrupt_and_none_for_an_empty_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(recovered_state(&OsFs, tmp.path()).unwrap(), None);
+        let dir = tmp.path().join("store");
+        let (store, _) = Store::open(&dir, config()).unwrap();
+        for i in 0..3 {
+            store.put(format!("s{i}").into_bytes(), "k", "v").unwrap();
+        }
+        store.close().unwrap();
+        drop(store);
+        let wal_dir = layout::wal_dir(&dir);
+        let seg = std::fs::read_dir(&wal_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "log"))
+            .unwrap();
+        let mut bytes = std::fs::read(&seg).unwrap();
+        // Inside the first record's body: valid records follow, so this is corruption.
+        bytes[crate::wal::SEGMENT_HEADER_LEN + 16] ^= 0x40;
+        std::fs::write(&seg, bytes).unwrap();
+        assert_eq!(recovered_state(&OsFs, &dir).unwrap(), None);
     }
 }

@@ -52,6 +52,7 @@ use crate::error::{Error, Result};
 pub use log::Wal;
 pub use record::{RECORD_OVERHEAD, RECORD_SIZE_LIMIT};
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+pub(crate) use verify::read_records;
 pub use verify::{verify, Problem, ProblemKind, SegmentSummary, VerifyReport};
 
 /// When the WAL makes appended records durable.

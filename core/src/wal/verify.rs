@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use super::recovery::check_continuity;
 use super::scan::{Scanner, Step};
-use super::segment::{is_broken_name, is_temp_name, parse_segment_name, SegmentHeader};
+use super::segment::{
+    is_broken_name, is_temp_name, parse_segment_name, segment_name, SegmentHeader,
+};
 use super::{RECORD_SIZE_LIMIT, SEGMENT_HEADER_LEN};
-use crate::error::{DecodeError, Result};
+use crate::error::{DecodeError, Error, Result};
 use crate::fs::Vfs;
 
 /// What is wrong at one place.
@@ -145,6 +147,52 @@ pub fn verify(fs: &dyn Vfs, dir: &Path, covered_through: u64) -> Result<VerifyRe
         );
     }
     Ok(report)
+}
+
+/// Passes every record whose sequence number is above `after` to `apply`, in log order, up
+/// to the first spot that does not verify; never modifies anything. On a log in which
+/// [`verify`] found no corruption (a torn tail allowed) these are exactly the records
+/// [`Wal::open`](super::Wal::open) would replay. Returns how many records were passed.
+///
+/// # Errors
+/// I/O errors, [`Error::Corrupt`] for a segment header that does not verify, and whatever
+/// `apply` returns.
+pub(crate) fn read_records(
+    fs: &dyn Vfs,
+    dir: &Path,
+    after: u64,
+    apply: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut firsts: Vec<u64> = fs
+        .list_dir(dir)?
+        .iter()
+        .filter_map(|n| parse_segment_name(n))
+        .collect();
+    firsts.sort_unstable();
+    let mut passed = 0;
+    for first in firsts {
+        let path = dir.join(segment_name(first));
+        let bytes = fs.read_file(&path)?;
+        let header = SegmentHeader::decode(&bytes).map_err(|source| Error::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            source,
+        })?;
+        let mut scanner = Scanner::new(&bytes, header.salt, RECORD_SIZE_LIMIT, SEGMENT_HEADER_LEN);
+        loop {
+            match scanner.step() {
+                Step::Record { rec, .. } => {
+                    if rec.seq > after {
+                        apply(rec.seq, rec.body)?;
+                        passed += 1;
+                    }
+                }
+                Step::End => break,
+                Step::Damaged { .. } => return Ok(passed),
+            }
+        }
+    }
+    Ok(passed)
 }
 
 /// Verifies one segment into `report`; returns the last seq it ends at (for the next

@@ -1,5 +1,8 @@
-//! Helpers shared by the WAL test files (each test file uses a subset).
+//! Helpers shared by the test files (each test file uses a subset): the WAL helpers here, the
+//! store helpers in `store`.
 #![allow(dead_code, clippy::unwrap_used)]
+
+pub mod store;
 
 use std::path::Path;
 use std::sync::mpsc;

@@ -1,0 +1,148 @@
+//! Help texts: the overview (`session-ha --help`) and one page per command
+//! (`session-ha help CMD`, `session-ha CMD --help`).
+
+/// The overview.
+pub const OVERVIEW: &str = "\
+session-ha: operator tool for session-ha store directories
+
+Usage:
+  session-ha [--json] COMMAND ARGS...
+  session-ha help [COMMAND]
+
+Commands:
+  inspect DIR        manifests, snapshot chain, WAL segments, sessions, versions
+  verify DIR         check every file and checksum (read-only)
+  recover DIR        what opening the store would do: a dry run, changes nothing
+  export DIR FILE    write a self-verifying backup of a closed store
+  restore FILE DIR   make a new store directory from a backup
+
+Options:
+  --json             print one JSON object on stdout (keys: cli/README.md)
+  -h, --help         show help (of a command: session-ha help COMMAND)
+  -V, --version      show the version
+
+inspect, verify and recover only read: they are safe beside a running node.
+A progress line is drawn on stderr for long passes when stderr is a terminal
+(never with --json).
+
+Exit status:
+  0  done: intact, recovery would succeed, backup or restore made and verified
+  1  the answer is no: damage found, recovery would fail, the store is locked by
+     a running node, the store or the backup is too damaged to read
+  2  the command could not run: bad arguments, DIR is not a store, FILE or DIR
+     exists already, I/O errors
+";
+
+/// The help page of `command`, if it is one.
+pub fn command(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "inspect" => INSPECT,
+        "verify" => VERIFY,
+        "recover" => RECOVER,
+        "export" => EXPORT,
+        "restore" => RESTORE,
+        _ => return None,
+    })
+}
+
+const INSPECT: &str = "\
+Usage: session-ha inspect [--json] DIR
+
+Shows what the store directory DIR holds, without changing anything:
+  - both manifest slots: generation, region, incarnation, the chain of base and
+    delta snapshots (sizes, WAL sequence each covers), and wal_from
+  - snapshot files on disk, those no manifest names (orphans) and temp files
+  - WAL segments: name, first sequence number, size; .broken and temp files
+  - the state opening the store would recover: sessions, version vector,
+    digest root (the snapshot chain and WAL tail are loaded in memory)
+
+Does not check every checksum: that is `session-ha verify DIR`.
+
+Exit status: 0 shown, 2 DIR is not a store or cannot be read.
+";
+
+const VERIFY: &str = "\
+Usage: session-ha verify [--json] DIR
+
+Reads every manifest slot, every snapshot file a manifest names (every chunk
+and footer checksum) and every WAL record, and reports. Read-only: nothing is
+modified, renamed, truncated or locked, so it can run beside a running node.
+
+Problems are damage to acknowledged data. Warnings are what the next open
+repairs by itself (a torn WAL tail from a crash, leftover temporary files).
+
+Exit status: 0 intact (warnings allowed), 1 problems found (listed),
+2 DIR is not a store or cannot be read.
+";
+
+const RECOVER: &str = "\
+Usage: session-ha recover [--json] DIR
+
+A dry run of recovery: says which manifest generation opening the store would
+recover from, which snapshots it would load, how many WAL records it would
+replay, how many bytes of torn tail it would cut off (kept in a .broken file),
+which generations it would have to skip and why, and why it would fail if it
+would. Changes nothing.
+
+Exit status: 0 recovery would succeed, 1 it would fail,
+2 DIR is not a store or cannot be read.
+";
+
+const EXPORT: &str = "\
+Usage: session-ha export [--json] DIR FILE
+
+Writes a consistent backup of the closed store in DIR to FILE (which must not
+exist): every session and the replica's state at one cut, in the checksummed
+snapshot format, read back whole before success is reported.
+
+The store is opened the way a restarting node opens it (region from its
+manifest, no maintenance, no snapshots): recovery runs, so a torn WAL tail is
+cut off and kept in a .broken file. Nothing else in DIR changes.
+
+A store that a running node holds is locked: export says so and exits 1.
+Back up a live store through the node: erlmcp_session_ha:backup/1 (Erlang)
+or Store::backup (Rust).
+
+Exit status: 0 written and verified, 1 locked or too damaged to open,
+2 DIR is not a store, FILE exists, or I/O errors.
+";
+
+const RESTORE: &str = "\
+Usage: session-ha restore [--json] FILE DIR
+
+Verifies the whole backup FILE, then makes a new store directory DIR from it
+and verifies that. DIR must not exist or be empty: restore never overwrites.
+
+The restored store is a new incarnation of the backup's region; the old
+incarnation is retired from membership, and peers refill whatever is newer
+than the backup. Start the node on DIR with the region shown.
+
+Exit status: 0 restored and verified, 1 the backup is damaged (nothing made)
+or the new store does not verify, 2 FILE missing, DIR not empty, I/O errors.
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::COMMANDS;
+
+    #[test]
+    fn every_command_has_a_page_that_shows_its_usage_line() {
+        for (name, params) in COMMANDS {
+            let page = command(name).unwrap();
+            let usage = format!("Usage: session-ha {name} [--json] {}", params.join(" "));
+            assert!(page.starts_with(&usage), "{name}");
+            assert!(OVERVIEW.contains(&format!("{name} {}", params.join(" "))));
+        }
+        assert_eq!(command("help"), None);
+    }
+
+    #[test]
+    fn lines_fit_an_80_column_terminal() {
+        for page in std::iter::once(OVERVIEW).chain(COMMANDS.iter().filter_map(|c| command(c.0))) {
+            for line in page.lines() {
+                assert!(line.chars().count() <= 80, "{line}");
+            }
+        }
+    }
+}

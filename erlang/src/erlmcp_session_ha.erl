@@ -1,0 +1,348 @@
+%%% @doc Replicated, durable session state for erlmcp.
+%%%
+%%% A `gen_server' registered locally as `erlmcp_session_ha'. It opens the session store (the
+%%% `session-ha' NIF) in its data directory, shares the handle through `persistent_term' so
+%%% that reads and writes run in the caller's process (they never queue behind this server),
+%%% ships replication frames to the same-named process on peer nodes over Erlang
+%%% distribution, applies theirs and acks once durable, watches nodes with
+%%% `net_kernel:monitor_nodes/1', and answers the calls the DR runbooks name:
+%%% `get_replication_status/0', `force_sync/0,1', `validate_consistency/0', `repair/0'.
+%%%
+%%% Session ids and keys are binaries; values are any term (stored in external term format).
+%%% A write returns once it is durable on this node; `force_sync/0' waits until every
+%%% connected peer holds it too. The store takes an incremental snapshot every
+%%% `snapshot_interval_ms' on its own thread.
+%%%
+%%% If this server crashes, its supervisor restarts it and it takes over the open store
+%%% still held in `persistent_term': nothing is lost and nothing is reopened.
+%%% @end
+-module(erlmcp_session_ha).
+-behaviour(gen_server).
+
+%% Lifecycle
+-export([start_link/0, start_link/1, child_spec/1, stop/0]).
+%% Sessions
+-export([put/2, put/3, get/1, get/2, delete/1, delete/2, touch/2,
+         incr/3, counter/2, add_to_set/3, remove_from_set/3, set_members/2, session_ids/0]).
+%% Operations
+-export([get_replication_status/0, force_sync/0, force_sync/1, validate_consistency/0,
+         repair/0, snapshot/0, verify/0, backup/1, peers/0, handle/0]).
+%% erlmcp's existing API
+-export([start_session/2, replicate_session/2, get_session/1, failover_session/2,
+         get_active_region/1, store_session/1]).
+%% gen_server
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-include("erlmcp_session_ha.hrl").
+
+-define(SERVER, ?MODULE).
+-define(HANDLE_KEY, {?MODULE, handle}).
+-define(DURABLE_TIMEOUT, 30000).
+
+-export_type([session_id/0, key/0, status/0]).
+
+-type session_id() :: binary().
+-type key() :: binary().
+-type status() :: map().
+
+%%====================================================================
+%% Lifecycle
+%%====================================================================
+
+%% @doc Starts the server configured from the application environment (see
+%% `erlmcp_session_ha_opts'), as an unchanged erlmcp child spec
+%% `{erlmcp_session_ha, start_link, []}' does.
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    case erlmcp_session_ha_opts:from_app_env() of
+        {ok, Opts} -> gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []);
+        {error, _} = E -> E
+    end.
+
+%% @doc Starts the server with the options map described in `erlmcp_session_ha_opts'.
+-spec start_link(map()) -> {ok, pid()} | {error, term()}.
+start_link(Opts) ->
+    case erlmcp_session_ha_opts:normalize(Opts) of
+        {ok, Norm} -> gen_server:start_link({local, ?SERVER}, ?MODULE, Norm, []);
+        {error, _} = E -> E
+    end.
+
+%% @doc A child spec that drops into the host's supervision tree.
+-spec child_spec(map()) -> supervisor:child_spec().
+child_spec(Opts) ->
+    #{id => ?MODULE,
+      start => {?MODULE, start_link, [Opts]},
+      restart => permanent,
+      shutdown => 10000,
+      type => worker,
+      modules => [?MODULE]}.
+
+%% @doc Stops the server and closes the store.
+-spec stop() -> ok.
+stop() ->
+    gen_server:stop(?SERVER).
+
+%% @doc The NIF handle of the open store (for tools and benchmarks).
+-spec handle() -> reference().
+handle() ->
+    persistent_term:get(?HANDLE_KEY).
+
+%%====================================================================
+%% Sessions (run in the caller's process)
+%%====================================================================
+
+%% @doc Writes several fields of a session at once (one change).
+-spec put(session_id(), #{key() => term()}) -> ok | {error, term()}.
+put(Sid, Fields) when is_binary(Sid), is_map(Fields) ->
+    Pairs = [{K, term_to_binary(V)} || {K, V} <- maps:to_list(Fields)],
+    durable(erlmcp_session_ha_nif:put_fields(handle(), Sid, Pairs)).
+
+%% @doc Writes one field of a session.
+-spec put(session_id(), key(), term()) -> ok | {error, term()}.
+put(Sid, Key, Value) when is_binary(Sid), is_binary(Key) ->
+    durable(erlmcp_session_ha_nif:put(handle(), Sid, Key, term_to_binary(Value))).
+
+%% @doc A session's fields; `{error, not_found}' when absent, ended or expired.
+-spec get(session_id()) -> {ok, #{key() => term()}} | {error, not_found}.
+get(Sid) when is_binary(Sid) ->
+    case erlmcp_session_ha_nif:get(handle(), Sid) of
+        {ok, #{fields := Fields}} -> {ok, maps:map(fun(_, V) -> binary_to_term(V) end, Fields)};
+        {error, _} = E -> E
+    end.
+
+%% @doc One field of a session.
+-spec get(session_id(), key()) -> {ok, term()} | {error, not_found}.
+get(Sid, Key) when is_binary(Sid), is_binary(Key) ->
+    case erlmcp_session_ha_nif:get_field(handle(), Sid, Key) of
+        {ok, V} -> {ok, binary_to_term(V)};
+        {error, _} = E -> E
+    end.
+
+%% @doc Ends a session everywhere, for good: no late or reordered change brings it back.
+-spec delete(session_id()) -> ok | {error, term()}.
+delete(Sid) when is_binary(Sid) ->
+    durable(erlmcp_session_ha_nif:end_session(handle(), Sid)).
+
+%% @doc Deletes one field of a session.
+-spec delete(session_id(), key()) -> ok | {error, term()}.
+delete(Sid, Key) when is_binary(Sid), is_binary(Key) ->
+    durable(erlmcp_session_ha_nif:delete_field(handle(), Sid, Key)).
+
+%% @doc Keeps a session alive for `TtlMs' from now (the longest deadline any region set wins);
+%% once past its deadline a session reads as absent everywhere and never comes back.
+-spec touch(session_id(), pos_integer()) -> ok | {error, term()}.
+touch(Sid, TtlMs) when is_binary(Sid), is_integer(TtlMs), TtlMs > 0 ->
+    durable(erlmcp_session_ha_nif:touch(handle(), Sid, TtlMs)).
+
+%% @doc Adds `Delta' to a counter of a session (a PN counter: increments from every region add up).
+-spec incr(session_id(), key(), integer()) -> ok | {error, term()}.
+incr(Sid, Key, Delta) when is_binary(Sid), is_binary(Key), is_integer(Delta) ->
+    durable(erlmcp_session_ha_nif:counter_add(handle(), Sid, Key, Delta)).
+
+%% @doc A counter's value (0 when never incremented).
+-spec counter(session_id(), key()) -> {ok, integer()} | {error, not_found}.
+counter(Sid, Key) when is_binary(Sid), is_binary(Key) ->
+    case erlmcp_session_ha_nif:get(handle(), Sid) of
+        {ok, #{counters := C}} -> {ok, maps:get(Key, C, 0)};
+        {error, _} = E -> E
+    end.
+
+%% @doc Adds a term to a set of a session (add wins over a concurrent remove).
+-spec add_to_set(session_id(), key(), term()) -> ok | {error, term()}.
+add_to_set(Sid, Key, Elem) when is_binary(Sid), is_binary(Key) ->
+    durable(erlmcp_session_ha_nif:set_add(handle(), Sid, Key, term_to_binary(Elem))).
+
+%% @doc Removes a term from a set of a session.
+-spec remove_from_set(session_id(), key(), term()) -> ok | {error, term()}.
+remove_from_set(Sid, Key, Elem) when is_binary(Sid), is_binary(Key) ->
+    durable(erlmcp_session_ha_nif:set_remove(handle(), Sid, Key, term_to_binary(Elem))).
+
+%% @doc The members of a set of a session.
+-spec set_members(session_id(), key()) -> {ok, [term()]} | {error, not_found}.
+set_members(Sid, Key) when is_binary(Sid), is_binary(Key) ->
+    case erlmcp_session_ha_nif:get(handle(), Sid) of
+        {ok, #{sets := S}} -> {ok, [binary_to_term(E) || E <- maps:get(Key, S, [])]};
+        {error, _} = E -> E
+    end.
+
+%% @doc Ids of the live sessions, sorted.
+-spec session_ids() -> [session_id()].
+session_ids() ->
+    erlmcp_session_ha_nif:session_ids(handle()).
+
+%% Waits until the change at `Lsn' is durable on this node.
+durable({ok, Lsn}) ->
+    erlmcp_session_ha_durable:await(handle(), Lsn, ?DURABLE_TIMEOUT);
+durable({error, _} = E) ->
+    E.
+
+%%====================================================================
+%% Operations
+%%====================================================================
+
+%% @doc The truth about this region in one call: `{ok, Map}' with `replicas' (peer nodes),
+%% `lag' (ms, the worst peer), `synced' (every connected peer acked everything), this
+%% region's version vector, per peer (by node) connected or not, acked vector, pending ops,
+%% lag and last contact, and the state of the WAL and the snapshots.
+-spec get_replication_status() -> {ok, status()}.
+get_replication_status() ->
+    gen_server:call(?SERVER, status).
+
+%% @doc {@link force_sync/1} with a 5 s timeout.
+-spec force_sync() -> ok | {error, {timeout, [node()]}}.
+force_sync() ->
+    force_sync(5000).
+
+%% @doc Returns `ok' once every connected peer has acknowledged everything this node holds,
+%% or `{error, {timeout, Nodes}}' naming the peers still behind.
+-spec force_sync(non_neg_integer()) -> ok | {error, {timeout, [node()]}}.
+force_sync(TimeoutMs) when is_integer(TimeoutMs), TimeoutMs >= 0 ->
+    gen_server:call(?SERVER, {force_sync, TimeoutMs}, TimeoutMs + 5000).
+
+%% @doc Compares this node's digest tree with every connected peer's:
+%% `{ok, #{peers => Nodes, sessions => N}}' when every root is equal, else
+%% `{error, {inconsistent, #{Node => [SessionId]}}}' naming the differing sessions.
+-spec validate_consistency() ->
+    {ok, #{peers := [node()], sessions := non_neg_integer()}} |
+    {error, {inconsistent, #{node() => [session_id()]}}}.
+validate_consistency() ->
+    erlmcp_session_ha_consistency:validate(handle(), connected_peers()).
+
+%% @doc Exchanges the full state of every differing session with every connected peer, then
+%% validates again.
+-spec repair() -> {ok, map()} | {error, term()}.
+repair() ->
+    erlmcp_session_ha_consistency:repair(handle(), connected_peers()).
+
+%% @doc Takes an incremental snapshot now.
+-spec snapshot() -> {ok, map()} | {error, term()}.
+snapshot() ->
+    erlmcp_session_ha_nif:snapshot(handle()).
+
+%% @doc Checks every checksum on disk (read-only): `{ok, Report}' when intact, else
+%% `{error, {corrupt, Report}}'.
+-spec verify() -> {ok, map()} | {error, term()}.
+verify() ->
+    erlmcp_session_ha_nif:verify(handle()).
+
+%% @doc Writes a consistent, self-verifying backup of the store to `File'.
+-spec backup(file:filename_all()) -> {ok, map()} | {error, term()}.
+backup(File) ->
+    erlmcp_session_ha_nif:backup(handle(), unicode:characters_to_binary(File)).
+
+%% @doc Peer nodes with their region and whether they are connected.
+-spec peers() -> [#{node := node(), region := binary() | undefined, connected := boolean()}].
+peers() ->
+    gen_server:call(?SERVER, peers).
+
+connected_peers() ->
+    [{N, Id} || #{node := N, id := Id, connected := true} <- peers(), Id =/= undefined].
+
+%%====================================================================
+%% erlmcp's existing API
+%%====================================================================
+
+%% @doc Starts a session for `ClientId': a new random 16-byte id.
+-spec start_session(term(), map()) -> {ok, session_id()} | {error, term()}.
+start_session(ClientId, SessionData) ->
+    erlmcp_session_ha_compat:start_session(ClientId, SessionData).
+
+%% @doc Replaces a session's data (replicated); `{error, session_not_found}' when absent.
+-spec replicate_session(session_id(), map()) -> ok | {error, session_not_found | term()}.
+replicate_session(Sid, SessionData) ->
+    erlmcp_session_ha_compat:replicate_session(Sid, SessionData).
+
+%% @doc The session as erlmcp's session manager knows it.
+-spec get_session(session_id()) -> {ok, map()} | {error, not_found}.
+get_session(Sid) ->
+    erlmcp_session_ha_compat:get_session(Sid).
+
+%% @doc Makes `NewPrimaryNode' the session's primary.
+-spec failover_session(session_id(), node()) -> ok | {error, term()}.
+failover_session(Sid, Node) ->
+    erlmcp_session_ha_compat:failover_session(Sid, Node).
+
+%% @doc The region currently serving the session.
+-spec get_active_region(session_id()) -> {ok, binary()} | {error, not_found | no_active_nodes}.
+get_active_region(Sid) ->
+    erlmcp_session_ha_compat:get_active_region(Sid).
+
+%% @doc Stores a session info map (as `get_session/1' returns it).
+-spec store_session(map()) -> ok | {error, term()}.
+store_session(Info) ->
+    erlmcp_session_ha_compat:store_session(Info).
+
+%%====================================================================
+%% gen_server
+%%====================================================================
+
+%% @hidden
+init(Opts) ->
+    process_flag(trap_exit, true),
+    case open_store(Opts) of
+        {ok, H, Report} ->
+            persistent_term:put(?HANDLE_KEY, H),
+            ok = net_kernel:monitor_nodes(true),
+            #{id := Id} = erlmcp_session_ha_nif:info(H),
+            State = erlmcp_session_ha_peers:new(H, Id, Opts),
+            logger:info("erlmcp_session_ha: region ~s open in ~s: ~p",
+                        [maps:get(region, Opts), maps:get(data_dir, Opts), Report]),
+            self() ! sync,
+            {ok, erlmcp_session_ha_peers:hello_all(State)};
+        {error, Reason} ->
+            {stop, Reason}
+    end.
+
+%% Reuses a store left open by a crashed predecessor (same directory and region), so a
+%% restart by the supervisor neither loses nor reopens anything.
+open_store(#{data_dir := Dir, region := Region} = Opts) ->
+    case persistent_term:get(?HANDLE_KEY, undefined) of
+        undefined -> open_new(Opts);
+        H ->
+            try erlmcp_session_ha_nif:info(H) of
+                #{dir := Dir, region := Region} -> {ok, H, #{reused => true}};
+                _ -> _ = erlmcp_session_ha_nif:close(H), open_new(Opts)
+            catch error:_ -> open_new(Opts)
+            end
+    end.
+
+open_new(#{data_dir := Dir} = Opts) ->
+    ok = filelib:ensure_path(Dir),
+    erlmcp_session_ha_nif:open(Dir, erlmcp_session_ha_opts:nif_opts(Opts)).
+
+%% @hidden
+handle_call(status, _From, State) ->
+    {reply, {ok, erlmcp_session_ha_peers:status(State)}, State};
+handle_call(peers, _From, State) ->
+    {reply, erlmcp_session_ha_peers:list(State), State};
+handle_call({force_sync, TimeoutMs}, From, State) ->
+    {noreply, erlmcp_session_ha_peers:force_sync(From, TimeoutMs, State)};
+handle_call({digest, Request}, _From, State) ->
+    {reply, erlmcp_session_ha_consistency:answer(erlmcp_session_ha_peers:handle_of(State), Request), State};
+handle_call({repair_with, Node, Ids}, _From, State) ->
+    {reply, ok, erlmcp_session_ha_peers:send_repair(Node, Ids, State)};
+handle_call(_Other, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+%% @hidden
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @hidden
+handle_info(Msg, State) ->
+    {noreply, erlmcp_session_ha_peers:handle_info(Msg, State)}.
+
+%% @hidden
+terminate(Reason, State) ->
+    case Reason of
+        normal -> close(State);
+        shutdown -> close(State);
+        {shutdown, _} -> close(State);
+        _ -> ok %% a crash: the store stays open for the restarted server
+    end.
+
+close(State) ->
+    H = erlmcp_session_ha_peers:handle_of(State),
+    _ = persistent_term:erase(?HANDLE_KEY),
+    _ = erlmcp_session_ha_nif:close(H),
+    ok.

@@ -1,0 +1,81 @@
+%%% @doc Helpers for the multi-node suites: regions as real BEAM nodes started with OTP's
+%%% `peer' (controlled over standard I/O, so partitioning their distribution links never cuts
+%%% the test's control), each running `erlmcp_session_ha' under a small supervisor.
+-module(erlmcp_session_ha_ct).
+-export([start_regions/3, start_region/3, stop_region/1,
+         call/4, connect_all/1, partition/2, heal/2, wait_until/2]).
+
+-export_type([region/0]).
+
+-type region() :: #{peer := pid(), node := node(), region := binary(), dir := binary()}.
+
+%% @doc Starts one node per region name, connects them all and starts the server on each.
+-spec start_regions(list(), [binary()], map()) -> [region()].
+start_regions(Config, Names, Extra) ->
+    Regions = [start_region(Config, Name, Extra) || Name <- Names],
+    connect_all(Regions),
+    Regions.
+
+%% @doc Starts one region node with its server; its data lives in the test case's priv dir.
+-spec start_region(list(), binary(), map()) -> region().
+start_region(Config, Name, Extra) ->
+    Dir = iolist_to_binary(filename:join(proplists:get_value(priv_dir, Config), Name)),
+    Paths = lists:usort([filename:dirname(code:which(M)) || M <- [erlmcp_session_ha, ?MODULE]]),
+    Args = ["-kernel", "dist_auto_connect", "once",
+            "-setcookie", atom_to_list(erlang:get_cookie())]
+        ++ lists:append([["-pa", P] || P <- Paths]),
+    {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(binary_to_list(Name)),
+                                         connection => standard_io,
+                                         args => Args}),
+    Region = #{peer => Peer, node => Node, region => Name, dir => Dir},
+    Opts = maps:merge(#{region => Name, data_dir => Dir, sync_interval_ms => 20}, Extra),
+    {ok, _} = call(Region, erlmcp_session_ha_standalone, start, [Opts]),
+    Region.
+
+%% @doc Stops a region's node (like a power cut for its BEAM).
+-spec stop_region(region()) -> ok.
+stop_region(#{peer := Peer}) ->
+    catch peer:stop(Peer),
+    ok.
+
+%% @doc `M:F(A...)' on a region's node.
+-spec call(region(), module(), atom(), list()) -> term().
+call(#{peer := Peer}, M, F, A) ->
+    peer:call(Peer, M, F, A, 60000).
+
+%% @doc Connects every pair of regions.
+-spec connect_all([region()]) -> ok.
+connect_all(Regions) ->
+    [true = call(A, net_kernel, connect_node, [B]) || #{node := _} = A <- Regions,
+                                                       #{node := B} <- Regions, A =/= B,
+                                                       maps:get(node, A) < B],
+    ok.
+
+%% @doc Cuts the distribution link between two regions (it stays cut: dist_auto_connect once).
+-spec partition(region(), region()) -> ok.
+partition(A, #{node := B}) ->
+    true = call(A, erlang, disconnect_node, [B]),
+    ok.
+
+%% @doc Restores the link between two regions.
+-spec heal(region(), region()) -> ok.
+heal(A, #{node := B}) ->
+    true = call(A, net_kernel, connect_node, [B]),
+    ok.
+
+%% @doc Polls `Fun' every 20 ms until it returns true; fails the test with the last value
+%% after `TimeoutMs'.
+-spec wait_until(fun(() -> term()), pos_integer()) -> ok.
+wait_until(Fun, TimeoutMs) ->
+    Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
+    wait_loop(Fun, Deadline).
+
+wait_loop(Fun, Deadline) ->
+    case Fun() of
+        true -> ok;
+        Other ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({timeout_waiting, Other});
+                false -> timer:sleep(20), wait_loop(Fun, Deadline)
+            end
+    end.
