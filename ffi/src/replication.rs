@@ -116,7 +116,8 @@ pub extern "C" fn sha_tick(store: *mut ShaStore) -> ShaStatus {
 /// `{"dir","incarnation","replica":{"id","name","now_ms","vv","sessions","live_sessions",
 /// "digest_root","log_ops","log_bytes","tombstones_pending","stable","gaps","clock_skew_ms",
 /// "peers":[{"id","name","acked","pending_ops","lag_ms","lag_exact","behind_ops",
-/// "last_heard_ms","in_flight","state_transfer"}],"removed","unknown_origins"},
+/// "last_heard_ms","in_flight","state_transfer"}],"removed","expired_total",
+/// "unknown_origins"},
 /// "wal":{"last_seq","durable_seq","segments","bytes","failure"},
 /// "snapshot":{"generation","covers_seq","base","deltas","bytes","last_ok_ms","last_error"}}`.
 ///

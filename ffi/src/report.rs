@@ -110,6 +110,7 @@ pub(crate) fn status(s: &StoreStatus) -> String {
     j.end_array();
     j.key("removed");
     ids(&mut j, &r.removed);
+    j.key("expired_total").u64(r.expired_total);
     j.key("unknown_origins");
     ids(&mut j, &r.unknown_origins);
     j.end_object();

@@ -273,7 +273,8 @@ sha_status sha_tick(sha_store *store);
  * {"dir","incarnation","replica":{"id","name","now_ms","vv","sessions","live_sessions",
  *  "digest_root","log_ops","log_bytes","tombstones_pending","stable","gaps","clock_skew_ms",
  *  "peers":[{"id","name","acked","pending_ops","lag_ms","lag_exact","behind_ops",
- *  "last_heard_ms","in_flight","state_transfer"}],"removed","unknown_origins"},
+ *  "last_heard_ms","in_flight","state_transfer"}],"removed","expired_total",
+ *  "unknown_origins"},
  *  "wal":{"last_seq","durable_seq","segments","bytes","failure"},
  *  "snapshot":{"generation","covers_seq","base","deltas","bytes","last_ok_ms","last_error"}}.
  * A peer is caught up when its pending_ops is 0. */

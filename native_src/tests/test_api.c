@@ -238,6 +238,7 @@ static void test_status_json_describes_the_store(void)
     CHECK(buf_contains(&json, "\"pending_ops\":1"));
     CHECK(buf_contains(&json, "\"wal\":{\"last_seq\":"));
     CHECK(buf_contains(&json, "\"failure\":null"));
+    CHECK(buf_contains(&json, "\"expired_total\":0,"));
     CHECK_RC(sha_buf_free(&json), SHA_OK);
     fixture_close(&f);
 }
