@@ -255,6 +255,12 @@ impl Replica {
         peer.acknowledge(&frame.vv, now);
         self.names.insert(frame.sender, frame.sender_name.clone());
         let (mut applied, mut duplicates, mut transfer_broken) = (0, 0, false);
+        // Full states are a snapshot of the sender at `frame.vv`. Unlike ops, they carry no
+        // dots to recognise as seen, so one taken before tombstones we have since collected
+        // (a late or duplicated frame) would bring back ended sessions, deleted fields and
+        // removed elements. A fresh snapshot always covers our stable frontier, which is at
+        // most what the sender acknowledged; a stale one is dropped as if lost.
+        let fresh = frame.vv.dominates(self.stability.frontier());
         match frame.body {
             FrameBody::Ops(ops) => {
                 for op in ops {
@@ -268,6 +274,8 @@ impl Replica {
                     applied += 1;
                 }
             }
+            // The chunk is lost to the transfer: have the sender start it again.
+            FrameBody::State { .. } if !fresh => transfer_broken = true,
             FrameBody::State {
                 transfer,
                 index,
@@ -286,7 +294,8 @@ impl Replica {
                     }
                 }
             }
-            FrameBody::Repair(sessions) => self.merge_sessions(sessions, &mut changes),
+            FrameBody::Repair(sessions) if fresh => self.merge_sessions(sessions, &mut changes),
+            FrameBody::Repair(_) => {}
         }
         let ack = self.make_ack(frame.sender, transfer_broken);
         Ok(Applied {
