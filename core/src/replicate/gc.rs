@@ -12,7 +12,9 @@
 //! Each epoch records `(S, M)`; when our vector dominates an epoch's `M`, its `S` becomes
 //! the *stable frontier* and tombstones at or below it are collected. A replica removed from
 //! membership keeps blocking (with its last acknowledgement) until every member has confirmed
-//! the removal, because until then a member may still accept its frames.
+//! the removal, because until then a member may still accept its frames. Once it is
+//! confirmed, the epochs recorded so far are dropped: their `M` may include ops only the
+//! removed replica held, which would block collection for good.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -153,6 +155,14 @@ impl Stability {
     /// The stable frontier: tombstones at or below it may be collected.
     pub(crate) fn frontier(&self) -> &VersionVector {
         &self.frontier
+    }
+
+    /// Drops the epochs waiting to become stable (the frontier stays). Called when
+    /// membership shrinks: an epoch whose `M` came from a removed replica's acknowledgement
+    /// may cover ops that only it held, which no survivor will ever receive, and epochs
+    /// become stable in order. New epochs are recorded under the new membership.
+    pub(crate) fn forget_epochs(&mut self) {
+        self.epochs.clear();
     }
 
     /// Records this moment's `(s, m)` and advances the frontier as far as `own` allows.
