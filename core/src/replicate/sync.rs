@@ -2,12 +2,15 @@
 //! a peer, apply a frame from a peer (returning the ack and the changes to persist), take an
 //! ack. Frames carry, for every origin, the ops the peer has not acknowledged (forwarding),
 //! only up to our own contiguous vector; a peer below the op log's floor gets a state
-//! transfer in chunks instead.
+//! transfer in chunks instead. A receiver applies each origin's ops in order: an op that
+//! arrives ahead of a gap waits (its ack names the gap, so the sender sends it again), which
+//! keeps every effect a replica holds covered by its version vector.
 
 use super::change::Change;
 use super::message::{Ack, Frame, FrameBody, Message};
 use super::peer::{InTransfer, OutTransfer, Peer};
 use super::replica::Replica;
+use crate::causal::Gap;
 use crate::clock::ReplicaId;
 use crate::crdt::{OpKind, SessionId};
 use crate::error::{Error, Result};
@@ -255,6 +258,7 @@ impl Replica {
         peer.acknowledge(&frame.vv, now);
         self.names.insert(frame.sender, frame.sender_name.clone());
         let (mut applied, mut duplicates, mut transfer_broken) = (0, 0, false);
+        let mut missing = Vec::new();
         // Full states are a snapshot of the sender at `frame.vv`. Unlike ops, they carry no
         // dots to recognise as seen, so one taken before tombstones we have since collected
         // (a late or duplicated frame) would bring back ended sessions, deleted fields and
@@ -266,6 +270,21 @@ impl Replica {
                 for op in ops {
                     if self.ctx.contains(op.dot) {
                         duplicates += 1;
+                        continue;
+                    }
+                    // Ops apply in their origin's order. An op applied ahead of a gap would
+                    // be held as an effect without a covered dot: if its origin died before
+                    // the gap filled, no survivor could pass it on and only this one would
+                    // keep it. Leave it, and have the sender send again from the gap.
+                    let next = self.ctx.vv().get(op.dot.replica) + 1;
+                    if op.dot.seq != next {
+                        if !missing.iter().any(|g: &Gap| g.origin == op.dot.replica) {
+                            missing.push(Gap {
+                                origin: op.dot.replica,
+                                from: next,
+                                to: op.dot.seq - 1,
+                            });
+                        }
                         continue;
                     }
                     self.end_if_expired(&op.session, &mut changes);
@@ -297,7 +316,8 @@ impl Replica {
             FrameBody::Repair(sessions) if fresh => self.merge_sessions(sessions, &mut changes),
             FrameBody::Repair(_) => {}
         }
-        let ack = self.make_ack(frame.sender, transfer_broken);
+        let mut ack = self.make_ack(frame.sender, transfer_broken);
+        ack.gaps.extend(missing);
         Ok(Applied {
             ack,
             changes,
