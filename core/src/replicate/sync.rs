@@ -403,6 +403,14 @@ impl Replica {
             .or_insert_with(|| Peer::new(ack.from_name.clone(), now));
         peer.acknowledge(&ack.vv, now);
         peer.frames_acked = peer.frames_acked.max(ack.frame_no.min(peer.frames_sent));
+        if ack.frame_no >= peer.frames_sent && !peer.acked.dominates(&peer.sent) {
+            // The peer got our latest frame but lacks some of what we sent before it: those
+            // frames were lost (or, on a reordering transport, are late; a second copy is
+            // harmless). Nothing counts as in flight any more, so no timeout would resend
+            // them: send them again now.
+            peer.sent = peer.acked.clone();
+            peer.transfer = None;
+        }
         peer.removed_view = ack.removed.clone();
         for gap in &ack.gaps {
             // Ops lost in flight: send them again from the start of the gap.
