@@ -136,6 +136,7 @@ impl Replica {
                 Tomb::End => {
                     if state.is_ended() {
                         self.sessions.remove(&sid);
+                        self.abort_transfers_past(&sid);
                         self.dirty.insert(sid);
                     }
                 }

@@ -22,7 +22,8 @@ pub const MAX_NAME: usize = 255;
 pub enum FrameBody {
     /// Ops the receiver lacks, per origin in seq order (an empty list is a heartbeat).
     Ops(Vec<Op>),
-    /// One chunk of a full state transfer, for a receiver that fell behind the op log.
+    /// One chunk of a full state transfer, for a receiver that fell behind the op log; the
+    /// receiver stages chunks and merges them when the last one arrives.
     State {
         /// Transfer id (per sender and receiver).
         transfer: u64,
@@ -30,8 +31,9 @@ pub enum FrameBody {
         index: u32,
         /// Whether this is the final chunk.
         last: bool,
-        /// The sender's vector when the transfer started: once every chunk arrived in order,
-        /// the receiver holds everything it covers.
+        /// The sender's vector when it made this chunk. The last chunk's is what the whole
+        /// transfer hands over: once every chunk arrived in order, the receiver holds
+        /// everything it covers and nothing more (see the module `transfer`).
         covers: VersionVector,
         /// Full states of a range of sessions.
         sessions: Vec<(SessionId, SessionState)>,

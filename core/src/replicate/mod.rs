@@ -12,6 +12,7 @@ mod peer;
 mod replica;
 mod status;
 mod sync;
+mod transfer;
 
 pub use change::Change;
 pub use config::ReplicaConfig;

@@ -409,6 +409,7 @@ impl Replica {
         }
         self.digest.update(session, session_digest(session, state));
         self.dirty.insert(session.clone());
+        self.note_transfer_change(session);
     }
 
     // ----- reads ----------------------------------------------------------------------------

@@ -8,8 +8,9 @@
 
 use super::change::Change;
 use super::message::{Ack, Frame, FrameBody, Message};
-use super::peer::{InTransfer, OutTransfer, Peer};
+use super::peer::Peer;
 use super::replica::Replica;
+use super::transfer::ChunkOutcome;
 use crate::causal::Gap;
 use crate::clock::ReplicaId;
 use crate::crdt::{OpKind, SessionId};
@@ -183,63 +184,6 @@ impl Replica {
         }
     }
 
-    fn next_state_chunk(&mut self, peer_id: ReplicaId) -> FrameBody {
-        let covers_now = self.ctx.vv().clone();
-        let budget = self.config.frame_budget;
-        let Some(peer) = self.peers.get_mut(&peer_id) else {
-            return FrameBody::Ops(Vec::new());
-        };
-        let transfer = match peer.transfer.take() {
-            Some(t) => t,
-            None => {
-                peer.transfers_started += 1;
-                OutTransfer {
-                    id: peer.transfers_started,
-                    next_index: 0,
-                    cursor: None,
-                    covers: covers_now,
-                }
-            }
-        };
-        let range = match &transfer.cursor {
-            Some(c) => self
-                .sessions
-                .range::<SessionId, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded)),
-            None => self.sessions.range::<SessionId, _>(..),
-        };
-        let mut sessions = Vec::new();
-        let mut size = 0;
-        let mut last = true;
-        for (id, st) in range {
-            let s = st.approx_size() + id.0.len();
-            if size + s > budget && !sessions.is_empty() {
-                last = false;
-                break;
-            }
-            size += s;
-            sessions.push((id.clone(), st.clone()));
-        }
-        let body = FrameBody::State {
-            transfer: transfer.id,
-            index: transfer.next_index,
-            last,
-            covers: transfer.covers.clone(),
-            sessions,
-        };
-        if let FrameBody::State { sessions, .. } = &body {
-            if last {
-                peer.sent.merge(&transfer.covers);
-            } else {
-                peer.transfer = Some(OutTransfer {
-                    next_index: transfer.next_index + 1,
-                    cursor: sessions.last().map(|(id, _)| id.clone()),
-                    ..transfer
-                });
-            }
-        }
-        body
-    }
-
     /// Applies a frame from a peer (an unknown sender becomes a peer).
     ///
     /// # Errors
@@ -259,11 +203,12 @@ impl Replica {
         self.names.insert(frame.sender, frame.sender_name.clone());
         let (mut applied, mut duplicates, mut transfer_broken) = (0, 0, false);
         let mut missing = Vec::new();
-        // Full states are a snapshot of the sender at `frame.vv`. Unlike ops, they carry no
-        // dots to recognise as seen, so one taken before tombstones we have since collected
-        // (a late or duplicated frame) would bring back ended sessions, deleted fields and
+        // A repair is a snapshot of the sender at `frame.vv`. Unlike ops, it carries no dots
+        // to recognise as seen, so one taken before tombstones we have since collected (a
+        // late or duplicated frame) would bring back ended sessions, deleted fields and
         // removed elements. A fresh snapshot always covers our stable frontier, which is at
-        // most what the sender acknowledged; a stale one is dropped as if lost.
+        // most what the sender acknowledged; a stale one is dropped as if lost. (Transfer
+        // chunks are checked the same way when they complete, see `transfer.rs`.)
         let fresh = frame.vv.dominates(self.stability.frontier());
         match frame.body {
             FrameBody::Ops(ops) => {
@@ -293,8 +238,6 @@ impl Replica {
                     applied += 1;
                 }
             }
-            // The chunk is lost to the transfer: have the sender start it again.
-            FrameBody::State { .. } if !fresh => transfer_broken = true,
             FrameBody::State {
                 transfer,
                 index,
@@ -302,16 +245,16 @@ impl Replica {
                 covers,
                 sessions,
             } => {
-                let in_order = self.track_transfer(frame.sender, transfer, index);
-                transfer_broken = !in_order;
-                self.merge_sessions(sessions, &mut changes);
-                if in_order && last {
-                    self.adopt(&covers);
-                    changes.push(Change::Adopt(covers));
-                    if let Some(p) = self.peers.get_mut(&frame.sender) {
-                        p.incoming = None;
-                    }
-                }
+                let chunk = (transfer, index, last);
+                let outcome = self.take_state_chunk(
+                    frame.sender,
+                    chunk,
+                    covers,
+                    sessions,
+                    &frame.vv,
+                    &mut changes,
+                );
+                transfer_broken = matches!(outcome, ChunkOutcome::Broken);
             }
             FrameBody::Repair(sessions) if fresh => self.merge_sessions(sessions, &mut changes),
             FrameBody::Repair(_) => {}
@@ -338,33 +281,9 @@ impl Replica {
         }
     }
 
-    /// Records chunk `index` of transfer `id` from `sender`; true when it is the next chunk
-    /// of an unbroken transfer.
-    fn track_transfer(&mut self, sender: ReplicaId, id: u64, index: u32) -> bool {
-        let Some(peer) = self.peers.get_mut(&sender) else {
-            return false;
-        };
-        let mut t = match peer.incoming {
-            Some(t) if t.id == id => t,
-            _ => InTransfer {
-                id,
-                next_index: 0,
-                broken: false,
-            },
-        };
-        let ok = !t.broken && t.next_index == index;
-        if ok {
-            t.next_index += 1;
-        } else {
-            t.broken = true;
-        }
-        peer.incoming = Some(t);
-        ok
-    }
-
     /// A session whose deadline passed here is ended (by a local op) before anything from a
     /// peer touches it: an expired session never comes back, even if a longer touch arrives.
-    fn end_if_expired(&mut self, session: &SessionId, changes: &mut Vec<Change>) {
+    pub(crate) fn end_if_expired(&mut self, session: &SessionId, changes: &mut Vec<Change>) {
         let now = self.now_ms();
         if self
             .sessions
