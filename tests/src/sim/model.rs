@@ -31,6 +31,7 @@ pub struct Expected {
 #[derive(Debug, Default)]
 pub struct Model {
     ops: BTreeMap<Dot, Op>,
+    ended: BTreeSet<SessionId>,
     counters: BTreeMap<(ReplicaId, SessionId, Bytes), (u64, u64)>,
 }
 
@@ -44,6 +45,9 @@ impl Model {
             Some(old) if old != op => Err(format!("dot {:?} reused: {old:?} then {op:?}", op.dot)),
             Some(_) => Ok(()),
             None => {
+                if matches!(op.kind, OpKind::End) {
+                    self.ended.insert(op.session.clone());
+                }
                 self.ops.insert(op.dot, op.clone());
                 Ok(())
             }
@@ -82,6 +86,11 @@ impl Model {
             .filter(|op| matches!(op.kind, OpKind::End))
             .map(|op| (op.dot, op.session.clone()))
             .collect()
+    }
+
+    /// Whether any replica ended `session`.
+    pub fn has_end(&self, session: &SessionId) -> bool {
+        self.ended.contains(session)
     }
 
     /// Sessions any op touched.

@@ -21,13 +21,20 @@ pub struct SessionPool {
 }
 
 impl SessionPool {
-    /// Picks a session id, sometimes sliding the window first.
+    /// Picks a session id, sometimes sliding the window first, and sliding past ids some
+    /// replica already ended (writes to those are mostly refused).
     pub fn pick(&mut self, world: &mut World) -> SessionId {
         if world.rng.chance(30) {
             self.base += 1;
         }
-        let n = self.base + world.rng.below(5);
-        SessionId::from(format!("s{n}").as_str())
+        for _ in 0..3 {
+            let id = SessionId::from(format!("s{}", self.base + world.rng.below(5)).as_str());
+            if !world.model.has_end(&id) || world.rng.chance(200) {
+                return id;
+            }
+            self.base += 1;
+        }
+        SessionId::from(format!("s{}", self.base).as_str())
     }
 }
 
@@ -42,11 +49,28 @@ fn value(world: &mut World, writer: usize) -> Bytes {
 fn collected_here(world: &World, at: usize, session: &SessionId) -> bool {
     let r = &world.replicas[at];
     r.session_state(session.as_bytes()).is_none()
+        && world.model.has_end(session)
         && world
             .model
             .ends()
             .iter()
             .any(|(dot, sid)| sid == session && r.version_vector().contains(*dot))
+}
+
+/// A random live `(session, set, element)` replica `at` holds, if any.
+fn seen_element(world: &mut World, at: usize) -> Option<(SessionId, Bytes, Bytes)> {
+    let now = world.now();
+    let seen: Vec<(SessionId, Bytes, Bytes)> = world.replicas[at]
+        .sessions()
+        .filter(|(_, st)| st.is_live(now))
+        .flat_map(|(sid, st)| {
+            st.sets.iter().flat_map(move |(k, set)| {
+                set.elements()
+                    .map(move |e| (sid.clone(), k.clone(), e.clone()))
+            })
+        })
+        .collect();
+    (!seen.is_empty()).then(|| seen[world.rng.index(seen.len())].clone())
 }
 
 /// Makes one random write on replica `at` and records it.
@@ -55,7 +79,17 @@ fn collected_here(world: &World, at: usize, session: &SessionId) -> bool {
 /// When the engine refuses a valid write on a live session, accepts one on a session it
 /// sees as gone, or returns an op that is not the write asked for.
 pub fn random_write(world: &mut World, pool: &mut SessionPool, at: usize) -> Result<(), String> {
-    let session = pool.pick(world);
+    let roll = world.rng.below(100);
+    // A remove mostly targets an element the writer sees, so that it observes adds.
+    let target = if (75..=86).contains(&roll) && world.rng.chance(800) {
+        seen_element(world, at)
+    } else {
+        None
+    };
+    let session = match &target {
+        Some((sid, _, _)) => sid.clone(),
+        None => pool.pick(world),
+    };
     if collected_here(world, at, &session) {
         // Session ids are never reused (erlmcp's are random): a replica that already
         // collected this session's end would take a write to it for a new session.
@@ -66,7 +100,6 @@ pub fn random_write(world: &mut World, pool: &mut SessionPool, at: usize) -> Res
     let was_live = world.replicas[at]
         .session_state(session.as_bytes())
         .is_none_or(|s| s.is_live(now));
-    let roll = world.rng.below(100);
     let key = Bytes::from_static(world.rng.pick(&KEYS).as_bytes());
     let (result, expect): (Result<Op, Error>, Option<OpKind>) = match roll {
         0..=24 => {
@@ -139,8 +172,13 @@ pub fn random_write(world: &mut World, pool: &mut SessionPool, at: usize) -> Res
             )
         }
         75..=86 => {
-            let set = Bytes::from_static(world.rng.pick(&SETS).as_bytes());
-            let elem = Bytes::from_static(world.rng.pick(&ELEMS).as_bytes());
+            let (set, elem) = match target {
+                Some((_, set, elem)) => (set, elem),
+                None => (
+                    Bytes::from_static(world.rng.pick(&SETS).as_bytes()),
+                    Bytes::from_static(world.rng.pick(&ELEMS).as_bytes()),
+                ),
+            };
             let dots = world.replicas[at]
                 .session_state(session.as_bytes())
                 .and_then(|s| s.sets.get(&set))
@@ -157,7 +195,7 @@ pub fn random_write(world: &mut World, pool: &mut SessionPool, at: usize) -> Res
             )
         }
         87..=96 => {
-            let ttl = world.rng.range(20, 400);
+            let ttl = world.rng.range(150, 2_500);
             let expect = OpKind::Touch {
                 deadline_ms: now + ttl,
             };
@@ -188,6 +226,9 @@ pub fn random_write(world: &mut World, pool: &mut SessionPool, at: usize) -> Res
                 )
             });
             world.count("writes");
+            if matches!(&op.kind, OpKind::SetRemove { dots, .. } if !dots.is_empty()) {
+                world.count("set removes that observed adds");
+            }
             world.model.record(&op).map_err(|e| world.fail(e))
         }
         Err(Error::SessionEnded) if !was_live => {
