@@ -88,7 +88,11 @@ impl Replica {
     /// Whether `peer` needs ops this replica's log no longer holds.
     pub(crate) fn needs_transfer(&self, peer: &Peer) -> bool {
         self.ctx.vv().iter().any(|(origin, top)| {
-            let from = peer.acked.get(origin).max(peer.sent.get(origin)) + 1;
+            let from = peer
+                .acked
+                .get(origin)
+                .max(peer.sent.get(origin))
+                .saturating_add(1);
             from <= top && from <= self.log.floor(origin)
         })
     }
@@ -116,7 +120,11 @@ impl Replica {
         let mut size = 0;
         let mut sent = Vec::new();
         'origins: for (origin, top) in self.ctx.vv().iter() {
-            let from = peer.acked.get(origin).max(peer.sent.get(origin)) + 1;
+            let from = peer
+                .acked
+                .get(origin)
+                .max(peer.sent.get(origin))
+                .saturating_add(1);
             for (op, op_size) in self.log.from(origin, from) {
                 if op.dot.seq > top {
                     break;
