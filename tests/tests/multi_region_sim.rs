@@ -14,7 +14,7 @@ use session_ha_tests::sim::{run, Params};
 /// parallel.
 const DEFAULT_SEEDS: u64 = 1_000;
 const SHARDS: u64 = 4;
-const DEFAULT_STEPS: u32 = 120;
+const DEFAULT_STEPS: u32 = 100;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {

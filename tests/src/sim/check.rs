@@ -21,7 +21,6 @@ use super::world::World;
 /// The first invariant broken, with the seed.
 pub fn step_invariants(world: &mut World) -> Result<(), String> {
     let now = world.now();
-    let ends = world.model.ends();
     for i in world.live() {
         let r = &world.replicas[i];
         let vv = r.version_vector().clone();
@@ -39,7 +38,7 @@ pub fn step_invariants(world: &mut World) -> Result<(), String> {
                 )));
             }
         }
-        for (dot, sid) in &ends {
+        for (dot, sid) in world.model.ends() {
             if vv.contains(*dot)
                 && r.session_state(sid.as_bytes())
                     .is_some_and(|s| !s.is_ended())

@@ -32,6 +32,7 @@ pub struct Expected {
 pub struct Model {
     ops: BTreeMap<Dot, Op>,
     ended: BTreeSet<SessionId>,
+    ends: Vec<(Dot, SessionId)>,
     counters: BTreeMap<(ReplicaId, SessionId, Bytes), (u64, u64)>,
 }
 
@@ -47,6 +48,7 @@ impl Model {
             None => {
                 if matches!(op.kind, OpKind::End) {
                     self.ended.insert(op.session.clone());
+                    self.ends.push((op.dot, op.session.clone()));
                 }
                 self.ops.insert(op.dot, op.clone());
                 Ok(())
@@ -79,13 +81,9 @@ impl Model {
         self.ops.values()
     }
 
-    /// The ends recorded, as `(dot, session)`.
-    pub fn ends(&self) -> Vec<(Dot, SessionId)> {
-        self.ops
-            .values()
-            .filter(|op| matches!(op.kind, OpKind::End))
-            .map(|op| (op.dot, op.session.clone()))
-            .collect()
+    /// The ends recorded, as `(dot, session)`, in the order they were made.
+    pub fn ends(&self) -> &[(Dot, SessionId)] {
+        &self.ends
     }
 
     /// Whether any replica ended `session`.
