@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use session_ha::{Change, ManualTime, Replica, ReplicaId, SessionId, VersionVector};
+use session_ha::{Change, ManualTime, OpKind, Replica, ReplicaId, SessionId, VersionVector};
 
 use super::model::Model;
 use super::network::Network;
@@ -145,13 +145,23 @@ impl World {
     /// like any other.
     ///
     /// # Errors
-    /// When the engine reused a dot.
+    /// When the engine made an op of its own that is not the end of a session whose deadline
+    /// passed, or reused a dot.
     pub fn record_changes(&mut self, at: usize, changes: &[Change]) -> Result<(), String> {
         let own = self.replicas[at].id();
         for c in changes {
             if let Change::Op(op) = c {
                 if op.dot.replica == own {
                     self.log(|| format!("r{at} expired {:?} as {:?}", op.session, op.dot));
+                    // Only an end is made for a replica, and only once a deadline passed.
+                    let due = self.model.ops().any(|o| {
+                        o.session == op.session
+                            && matches!(o.kind, OpKind::Touch { deadline_ms }
+                                if deadline_ms <= self.now())
+                    });
+                    if !matches!(op.kind, OpKind::End) || !due {
+                        return Err(self.fail(format!("r{at} made {op:?} on its own")));
+                    }
                     self.count("expiry ends");
                     self.model.record(op).map_err(|e| self.fail(e))?;
                 }
