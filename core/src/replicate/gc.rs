@@ -67,12 +67,16 @@ impl TombstoneIndex {
     }
 
     /// Indexes the tombstones in a full state learnt without its ops (a transfer or repair),
-    /// each under the dot of the op that made it; dots already indexed are left alone.
+    /// each under the dot of the op that made it, merged with what that dot already indexes:
+    /// a state may carry only part of what one op left (another replica collected the rest
+    /// under an overlapping remove), and a later state the rest.
     pub(crate) fn record_state(&mut self, session: &SessionId, state: &SessionState) {
         let mut add = |dot: Dot, tomb: Tomb| {
-            self.by_dot
+            let entry = self
+                .by_dot
                 .entry(dot)
-                .or_insert_with(|| (session.clone(), vec![tomb]));
+                .or_insert_with(|| (session.clone(), Vec::new()));
+            merge_tomb(&mut entry.1, tomb);
         };
         if let Some(stamp) = state.ended {
             add(stamp.dot, Tomb::End);
@@ -139,6 +143,41 @@ impl TombstoneIndex {
             }
         }
         out
+    }
+}
+
+/// Adds `tomb` to the tombstones one op left, joining the removed adds of the same set.
+fn merge_tomb(tombs: &mut Vec<Tomb>, tomb: Tomb) {
+    match tomb {
+        Tomb::SetRemove { key, adds } => {
+            let same_set = tombs.iter_mut().find_map(|t| match t {
+                Tomb::SetRemove { key: k, adds } if *k == key => Some(adds),
+                _ => None,
+            });
+            match same_set {
+                Some(have) => {
+                    for d in adds {
+                        if !have.contains(&d) {
+                            have.push(d);
+                        }
+                    }
+                }
+                None => tombs.push(Tomb::SetRemove { key, adds }),
+            }
+        }
+        Tomb::Field { key, stamp } => {
+            if !tombs
+                .iter()
+                .any(|t| matches!(t, Tomb::Field { key: k, .. } if *k == key))
+            {
+                tombs.push(Tomb::Field { key, stamp });
+            }
+        }
+        Tomb::End => {
+            if !tombs.iter().any(|t| matches!(t, Tomb::End)) {
+                tombs.push(Tomb::End);
+            }
+        }
     }
 }
 
