@@ -3,8 +3,9 @@
 //! identical state, lose no acknowledged write, never resurrect an ended session, and
 //! collect every tombstone once the dead replica is removed.
 //!
-//! `SIM_SEEDS=<n>` runs more seeds, `SIM_SEED=<n>` replays one (with `SIM_TRACE=1` to print
-//! every event), `SIM_STEPS=<n>` changes the chaos steps per seed.
+//! `SIM_SEEDS=<n>` runs more seeds (`SIM_FROM=<k>` starts at seed k instead of 0),
+//! `SIM_SEED=<n>` replays one (with `SIM_TRACE=1` to print every event), `SIM_STEPS=<n>`
+//! changes the chaos steps per seed.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
@@ -38,10 +39,11 @@ fn run_shard(shard: u64) {
         }
         return;
     }
+    let from = env_u64("SIM_FROM").unwrap_or(0);
     let seeds = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     let mut failures = Vec::new();
-    let mut seed = shard;
-    while seed < seeds {
+    let mut seed = from + shard;
+    while seed < from + seeds {
         if let Err(e) = run(Params::for_seed(seed, steps()), false) {
             failures.push(e);
         }
