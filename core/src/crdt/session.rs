@@ -93,6 +93,9 @@ impl SessionState {
                     .or_default()
                     .add(elem.clone(), op.dot);
             }
+            // A remove that observed no add removes nothing and leaves no tombstone; an empty
+            // set entry would only make this state differ from the same state merged in.
+            OpKind::SetRemove { dots, .. } if dots.is_empty() => {}
             OpKind::SetRemove { key, elem, dots } => {
                 self.sets
                     .entry(key.clone())
@@ -318,5 +321,36 @@ impl Merge for SessionState {
         self.sets
             .retain(|_, s| !(s.entries.is_empty() && s.removed.is_empty()));
         self.expires_at = self.expires_at.max(other.expires_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::causal::Dot;
+    use crate::clock::{ReplicaId, Timestamp};
+    use crate::crdt::SessionId;
+
+    #[test]
+    fn a_remove_that_observed_no_add_leaves_no_trace() {
+        let op = Op {
+            dot: Dot {
+                replica: ReplicaId(1),
+                seq: 1,
+            },
+            ts: Timestamp(1),
+            session: SessionId::from("s"),
+            kind: OpKind::SetRemove {
+                key: Bytes::from_static(b"t"),
+                elem: Bytes::from_static(b"e"),
+                dots: Vec::new(),
+            },
+        };
+        let mut state = SessionState::default();
+        state.apply(&op);
+        assert_eq!(state, SessionState::default());
+        let mut merged = state.clone();
+        merged.merge(&state);
+        assert_eq!(merged, state, "merge is idempotent on it");
     }
 }

@@ -12,7 +12,9 @@
 //! Each epoch records `(S, M)`; when our vector dominates an epoch's `M`, its `S` becomes
 //! the *stable frontier* and tombstones at or below it are collected. A replica removed from
 //! membership keeps blocking (with its last acknowledgement) until every member has confirmed
-//! the removal, because until then a member may still accept its frames.
+//! the removal, because until then a member may still accept its frames. Once it is
+//! confirmed, the epochs recorded so far are dropped: their `M` may include ops only the
+//! removed replica held, which would block collection for good.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -65,12 +67,16 @@ impl TombstoneIndex {
     }
 
     /// Indexes the tombstones in a full state learnt without its ops (a transfer or repair),
-    /// each under the dot of the op that made it; dots already indexed are left alone.
+    /// each under the dot of the op that made it, merged with what that dot already indexes:
+    /// a state may carry only part of what one op left (another replica collected the rest
+    /// under an overlapping remove), and a later state the rest.
     pub(crate) fn record_state(&mut self, session: &SessionId, state: &SessionState) {
         let mut add = |dot: Dot, tomb: Tomb| {
-            self.by_dot
+            let entry = self
+                .by_dot
                 .entry(dot)
-                .or_insert_with(|| (session.clone(), vec![tomb]));
+                .or_insert_with(|| (session.clone(), Vec::new()));
+            merge_tomb(&mut entry.1, tomb);
         };
         if let Some(stamp) = state.ended {
             add(stamp.dot, Tomb::End);
@@ -140,6 +146,41 @@ impl TombstoneIndex {
     }
 }
 
+/// Adds `tomb` to the tombstones one op left, joining the removed adds of the same set.
+fn merge_tomb(tombs: &mut Vec<Tomb>, tomb: Tomb) {
+    match tomb {
+        Tomb::SetRemove { key, adds } => {
+            let same_set = tombs.iter_mut().find_map(|t| match t {
+                Tomb::SetRemove { key: k, adds } if *k == key => Some(adds),
+                _ => None,
+            });
+            match same_set {
+                Some(have) => {
+                    for d in adds {
+                        if !have.contains(&d) {
+                            have.push(d);
+                        }
+                    }
+                }
+                None => tombs.push(Tomb::SetRemove { key, adds }),
+            }
+        }
+        Tomb::Field { key, stamp } => {
+            if !tombs
+                .iter()
+                .any(|t| matches!(t, Tomb::Field { key: k, .. } if *k == key))
+            {
+                tombs.push(Tomb::Field { key, stamp });
+            }
+        }
+        Tomb::End => {
+            if !tombs.iter().any(|t| matches!(t, Tomb::End)) {
+                tombs.push(Tomb::End);
+            }
+        }
+    }
+}
+
 /// Epochs of `(S, M)` waiting for our vector to dominate `M`.
 #[derive(Debug, Default)]
 pub(crate) struct Stability {
@@ -153,6 +194,14 @@ impl Stability {
     /// The stable frontier: tombstones at or below it may be collected.
     pub(crate) fn frontier(&self) -> &VersionVector {
         &self.frontier
+    }
+
+    /// Drops the epochs waiting to become stable (the frontier stays). Called when
+    /// membership shrinks: an epoch whose `M` came from a removed replica's acknowledgement
+    /// may cover ops that only it held, which no survivor will ever receive, and epochs
+    /// become stable in order. New epochs are recorded under the new membership.
+    pub(crate) fn forget_epochs(&mut self) {
+        self.epochs.clear();
     }
 
     /// Records this moment's `(s, m)` and advances the frontier as far as `own` allows.

@@ -98,10 +98,17 @@ impl Replica {
     /// Advances the stable frontier and forgets the tombstones at or below it.
     fn collect_garbage(&mut self) {
         // A removal is confirmed once every member reports it.
+        let mut confirmed = false;
         for (id, last) in self.removed.iter_mut() {
             if last.is_some() && self.peers.values().all(|p| p.removed_view.contains(id)) {
                 *last = None;
+                confirmed = true;
             }
+        }
+        if confirmed {
+            // Epochs recorded while the removed replica counted may wait for ops only it
+            // ever held; they would block every later epoch for good.
+            self.stability.forget_epochs();
         }
         let own = self.ctx.vv().clone();
         let (s, m) = if self.unknown_origins().is_empty() {
@@ -130,6 +137,7 @@ impl Replica {
                 Tomb::End => {
                     if state.is_ended() {
                         self.sessions.remove(&sid);
+                        self.abort_transfers_past(&sid);
                         self.dirty.insert(sid);
                     }
                 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::causal::{Gap, VersionVector};
+use crate::causal::{Dot, Gap, VersionVector};
 use crate::clock::ReplicaId;
 use crate::codec;
 use crate::crdt::{Op, OpKind, SessionId, SessionState};
@@ -17,12 +17,17 @@ use crate::limits::Limits;
 /// Longest region name carried in a frame.
 pub const MAX_NAME: usize = 255;
 
+/// Highest sequence number a message may carry. No replica makes 2^63 changes, so a larger
+/// one is corruption; refusing it keeps `seq + 1` from overflowing anywhere.
+pub const MAX_SEQ: u64 = u64::MAX >> 1;
+
 /// What a frame carries.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum FrameBody {
     /// Ops the receiver lacks, per origin in seq order (an empty list is a heartbeat).
     Ops(Vec<Op>),
-    /// One chunk of a full state transfer, for a receiver that fell behind the op log.
+    /// One chunk of a full state transfer, for a receiver that fell behind the op log; the
+    /// receiver stages chunks and merges them when the last one arrives.
     State {
         /// Transfer id (per sender and receiver).
         transfer: u64,
@@ -30,8 +35,9 @@ pub enum FrameBody {
         index: u32,
         /// Whether this is the final chunk.
         last: bool,
-        /// The sender's vector when the transfer started: once every chunk arrived in order,
-        /// the receiver holds everything it covers.
+        /// The sender's vector when it made this chunk. The last chunk's is what the whole
+        /// transfer hands over: once every chunk arrived in order, the receiver holds
+        /// everything it covers and nothing more (see the module `transfer`).
         covers: VersionVector,
         /// Full states of a range of sessions.
         sessions: Vec<(SessionId, SessionState)>,
@@ -107,12 +113,21 @@ impl Message {
             Message::Frame(f) => {
                 check_name(&f.sender_name)?;
                 f.vv.normalize();
+                check_vv(&f.vv)?;
                 if f.frame_no == 0 {
                     return Err(bad("frame number 0"));
                 }
                 match &f.body {
                     FrameBody::Ops(ops) => ops.iter().try_for_each(|op| check_op(op, limits)),
-                    FrameBody::State { sessions, .. } | FrameBody::Repair(sessions) => sessions
+                    FrameBody::State {
+                        sessions, covers, ..
+                    } => {
+                        check_vv(covers)?;
+                        sessions
+                            .iter()
+                            .try_for_each(|(id, st)| check_state(id, st, limits))
+                    }
+                    FrameBody::Repair(sessions) => sessions
                         .iter()
                         .try_for_each(|(id, st)| check_state(id, st, limits)),
                 }
@@ -120,10 +135,12 @@ impl Message {
             Message::Ack(a) => {
                 check_name(&a.from_name)?;
                 a.vv.normalize();
+                check_vv(&a.vv)?;
                 for g in &a.gaps {
                     if g.from == 0 || g.from > g.to {
                         return Err(bad("empty gap"));
                     }
+                    check_seq(g.to)?;
                 }
                 Ok(())
             }
@@ -133,6 +150,26 @@ impl Message {
 
 fn bad(why: &str) -> DecodeError {
     DecodeError::Malformed(why.to_string())
+}
+
+fn check_seq(seq: u64) -> Result<(), DecodeError> {
+    if seq > MAX_SEQ {
+        return Err(DecodeError::Malformed(format!(
+            "sequence number {seq} out of range"
+        )));
+    }
+    Ok(())
+}
+
+fn check_dot(dot: &Dot) -> Result<(), DecodeError> {
+    if dot.seq == 0 {
+        return Err(bad("dot with seq 0"));
+    }
+    check_seq(dot.seq)
+}
+
+fn check_vv(vv: &VersionVector) -> Result<(), DecodeError> {
+    vv.iter().try_for_each(|(_, seq)| check_seq(seq))
 }
 
 fn check_name(name: &str) -> Result<(), DecodeError> {
@@ -153,9 +190,7 @@ fn check_len(what: &str, len: usize, min: usize, max: usize) -> Result<(), Decod
 
 fn check_op(op: &Op, l: &Limits) -> Result<(), DecodeError> {
     check_len("session id", op.session.0.len(), 1, l.max_session_id)?;
-    if op.dot.seq == 0 {
-        return Err(bad("dot with seq 0"));
-    }
+    check_dot(&op.dot)?;
     match &op.kind {
         OpKind::Put(writes) => {
             if writes.is_empty() || writes.len() > l.max_fields {
@@ -179,9 +214,7 @@ fn check_op(op: &Op, l: &Limits) -> Result<(), DecodeError> {
         OpKind::SetRemove { key, elem, dots } => {
             check_len("key", key.len(), 1, l.max_key)?;
             check_len("element", elem.len(), 0, l.max_value)?;
-            if dots.iter().any(|d| d.seq == 0) {
-                return Err(bad("dot with seq 0"));
-            }
+            dots.iter().try_for_each(check_dot)?;
         }
         OpKind::Touch { .. } | OpKind::End => {}
     }
@@ -190,8 +223,12 @@ fn check_op(op: &Op, l: &Limits) -> Result<(), DecodeError> {
 
 fn check_state(id: &SessionId, st: &SessionState, l: &Limits) -> Result<(), DecodeError> {
     check_len("session id", id.0.len(), 1, l.max_session_id)?;
+    if let Some(end) = &st.ended {
+        check_dot(&end.dot)?;
+    }
     for (k, r) in &st.fields {
         check_len("key", k.len(), 1, l.max_key)?;
+        check_dot(&r.stamp.dot)?;
         check_len(
             "value",
             r.value.as_ref().map_or(0, |v| v.len()),
@@ -210,6 +247,10 @@ fn check_state(id: &SessionId, st: &SessionState, l: &Limits) -> Result<(), Deco
         if s.entries.values().any(|d| d.is_empty()) {
             return Err(bad("set element without an add"));
         }
+        s.entries.values().flatten().try_for_each(check_dot)?;
+        s.removed
+            .iter()
+            .try_for_each(|(add, by)| check_dot(add).and_then(|()| check_dot(by)))?;
     }
     Ok(())
 }

@@ -13,10 +13,11 @@ mod replica;
 mod restore;
 mod status;
 mod sync;
+mod transfer;
 
 pub use change::Change;
 pub use config::ReplicaConfig;
-pub use message::{Ack, Frame, FrameBody, Message, MAX_NAME};
+pub use message::{Ack, Frame, FrameBody, Message, MAX_NAME, MAX_SEQ};
 pub use replica::Replica;
 pub use status::{PeerStatus, ReplicaStatus};
 pub use sync::{Applied, Received};

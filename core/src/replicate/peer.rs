@@ -1,26 +1,40 @@
 //! What a replica knows about one peer: what it acknowledged, what was sent since, frames in
 //! flight, contact times and state transfers in either direction.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::causal::VersionVector;
 use crate::clock::ReplicaId;
-use crate::crdt::SessionId;
+use crate::crdt::{SessionId, SessionState};
 
 /// An outgoing state transfer in progress.
 #[derive(Debug, Clone)]
 pub(crate) struct OutTransfer {
     pub(crate) id: u64,
     pub(crate) next_index: u32,
-    /// Sessions after this one are still to be sent (`None`: from the start).
+    /// Sessions after this one are still to be scanned (`None`: from the start).
     pub(crate) cursor: Option<SessionId>,
-    pub(crate) covers: VersionVector,
+    /// Whether every session was scanned once.
+    pub(crate) scanned: bool,
+    /// Sessions that changed after they were sent: they go again before the last chunk.
+    pub(crate) resend: BTreeSet<SessionId>,
 }
 
-/// An incoming state transfer in progress.
-#[derive(Debug, Clone, Copy)]
+impl OutTransfer {
+    /// Whether `session` was already passed by the scan (a change to it must be re-sent).
+    pub(crate) fn passed(&self, session: &SessionId) -> bool {
+        self.scanned || self.cursor.as_ref().is_some_and(|c| session <= c)
+    }
+}
+
+/// An incoming state transfer in progress: chunks are staged until the last one arrives.
+#[derive(Debug, Clone)]
 pub(crate) struct InTransfer {
     pub(crate) id: u64,
     pub(crate) next_index: u32,
     pub(crate) broken: bool,
+    /// The latest copy of every session received so far.
+    pub(crate) staged: BTreeMap<SessionId, SessionState>,
 }
 
 /// Replication state for one peer.

@@ -457,6 +457,7 @@ impl Replica {
         if !self.dirty.contains(session) {
             self.dirty.insert(session.clone());
         }
+        self.note_transfer_change(session);
     }
 
     // ----- reads ----------------------------------------------------------------------------
@@ -465,7 +466,7 @@ impl Replica {
     pub fn get(&self, session: &[u8]) -> Option<SessionView> {
         self.sessions
             .get(session)
-            .filter(|s| s.is_live(self.now_ms()))
+            .filter(|s| s.is_live_at(|| self.now_ms()))
             .map(SessionState::view)
     }
 
@@ -474,7 +475,7 @@ impl Replica {
         let s = self
             .sessions
             .get(session)
-            .filter(|s| s.is_live(self.now_ms()))?;
+            .filter(|s| s.is_live_at(|| self.now_ms()))?;
         s.fields.get(key)?.value.clone()
     }
 
@@ -482,7 +483,7 @@ impl Replica {
     pub fn contains(&self, session: &[u8]) -> bool {
         self.sessions
             .get(session)
-            .is_some_and(|s| s.is_live(self.now_ms()))
+            .is_some_and(|s| s.is_live_at(|| self.now_ms()))
     }
 
     /// Ids of the sessions a reader sees, in order.

@@ -84,7 +84,7 @@ impl super::Replica {
                 let pending_ops = vv.count_ahead_of(&p.acked);
                 let (mut oldest, mut exact) = (None::<u64>, true);
                 for (origin, top) in vv.iter() {
-                    let next = p.acked.get(origin) + 1;
+                    let next = p.acked.get(origin).saturating_add(1);
                     if next > top {
                         continue;
                     }

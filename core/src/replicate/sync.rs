@@ -2,12 +2,16 @@
 //! a peer, apply a frame from a peer (returning the ack and the changes to persist), take an
 //! ack. Frames carry, for every origin, the ops the peer has not acknowledged (forwarding),
 //! only up to our own contiguous vector; a peer below the op log's floor gets a state
-//! transfer in chunks instead.
+//! transfer in chunks instead. A receiver applies each origin's ops in order: an op that
+//! arrives ahead of a gap waits (its ack names the gap, so the sender sends it again), which
+//! keeps every effect a replica holds covered by its version vector.
 
 use super::change::Change;
 use super::message::{Ack, Frame, FrameBody, Message};
-use super::peer::{InTransfer, OutTransfer, Peer};
+use super::peer::Peer;
 use super::replica::Replica;
+use super::transfer::ChunkOutcome;
+use crate::causal::Gap;
 use crate::clock::ReplicaId;
 use crate::crdt::{OpKind, SessionId};
 use crate::error::{Error, Result};
@@ -84,7 +88,11 @@ impl Replica {
     /// Whether `peer` needs ops this replica's log no longer holds.
     pub(crate) fn needs_transfer(&self, peer: &Peer) -> bool {
         self.ctx.vv().iter().any(|(origin, top)| {
-            let from = peer.acked.get(origin).max(peer.sent.get(origin)) + 1;
+            let from = peer
+                .acked
+                .get(origin)
+                .max(peer.sent.get(origin))
+                .saturating_add(1);
             from <= top && from <= self.log.floor(origin)
         })
     }
@@ -117,7 +125,11 @@ impl Replica {
             } else {
                 top
             };
-            let from = peer.acked.get(origin).max(peer.sent.get(origin)) + 1;
+            let from = peer
+                .acked
+                .get(origin)
+                .max(peer.sent.get(origin))
+                .saturating_add(1);
             for (op, op_size) in self.log.from(origin, from) {
                 if op.dot.seq > top {
                     break;
@@ -185,63 +197,6 @@ impl Replica {
         }
     }
 
-    fn next_state_chunk(&mut self, peer_id: ReplicaId) -> FrameBody {
-        let covers_now = self.ctx.vv().clone();
-        let budget = self.config.frame_budget;
-        let Some(peer) = self.peers.get_mut(&peer_id) else {
-            return FrameBody::Ops(Vec::new());
-        };
-        let transfer = match peer.transfer.take() {
-            Some(t) => t,
-            None => {
-                peer.transfers_started += 1;
-                OutTransfer {
-                    id: peer.transfers_started,
-                    next_index: 0,
-                    cursor: None,
-                    covers: covers_now,
-                }
-            }
-        };
-        let range = match &transfer.cursor {
-            Some(c) => self
-                .sessions
-                .range::<SessionId, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded)),
-            None => self.sessions.range::<SessionId, _>(..),
-        };
-        let mut sessions = Vec::new();
-        let mut size = 0;
-        let mut last = true;
-        for (id, st) in range {
-            let s = st.approx_size() + id.0.len();
-            if size + s > budget && !sessions.is_empty() {
-                last = false;
-                break;
-            }
-            size += s;
-            sessions.push((id.clone(), st.clone()));
-        }
-        let body = FrameBody::State {
-            transfer: transfer.id,
-            index: transfer.next_index,
-            last,
-            covers: transfer.covers.clone(),
-            sessions,
-        };
-        if let FrameBody::State { sessions, .. } = &body {
-            if last {
-                peer.sent.merge(&transfer.covers);
-            } else {
-                peer.transfer = Some(OutTransfer {
-                    next_index: transfer.next_index + 1,
-                    cursor: sessions.last().map(|(id, _)| id.clone()),
-                    ..transfer
-                });
-            }
-        }
-        body
-    }
-
     /// Applies a frame from a peer (an unknown sender becomes a peer).
     ///
     /// # Errors
@@ -260,11 +215,34 @@ impl Replica {
         peer.acknowledge(&frame.vv, now);
         self.names.insert(frame.sender, frame.sender_name.clone());
         let (mut applied, mut duplicates, mut transfer_broken) = (0, 0, false);
+        let mut missing = Vec::new();
+        // A repair is a snapshot of the sender at `frame.vv`. Unlike ops, it carries no dots
+        // to recognise as seen, so one taken before tombstones we have since collected (a
+        // late or duplicated frame) would bring back ended sessions, deleted fields and
+        // removed elements. A fresh snapshot always covers our stable frontier, which is at
+        // most what the sender acknowledged; a stale one is dropped as if lost. (Transfer
+        // chunks are checked the same way when they complete, see `transfer.rs`.)
+        let fresh = frame.vv.dominates(self.stability.frontier());
         match frame.body {
             FrameBody::Ops(ops) => {
                 for op in ops {
                     if self.ctx.contains(op.dot) {
                         duplicates += 1;
+                        continue;
+                    }
+                    // Ops apply in their origin's order. An op applied ahead of a gap would
+                    // be held as an effect without a covered dot: if its origin died before
+                    // the gap filled, no survivor could pass it on and only this one would
+                    // keep it. Leave it, and have the sender send again from the gap.
+                    let next = self.ctx.vv().get(op.dot.replica) + 1;
+                    if op.dot.seq != next {
+                        if !missing.iter().any(|g: &Gap| g.origin == op.dot.replica) {
+                            missing.push(Gap {
+                                origin: op.dot.replica,
+                                from: next,
+                                to: op.dot.seq - 1,
+                            });
+                        }
                         continue;
                     }
                     self.end_if_expired(&op.session, &mut changes);
@@ -280,20 +258,22 @@ impl Replica {
                 covers,
                 sessions,
             } => {
-                let in_order = self.track_transfer(frame.sender, transfer, index);
-                transfer_broken = !in_order;
-                self.merge_sessions(sessions, &mut changes);
-                if in_order && last {
-                    self.adopt(&covers);
-                    changes.push(Change::Adopt(covers));
-                    if let Some(p) = self.peers.get_mut(&frame.sender) {
-                        p.incoming = None;
-                    }
-                }
+                let chunk = (transfer, index, last);
+                let outcome = self.take_state_chunk(
+                    frame.sender,
+                    chunk,
+                    covers,
+                    sessions,
+                    &frame.vv,
+                    &mut changes,
+                );
+                transfer_broken = matches!(outcome, ChunkOutcome::Broken);
             }
-            FrameBody::Repair(sessions) => self.merge_sessions(sessions, &mut changes),
+            FrameBody::Repair(sessions) if fresh => self.merge_sessions(sessions, &mut changes),
+            FrameBody::Repair(_) => {}
         }
-        let ack = self.make_ack(frame.sender, transfer_broken);
+        let mut ack = self.make_ack(frame.sender, transfer_broken);
+        ack.gaps.extend(missing);
         Ok(Applied {
             ack,
             changes,
@@ -314,33 +294,9 @@ impl Replica {
         }
     }
 
-    /// Records chunk `index` of transfer `id` from `sender`; true when it is the next chunk
-    /// of an unbroken transfer.
-    fn track_transfer(&mut self, sender: ReplicaId, id: u64, index: u32) -> bool {
-        let Some(peer) = self.peers.get_mut(&sender) else {
-            return false;
-        };
-        let mut t = match peer.incoming {
-            Some(t) if t.id == id => t,
-            _ => InTransfer {
-                id,
-                next_index: 0,
-                broken: false,
-            },
-        };
-        let ok = !t.broken && t.next_index == index;
-        if ok {
-            t.next_index += 1;
-        } else {
-            t.broken = true;
-        }
-        peer.incoming = Some(t);
-        ok
-    }
-
     /// A session whose deadline passed here is ended (by a local op) before anything from a
     /// peer touches it: an expired session never comes back, even if a longer touch arrives.
-    fn end_if_expired(&mut self, session: &SessionId, changes: &mut Vec<Change>) {
+    pub(crate) fn end_if_expired(&mut self, session: &SessionId, changes: &mut Vec<Change>) {
         let now = self.now_ms();
         if self
             .sessions
@@ -380,6 +336,14 @@ impl Replica {
             .or_insert_with(|| Peer::new(ack.from_name.clone(), now));
         peer.acknowledge(&ack.vv, now);
         peer.frames_acked = peer.frames_acked.max(ack.frame_no.min(peer.frames_sent));
+        if ack.frame_no >= peer.frames_sent && !peer.acked.dominates(&peer.sent) {
+            // The peer got our latest frame but lacks some of what we sent before it: those
+            // frames were lost (or, on a reordering transport, are late; a second copy is
+            // harmless). Nothing counts as in flight any more, so no timeout would resend
+            // them: send them again now.
+            peer.sent = peer.acked.clone();
+            peer.transfer = None;
+        }
         peer.removed_view = ack.removed.clone();
         for gap in &ack.gaps {
             // Ops lost in flight: send them again from the start of the gap.
