@@ -2,6 +2,7 @@
 //! durability notifier.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::RwLock;
 use rustler::{Env, Resource, ResourceArc, Term};
@@ -58,8 +59,31 @@ impl Drop for Handle {
     }
 }
 
-/// Runs `f` on the handle's store, or returns `{error, closed}`.
+/// For NIFs on a normal scheduler: runs `f` on the handle's store (or returns
+/// `{error, closed}`), then charges the calling process for the time taken.
+///
+/// A NIF call costs its process one reduction however long it runs, so a process making
+/// thousands of microsecond calls would keep its scheduler for many milliseconds in one time
+/// slice. Charging each call its share of the 1 ms slice (1 % per started 10 us, at least
+/// 1 %) makes the process yield on time.
 pub(crate) fn with<'a>(
+    env: Env<'a>,
+    h: &ResourceArc<Handle>,
+    f: impl FnOnce(&Store) -> rustler::NifResult<Term<'a>>,
+) -> rustler::NifResult<Term<'a>> {
+    let started = Instant::now();
+    let result = with_dirty(env, h, f);
+    let micros = started.elapsed().as_micros();
+    let percent = i32::try_from(micros.div_ceil(10))
+        .unwrap_or(100)
+        .clamp(1, 100);
+    rustler::schedule::consume_timeslice(env, percent);
+    result
+}
+
+/// For NIFs on a dirty scheduler (no time slice to charge): runs `f` on the handle's store,
+/// or returns `{error, closed}`.
+pub(crate) fn with_dirty<'a>(
     env: Env<'a>,
     h: &ResourceArc<Handle>,
     f: impl FnOnce(&Store) -> rustler::NifResult<Term<'a>>,

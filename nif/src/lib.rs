@@ -17,7 +17,8 @@
 //!   `info`); dirty CPU for frames, digests, lists of every session and `tick`; dirty I/O
 //!   for `open`, `close`, `status`, `remove_member`, snapshots, verification and backups.
 //!   `put_fields/3` runs on a normal scheduler up to 64 pairs and 64 KiB, on a dirty CPU
-//!   scheduler above (see `sessions.rs`).
+//!   scheduler above (see `sessions.rs`). Normal-scheduler NIFs charge the calling process
+//!   for the time they took (`handle::with`), so a process making many calls yields on time.
 //!
 //! No `unwrap`, `expect` or `unsafe` here: every decode is typed, and rustler owns the FFI.
 #![forbid(unsafe_code)]

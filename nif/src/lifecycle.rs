@@ -56,17 +56,17 @@ fn info(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
 /// running snapshot, verify or backup holds for their whole duration.
 #[rustler::nif(schedule = "DirtyIo")]
 fn status(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| reports::status(env, &s.status()))
+    handle::with_dirty(env, &h, |s| reports::status(env, &s.status()))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn tick(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| Ok(unit_result(env, s.tick())))
+    handle::with_dirty(env, &h, |s| Ok(unit_result(env, s.tick())))
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
 fn snapshot(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| match s.snapshot() {
+    handle::with_dirty(env, &h, |s| match s.snapshot() {
         Ok(r) => Ok((atoms::ok(), reports::snapshot(env, &r)?).encode(env)),
         Err(e) => Ok(convert::error(env, &e)),
     })
@@ -74,7 +74,7 @@ fn snapshot(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
 
 #[rustler::nif(schedule = "DirtyIo")]
 fn compact(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| match s.compact() {
+    handle::with_dirty(env, &h, |s| match s.compact() {
         Ok(r) => Ok((atoms::ok(), reports::snapshot(env, &r)?).encode(env)),
         Err(e) => Ok(convert::error(env, &e)),
     })
@@ -83,7 +83,7 @@ fn compact(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
 /// `{ok, Report}` when every checksum verifies, `{error, {corrupt, Report}}` otherwise.
 #[rustler::nif(schedule = "DirtyIo")]
 fn verify(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| match s.verify() {
+    handle::with_dirty(env, &h, |s| match s.verify() {
         Ok(r) => reports::verify(env, &r),
         Err(e) => Ok(convert::error(env, &e)),
     })
@@ -93,7 +93,7 @@ fn verify(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
 #[rustler::nif(schedule = "DirtyIo")]
 fn backup<'a>(env: Env<'a>, h: ResourceArc<Handle>, file: Binary<'a>) -> NifResult<Term<'a>> {
     let file = to_path(&file);
-    handle::with(env, &h, |s| match s.backup(&file) {
+    handle::with_dirty(env, &h, |s| match s.backup(&file) {
         Ok(r) => Ok((atoms::ok(), reports::backup(env, &r)?).encode(env)),
         Err(e) => Ok(convert::error(env, &e)),
     })

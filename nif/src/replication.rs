@@ -29,7 +29,7 @@ fn add_peer<'a>(
 /// Logs the removal and waits for it to be durable, hence a dirty I/O scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
 fn remove_member(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| {
+    handle::with_dirty(env, &h, |s| {
         Ok(unit_result(env, s.remove_member(ReplicaId(peer))))
     })
 }
@@ -37,7 +37,7 @@ fn remove_member(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<T
 /// `{ok, Frame}`, `none` when the peer lacks nothing, or `{error, Reason}`.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn frame_for(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| {
+    handle::with_dirty(env, &h, |s| {
         Ok(match s.frame_for(ReplicaId(peer)) {
             Ok(Some(frame)) => (atoms::ok(), bin(env, &frame)).encode(env),
             Ok(None) => atoms::none().encode(env),
@@ -61,7 +61,7 @@ fn heartbeat(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<
 /// crash could still lose.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn receive<'a>(env: Env<'a>, h: ResourceArc<Handle>, msg: Binary<'a>) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| {
+    handle::with_dirty(env, &h, |s| {
         Ok(match s.receive_deferred(msg.as_slice()) {
             Ok(receipt) => {
                 let reply = match &receipt.reply {
@@ -97,7 +97,7 @@ fn repair_frame<'a>(
             Ok(SessionId(convert::to_bytes(&b)))
         })
         .collect::<NifResult<Vec<SessionId>>>()?;
-    handle::with(env, &h, |s| {
+    handle::with_dirty(env, &h, |s| {
         Ok(match s.repair_frame(ReplicaId(peer), &ids) {
             Ok(frame) => (atoms::ok(), bin(env, &frame)).encode(env),
             Err(e) => convert::error(env, &e),
@@ -113,7 +113,7 @@ fn digest_root(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
 /// All leaf sums, 16 bytes each, big endian, written straight into the result binary.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn digest_leaves(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| {
+    handle::with_dirty(env, &h, |s| {
         let mut out = NewBinary::new(env, LEAVES * LEAF_BYTES);
         s.read(|r| {
             let buf = out.as_mut_slice();
@@ -145,7 +145,7 @@ fn digest_diff_leaves<'a>(
             u128::from_be_bytes(b)
         })
         .collect();
-    handle::with(env, &h, |s| {
+    handle::with_dirty(env, &h, |s| {
         let leaves = s.read(|r| r.digests().differing_leaves(&theirs));
         Ok(leaves.encode(env))
     })
@@ -162,7 +162,7 @@ fn digest_entries<'a>(
         // rustler's own u16 decoder truncates (65536 would read as 0): range-check a u32.
         .map(|t| u16::try_from(t?.decode::<u32>()?).map_err(|_| NifError::BadArg))
         .collect::<NifResult<Vec<u16>>>()?;
-    handle::with(env, &h, |s| {
+    handle::with_dirty(env, &h, |s| {
         let entries: Vec<Term<'a>> = s
             .digest_entries(&leaves)
             .iter()

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use rustler::{Binary, Encoder, Env, Error as NifError, LocalPid, NifResult, ResourceArc, Term};
-use session_ha::SessionView;
+use session_ha::{SessionView, Store};
 
 use crate::atoms;
 use crate::convert::{self, bin, lsn_result, to_bytes};
@@ -43,7 +43,7 @@ fn put_fields_normal<'a>(
     fields: Term<'a>,
 ) -> NifResult<Term<'a>> {
     match decode_fields(fields, true)? {
-        Some(pairs) => write_fields(env, &h, &sid, &pairs),
+        Some(pairs) => handle::with(env, &h, |s| write_fields(env, s, &sid, &pairs)),
         None => Ok(atoms::reschedule().encode(env)),
     }
 }
@@ -57,7 +57,7 @@ fn put_fields_dirty<'a>(
     fields: Term<'a>,
 ) -> NifResult<Term<'a>> {
     match decode_fields(fields, false)? {
-        Some(pairs) => write_fields(env, &h, &sid, &pairs),
+        Some(pairs) => handle::with_dirty(env, &h, |s| write_fields(env, s, &sid, &pairs)),
         None => Err(NifError::BadArg),
     }
 }
@@ -86,17 +86,15 @@ fn decode_fields<'a>(
 
 fn write_fields<'a>(
     env: Env<'a>,
-    h: &ResourceArc<Handle>,
+    s: &Store,
     sid: &Binary<'a>,
     pairs: &[(Binary<'a>, Binary<'a>)],
 ) -> NifResult<Term<'a>> {
-    handle::with(env, h, |s| {
-        let fields: Vec<(Bytes, Bytes)> = pairs
-            .iter()
-            .map(|(k, v)| (to_bytes(k), to_bytes(v)))
-            .collect();
-        Ok(lsn_result(env, s.put_fields(to_bytes(sid), fields)))
-    })
+    let fields: Vec<(Bytes, Bytes)> = pairs
+        .iter()
+        .map(|(k, v)| (to_bytes(k), to_bytes(v)))
+        .collect();
+    Ok(lsn_result(env, s.put_fields(to_bytes(sid), fields)))
 }
 
 #[rustler::nif]
@@ -240,7 +238,7 @@ fn get_field<'a>(
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn session_ids(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| {
+    handle::with_dirty(env, &h, |s| {
         let ids: Vec<Term<'_>> = s
             .session_ids()
             .iter()
