@@ -52,10 +52,21 @@ impl Handle {
 }
 
 impl Drop for Handle {
-    /// Runs on whatever thread collected the last reference, possibly a scheduler: it only
-    /// tells the notifier to finish; the notifier thread closes the store and exits.
+    /// Runs on whatever thread collected the last reference, possibly a scheduler, so it
+    /// blocks on nothing: a short-lived thread closes the store (flushing the log, which also
+    /// ends the notifier's wait), and the notifier answers its waiters and exits.
     fn drop(&mut self) {
         self.notifier.shut_down();
+        if let Some(store) = self.store.get_mut().take() {
+            let closer = std::thread::Builder::new()
+                .name("session-ha-close".into())
+                .spawn(move || {
+                    let _ = store.close();
+                });
+            // Without a thread, the notifier closes the store itself once its current wait
+            // ends (at the next fsync).
+            drop(closer);
+        }
     }
 }
 
