@@ -182,9 +182,18 @@ fn run(store: &Store, shared: &Shared) {
             }
         }
     }
-    // Already closed after an explicit close; after a collected handle this is the close
-    // (everything logged is flushed, the directory unlocked) before the last answers.
+    // Already closed after an explicit close. After a collected handle another thread may
+    // be closing it (then this returns at once) or none could be started (then this is the
+    // close). Either way, wait until the closing flush is done before the last answers, so a
+    // waiter it made durable hears `ok`.
     let _ = store.close();
+    let pending: Vec<u64> = shared.queue.lock().waiters.keys().rev().copied().collect();
+    for lsn in pending {
+        // An lsn never handed out fails at once without waiting: try the next lower one.
+        if !matches!(store.wait_durable(lsn), Err(Error::InvalidArgument(_))) {
+            break;
+        }
+    }
     let durable = store.durable_lsn();
     let (ready, rest) = {
         let mut q = shared.queue.lock();
