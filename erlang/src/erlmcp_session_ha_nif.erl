@@ -1,0 +1,321 @@
+%%% @doc The session-ha NIF: session state as CRDTs in a durable, replicated store.
+%%%
+%%% A thin binding of the Rust library `session_ha' (crate `nif/'). One handle is one open
+%%% store directory (one region's replica). Handles may be shared between processes: every
+%%% function is safe to call concurrently.
+%%%
+%%% Errors: wrong argument types (not a binary, not a handle, a negative or too large
+%%% integer, an improper list, an unknown or ill-typed option) raise `badarg'; every other
+%%% failure is `{error, Reason}' (see {@type reason()}). After {@link close/1} every function
+%%% returns `{error, closed}'.
+%%%
+%%% Durability: writes return `{ok, Lsn}' once applied and queued for the write-ahead log,
+%%% never after an fsync. To know that a write (or a received frame) is on disk, call
+%%% {@link await_durable/4}: the process gets `{Tag, ok}' when record `Lsn' is durable, or
+%%% `{Tag, {error, Reason}}' if the log fails or the store closes first.
+%%%
+%%% Schedulers: writes, reads, `durable_lsn', `await_durable', `heartbeat', `rewind',
+%%% `add_peer', `digest_root' and `info' run on normal schedulers (microseconds);
+%%% `put_fields/3' too, up to 64 pairs and 64 KiB, on a dirty CPU scheduler above that.
+%%% Frames, digests, `session_ids' and `tick' run on dirty CPU schedulers; `open', `close',
+%%% `status', `remove_member', snapshots, verification and backups on dirty I/O schedulers.
+-module(erlmcp_session_ha_nif).
+
+-export([
+    open/2,
+    close/1,
+    info/1,
+    put/4,
+    put_fields/3,
+    delete_field/3,
+    end_session/2,
+    touch/3,
+    counter_add/4,
+    set_add/4,
+    set_remove/4,
+    durable_lsn/1,
+    await_durable/4,
+    get/2,
+    get_field/3,
+    session_ids/1,
+    add_peer/3,
+    remove_member/2,
+    frame_for/2,
+    heartbeat/2,
+    'receive'/2,
+    rewind/2,
+    repair_frame/3,
+    digest_root/1,
+    digest_leaves/1,
+    digest_diff_leaves/2,
+    digest_entries/2,
+    status/1,
+    tick/1,
+    snapshot/1,
+    compact/1,
+    verify/1,
+    backup/2,
+    verify_dir/1
+]).
+
+-export_type([
+    handle/0,
+    options/0,
+    lsn/0,
+    replica_id/0,
+    session/0,
+    reason/0,
+    report/0
+]).
+
+-on_load(init/0).
+
+-define(APP, erlmcp_session_ha).
+-define(LIB, "erlmcp_session_ha_nif").
+
+%% An open store. A resource reference: compare, store and pass it around, nothing else.
+-type handle() :: reference().
+-type options() :: #{
+    region := binary(),
+    fsync => always | never | {every_ms, pos_integer()},
+    snapshot_interval_ms => pos_integer() | infinity,
+    tick_interval_ms => pos_integer() | infinity,
+    segment_size => pos_integer(),
+    recovery => strict | rebuild_from_peers
+}.
+%% Sequence number of a write-ahead log record.
+-type lsn() :: non_neg_integer().
+%% A replica's id (`id' in {@link info/1}), stable across restarts of one region.
+-type replica_id() :: non_neg_integer().
+-type session() :: #{
+    fields := #{binary() => binary()},
+    counters := #{binary() => integer()},
+    sets := #{binary() => [binary()]},
+    expires_at := integer() | undefined
+}.
+-type reason() ::
+    invalid_session_id
+    | invalid_key
+    | too_large
+    | too_many_fields
+    | session_too_large
+    | ended
+    | counter_overflow
+    | invalid_ttl
+    | removed_replica
+    | own_frame
+    | unknown_peer
+    | no_space
+    | locked
+    | closed
+    | {corrupt | io | data_loss | poisoned | bad_frame | invalid_argument, binary()}.
+-type report() :: #{atom() => term()}.
+-type error() :: {error, reason()}.
+
+%%% ----- loading -----------------------------------------------------------------------------
+
+-spec init() -> ok | {error, term()}.
+init() ->
+    Path = filename:join(priv_dir(), ?LIB),
+    case filelib:is_regular(Path ++ ".so") of
+        false ->
+            logger:error(
+                "~s: ~s.so is missing; build it with scripts/build_nif.sh "
+                "(rebar3 compile runs it)",
+                [?MODULE, Path]
+            ),
+            {error, {nif_not_built, Path ++ ".so"}};
+        true ->
+            erlang:load_nif(Path, 0)
+    end.
+
+%% code:priv_dir/1 needs the application in the code path; when only this module's beam is
+%% (a bare -pa), priv/ is found next to its ebin/.
+-spec priv_dir() -> file:filename().
+priv_dir() ->
+    case code:priv_dir(?APP) of
+        {error, bad_name} ->
+            case code:which(?MODULE) of
+                Beam when is_list(Beam) ->
+                    Ebin = filename:dirname(filename:absname(Beam)),
+                    filename:join(filename:dirname(Ebin), "priv");
+                _ ->
+                    "priv"
+            end;
+        Dir ->
+            Dir
+    end.
+
+-define(NOT_LOADED, erlang:nif_error({nif_not_loaded, ?MODULE})).
+
+%%% ----- lifecycle ---------------------------------------------------------------------------
+
+%% @doc Opens (recovering) or creates the store in `Dir'. `region' is required; the defaults
+%% are `fsync => {every_ms, 10}', `snapshot_interval_ms => 60000',
+%% `tick_interval_ms => 200', 64 MiB segments, `recovery => strict'. Intervals are at most
+%% 4294967295 ms. The report says what recovery found and did.
+-spec open(Dir :: binary(), Opts :: options()) -> {ok, handle(), report()} | error().
+open(_Dir, _Opts) -> ?NOT_LOADED.
+
+%% @doc Flushes the log, stops the store's threads, releases the directory, and answers
+%% every pending {@link await_durable/4}. A second close returns `{error, closed}'.
+-spec close(handle()) -> ok | error().
+close(_H) -> ?NOT_LOADED.
+
+-spec info(handle()) ->
+    #{id := replica_id(), region := binary(), incarnation := non_neg_integer(), dir := binary()}
+    | error().
+info(_H) -> ?NOT_LOADED.
+
+%%% ----- writes ------------------------------------------------------------------------------
+
+-spec put(handle(), Sid :: binary(), Key :: binary(), Val :: binary()) -> {ok, lsn()} | error().
+put(_H, _Sid, _Key, _Val) -> ?NOT_LOADED.
+
+%% @doc Sets several fields in one change.
+-spec put_fields(handle(), Sid :: binary(), [{Key :: binary(), Val :: binary()}]) ->
+    {ok, lsn()} | error().
+put_fields(H, Sid, Fields) ->
+    case put_fields_nif(H, Sid, Fields) of
+        reschedule -> put_fields_dirty(H, Sid, Fields);
+        Result -> Result
+    end.
+
+%% Normal scheduler; returns `reschedule' (having written nothing) for lists over 64 pairs
+%% or 64 KiB.
+-spec put_fields_nif(handle(), binary(), [{binary(), binary()}]) ->
+    {ok, lsn()} | error() | reschedule.
+put_fields_nif(_H, _Sid, _Fields) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler, any length.
+-spec put_fields_dirty(handle(), binary(), [{binary(), binary()}]) -> {ok, lsn()} | error().
+put_fields_dirty(_H, _Sid, _Fields) -> ?NOT_LOADED.
+
+-spec delete_field(handle(), Sid :: binary(), Key :: binary()) -> {ok, lsn()} | error().
+delete_field(_H, _Sid, _Key) -> ?NOT_LOADED.
+
+%% @doc Ends the session for good: no later or replayed write brings it back.
+-spec end_session(handle(), Sid :: binary()) -> {ok, lsn()} | error().
+end_session(_H, _Sid) -> ?NOT_LOADED.
+
+%% @doc Extends the session's life to now + `TtlMs'; afterwards it reads as absent.
+-spec touch(handle(), Sid :: binary(), TtlMs :: non_neg_integer()) -> {ok, lsn()} | error().
+touch(_H, _Sid, _TtlMs) -> ?NOT_LOADED.
+
+-spec counter_add(handle(), Sid :: binary(), Key :: binary(), Delta :: integer()) ->
+    {ok, lsn()} | error().
+counter_add(_H, _Sid, _Key, _Delta) -> ?NOT_LOADED.
+
+-spec set_add(handle(), Sid :: binary(), Key :: binary(), Elem :: binary()) ->
+    {ok, lsn()} | error().
+set_add(_H, _Sid, _Key, _Elem) -> ?NOT_LOADED.
+
+-spec set_remove(handle(), Sid :: binary(), Key :: binary(), Elem :: binary()) ->
+    {ok, lsn()} | error().
+set_remove(_H, _Sid, _Key, _Elem) -> ?NOT_LOADED.
+
+%%% ----- durability --------------------------------------------------------------------------
+
+%% @doc Every log record up to this one is durable.
+-spec durable_lsn(handle()) -> lsn() | error().
+durable_lsn(_H) -> ?NOT_LOADED.
+
+%% @doc Asks for `{Tag, ok}' to be sent to `Pid' once record `Lsn' is durable (at once if it
+%% already is), or `{Tag, {error, Reason}}' if the log fails, the store closes first, or
+%% `Lsn' was never handed out.
+-spec await_durable(handle(), lsn(), Pid :: pid(), Tag :: term()) -> ok | error().
+await_durable(_H, _Lsn, _Pid, _Tag) -> ?NOT_LOADED.
+
+%%% ----- reads -------------------------------------------------------------------------------
+
+-spec get(handle(), Sid :: binary()) -> {ok, session()} | {error, not_found} | error().
+get(_H, _Sid) -> ?NOT_LOADED.
+
+-spec get_field(handle(), Sid :: binary(), Key :: binary()) ->
+    {ok, binary()} | {error, not_found} | error().
+get_field(_H, _Sid, _Key) -> ?NOT_LOADED.
+
+%% @doc Ids of the live sessions, in order.
+-spec session_ids(handle()) -> [binary()] | error().
+session_ids(_H) -> ?NOT_LOADED.
+
+%%% ----- replication -------------------------------------------------------------------------
+
+-spec add_peer(handle(), replica_id(), Region :: binary()) -> ok | error().
+add_peer(_H, _PeerId, _Region) -> ?NOT_LOADED.
+
+%% @doc Removes a replica from membership for good (logged and made durable first).
+-spec remove_member(handle(), replica_id()) -> ok | error().
+remove_member(_H, _PeerId) -> ?NOT_LOADED.
+
+%% @doc The next frame for a peer, or `none' when it lacks nothing.
+-spec frame_for(handle(), replica_id()) -> {ok, binary()} | none | error().
+frame_for(_H, _PeerId) -> ?NOT_LOADED.
+
+-spec heartbeat(handle(), replica_id()) -> {ok, binary()} | error().
+heartbeat(_H, _PeerId) -> ?NOT_LOADED.
+
+%% @doc Applies a frame or an ack from a peer. Send `Reply' back only after `Lsn' is durable
+%% ({@link await_durable/4}); with `Lsn =:= none' it may go at once. A frame that does not
+%% decode gives `{error, {bad_frame, _}}' and changes nothing.
+-spec 'receive'(handle(), binary()) ->
+    {ok, Reply :: binary() | none, Lsn :: lsn() | none} | error().
+'receive'(_H, _Bin) -> ?NOT_LOADED.
+
+%% @doc Forgets what was sent to the peer and not acknowledged (resend from its acks).
+-spec rewind(handle(), replica_id()) -> ok | error().
+rewind(_H, _PeerId) -> ?NOT_LOADED.
+
+%% @doc A frame carrying the full state of the given sessions.
+-spec repair_frame(handle(), replica_id(), [binary()]) -> {ok, binary()} | error().
+repair_frame(_H, _PeerId, _Sids) -> ?NOT_LOADED.
+
+%% @doc Root of the digest tree, 16 bytes big endian: equal roots, equal live state.
+-spec digest_root(handle()) -> <<_:128>> | error().
+digest_root(_H) -> ?NOT_LOADED.
+
+%% @doc Every leaf sum of the digest tree: 65536 x 16 bytes, big endian.
+-spec digest_leaves(handle()) -> binary() | error().
+digest_leaves(_H) -> ?NOT_LOADED.
+
+%% @doc Leaves whose sums differ from a peer's {@link digest_leaves/1} (`badarg' unless
+%% exactly 1 MiB).
+-spec digest_diff_leaves(handle(), TheirLeaves :: binary()) -> [0..65535] | error().
+digest_diff_leaves(_H, _TheirLeaves) -> ?NOT_LOADED.
+
+%% @doc The sessions in the given leaves, with their digests.
+-spec digest_entries(handle(), [0..65535]) -> [{binary(), <<_:128>>}] | error().
+digest_entries(_H, _Leaves) -> ?NOT_LOADED.
+
+%%% ----- operations --------------------------------------------------------------------------
+
+%% @doc Everything an operator needs about the store: the replica (version vector, sessions,
+%% digest root, op log, tombstones, gaps, clock skew), each peer (acked vector, pending ops,
+%% lag, in-flight frames), the log and the snapshots.
+-spec status(handle()) -> report() | error().
+status(_H) -> ?NOT_LOADED.
+
+%% @doc Runs maintenance now (expiry, resends, tombstone collection); the store also does it
+%% every `tick_interval_ms'.
+-spec tick(handle()) -> ok | error().
+tick(_H) -> ?NOT_LOADED.
+
+%% @doc Takes an incremental snapshot now.
+-spec snapshot(handle()) -> {ok, report()} | error().
+snapshot(_H) -> ?NOT_LOADED.
+
+%% @doc Writes a new base snapshot of every session now.
+-spec compact(handle()) -> {ok, report()} | error().
+compact(_H) -> ?NOT_LOADED.
+
+%% @doc Checks every checksum of the store's files (read only).
+-spec verify(handle()) -> {ok, report()} | {error, {corrupt, report()}} | error().
+verify(_H) -> ?NOT_LOADED.
+
+%% @doc Writes a self-verifying backup of the store to `File', which must not exist.
+-spec backup(handle(), File :: binary()) -> {ok, report()} | error().
+backup(_H, _File) -> ?NOT_LOADED.
+
+%% @doc {@link verify/1} for a directory, with or without an open handle (read only).
+-spec verify_dir(Dir :: binary()) -> {ok, report()} | {error, {corrupt, report()}} | error().
+verify_dir(_Dir) -> ?NOT_LOADED.

@@ -1,0 +1,173 @@
+//! Peers, frames and digests. Transport is the caller's: these NIFs produce frames for a
+//! peer and apply frames from one. Frames can be large, so building and applying them runs
+//! on dirty CPU schedulers; heartbeats (no ops) and bookkeeping stay on normal ones.
+
+use rustler::{Binary, Encoder, Env, Error as NifError, NewBinary, NifResult, ResourceArc, Term};
+use session_ha::digest::LEAVES;
+use session_ha::{ReplicaId, SessionId};
+
+use crate::atoms;
+use crate::convert::{self, bin, to_str, unit_result};
+use crate::handle::{self, Handle};
+
+/// Bytes of one digest leaf on the wire: a `u128`, big endian.
+const LEAF_BYTES: usize = 16;
+
+#[rustler::nif]
+fn add_peer<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    peer: u64,
+    region: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    let region = to_str(&region)?;
+    handle::with(env, &h, |s| {
+        Ok(unit_result(env, s.add_peer(ReplicaId(peer), region)))
+    })
+}
+
+/// Logs the removal and waits for it to be durable, hence a dirty I/O scheduler.
+#[rustler::nif(schedule = "DirtyIo")]
+fn remove_member(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<'_>> {
+    handle::with_dirty(env, &h, |s| {
+        Ok(unit_result(env, s.remove_member(ReplicaId(peer))))
+    })
+}
+
+/// `{ok, Frame}`, `none` when the peer lacks nothing, or `{error, Reason}`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn frame_for(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<'_>> {
+    handle::with_dirty(env, &h, |s| {
+        Ok(match s.frame_for(ReplicaId(peer)) {
+            Ok(Some(frame)) => (atoms::ok(), bin(env, &frame)).encode(env),
+            Ok(None) => atoms::none().encode(env),
+            Err(e) => convert::error(env, &e),
+        })
+    })
+}
+
+#[rustler::nif]
+fn heartbeat(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<'_>> {
+    handle::with(env, &h, |s| {
+        Ok(match s.heartbeat(ReplicaId(peer)) {
+            Ok(frame) => (atoms::ok(), bin(env, &frame)).encode(env),
+            Err(e) => convert::error(env, &e),
+        })
+    })
+}
+
+/// Applies a frame or an ack from a peer: `{ok, Reply | none, Lsn | none}`. The caller sends
+/// `Reply` only after `Lsn` is durable (`await_durable`), so an ack never promises what a
+/// crash could still lose.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn receive<'a>(env: Env<'a>, h: ResourceArc<Handle>, msg: Binary<'a>) -> NifResult<Term<'a>> {
+    handle::with_dirty(env, &h, |s| {
+        Ok(match s.receive_deferred(msg.as_slice()) {
+            Ok(receipt) => {
+                let reply = match &receipt.reply {
+                    Some(r) => bin(env, r),
+                    None => atoms::none().encode(env),
+                };
+                let lsn = match receipt.lsn {
+                    Some(l) => l.encode(env),
+                    None => atoms::none().encode(env),
+                };
+                (atoms::ok(), reply, lsn).encode(env)
+            }
+            Err(e) => convert::error(env, &e),
+        })
+    })
+}
+
+#[rustler::nif]
+fn rewind(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<'_>> {
+    handle::with(env, &h, |s| Ok(unit_result(env, s.rewind(ReplicaId(peer)))))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn repair_frame<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    peer: u64,
+    sids: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let ids = convert::list(sids)?
+        .map(|t| {
+            let b: Binary = t?.decode()?;
+            Ok(SessionId(convert::to_bytes(&b)))
+        })
+        .collect::<NifResult<Vec<SessionId>>>()?;
+    handle::with_dirty(env, &h, |s| {
+        Ok(match s.repair_frame(ReplicaId(peer), &ids) {
+            Ok(frame) => (atoms::ok(), bin(env, &frame)).encode(env),
+            Err(e) => convert::error(env, &e),
+        })
+    })
+}
+
+#[rustler::nif]
+fn digest_root(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
+    handle::with(env, &h, |s| Ok(convert::digest(env, s.digest_root().0)))
+}
+
+/// All leaf sums, 16 bytes each, big endian, written straight into the result binary.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn digest_leaves(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
+    handle::with_dirty(env, &h, |s| {
+        let mut out = NewBinary::new(env, LEAVES * LEAF_BYTES);
+        s.read(|r| {
+            let buf = out.as_mut_slice();
+            for (dst, leaf) in buf.chunks_exact_mut(LEAF_BYTES).zip(r.digests().leaves()) {
+                dst.copy_from_slice(&leaf.to_be_bytes());
+            }
+        });
+        Ok(out.into())
+    })
+}
+
+/// Leaves whose sums differ from a peer's `digest_leaves/1`; `badarg` unless exactly
+/// 65536 x 16 bytes.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn digest_diff_leaves<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    theirs: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    if theirs.len() != LEAVES * LEAF_BYTES {
+        return Err(NifError::BadArg);
+    }
+    let theirs: Vec<u128> = theirs
+        .as_slice()
+        .chunks_exact(LEAF_BYTES)
+        .map(|c| {
+            let mut b = [0u8; LEAF_BYTES];
+            b.copy_from_slice(c);
+            u128::from_be_bytes(b)
+        })
+        .collect();
+    handle::with_dirty(env, &h, |s| {
+        let leaves = s.read(|r| r.digests().differing_leaves(&theirs));
+        Ok(leaves.encode(env))
+    })
+}
+
+/// `[{Sid, Digest}]` for the sessions in the given leaves (`0..65535`, else `badarg`).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn digest_entries<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    leaves: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let leaves = convert::list(leaves)?
+        // rustler's own u16 decoder truncates (65536 would read as 0): range-check a u32.
+        .map(|t| u16::try_from(t?.decode::<u32>()?).map_err(|_| NifError::BadArg))
+        .collect::<NifResult<Vec<u16>>>()?;
+    handle::with_dirty(env, &h, |s| {
+        let entries: Vec<Term<'a>> = s
+            .digest_entries(&leaves)
+            .iter()
+            .map(|(id, d)| (bin(env, id.as_bytes()), convert::digest(env, d.0)).encode(env))
+            .collect();
+        Ok(entries.encode(env))
+    })
+}

@@ -1,0 +1,278 @@
+//! Session writes and reads, and durability waits. Writes return `{ok, Lsn}` as soon as the
+//! change is applied and queued for the log (the store runs `WriteMode::Queued`); a caller
+//! that must know it is on disk calls `await_durable(H, Lsn, Pid, Tag)`.
+
+use bytes::Bytes;
+use rustler::{Binary, Encoder, Env, Error as NifError, LocalPid, NifResult, ResourceArc, Term};
+use session_ha::{SessionView, Store};
+
+use crate::atoms;
+use crate::convert::{self, bin, lsn_result, to_bytes};
+use crate::handle::{self, Handle};
+
+#[rustler::nif]
+fn put<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    key: Binary<'a>,
+    val: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| {
+        Ok(lsn_result(
+            env,
+            s.put(to_bytes(&sid), to_bytes(&key), to_bytes(&val)),
+        ))
+    })
+}
+
+/// Most pairs `put_fields` takes on a normal scheduler.
+const NORMAL_MAX_PAIRS: usize = 64;
+/// Most bytes (keys and values) `put_fields` copies on a normal scheduler.
+const NORMAL_MAX_BYTES: usize = 64 * 1024;
+
+/// `put_fields/3` on a normal scheduler for small lists: returns `reschedule` (having
+/// written nothing) when the list has more than [`NORMAL_MAX_PAIRS`] pairs or
+/// [`NORMAL_MAX_BYTES`] bytes, and the Erlang wrapper then calls `put_fields_dirty`. Finding
+/// that out looks at no more than `NORMAL_MAX_PAIRS + 1` list cells.
+#[rustler::nif(name = "put_fields_nif")]
+fn put_fields_normal<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    fields: Term<'a>,
+) -> NifResult<Term<'a>> {
+    match decode_fields(fields, true)? {
+        Some(pairs) => handle::with(env, &h, |s| write_fields(env, s, &sid, &pairs)),
+        None => Ok(atoms::reschedule().encode(env)),
+    }
+}
+
+/// `put_fields/3` for long lists, on a dirty CPU scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn put_fields_dirty<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    fields: Term<'a>,
+) -> NifResult<Term<'a>> {
+    match decode_fields(fields, false)? {
+        Some(pairs) => handle::with_dirty(env, &h, |s| write_fields(env, s, &sid, &pairs)),
+        None => Err(NifError::BadArg),
+    }
+}
+
+/// The `[{Key, Val}]` list without copying; `None` when `bounded` and the list is too long
+/// for a normal scheduler.
+fn decode_fields<'a>(
+    fields: Term<'a>,
+    bounded: bool,
+) -> NifResult<Option<Vec<(Binary<'a>, Binary<'a>)>>> {
+    let mut pairs = Vec::new();
+    let mut bytes = 0usize;
+    for item in convert::list(fields)? {
+        if bounded && pairs.len() == NORMAL_MAX_PAIRS {
+            return Ok(None);
+        }
+        let (k, v): (Binary<'a>, Binary<'a>) = item?.decode()?;
+        bytes = bytes.saturating_add(k.len() + v.len());
+        if bounded && bytes > NORMAL_MAX_BYTES {
+            return Ok(None);
+        }
+        pairs.push((k, v));
+    }
+    Ok(Some(pairs))
+}
+
+fn write_fields<'a>(
+    env: Env<'a>,
+    s: &Store,
+    sid: &Binary<'a>,
+    pairs: &[(Binary<'a>, Binary<'a>)],
+) -> NifResult<Term<'a>> {
+    let fields: Vec<(Bytes, Bytes)> = pairs
+        .iter()
+        .map(|(k, v)| (to_bytes(k), to_bytes(v)))
+        .collect();
+    Ok(lsn_result(env, s.put_fields(to_bytes(sid), fields)))
+}
+
+#[rustler::nif]
+fn delete_field<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    key: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| {
+        Ok(lsn_result(
+            env,
+            s.delete_field(to_bytes(&sid), to_bytes(&key)),
+        ))
+    })
+}
+
+#[rustler::nif]
+fn end_session<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| Ok(lsn_result(env, s.end(to_bytes(&sid)))))
+}
+
+#[rustler::nif]
+fn touch<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    ttl_ms: u64,
+) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| {
+        Ok(lsn_result(env, s.touch(to_bytes(&sid), ttl_ms)))
+    })
+}
+
+#[rustler::nif]
+fn counter_add<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    key: Binary<'a>,
+    delta: i64,
+) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| {
+        Ok(lsn_result(
+            env,
+            s.counter_add(to_bytes(&sid), to_bytes(&key), delta),
+        ))
+    })
+}
+
+#[rustler::nif]
+fn set_add<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    key: Binary<'a>,
+    elem: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| {
+        Ok(lsn_result(
+            env,
+            s.set_add(to_bytes(&sid), to_bytes(&key), to_bytes(&elem)),
+        ))
+    })
+}
+
+#[rustler::nif]
+fn set_remove<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    key: Binary<'a>,
+    elem: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| {
+        Ok(lsn_result(
+            env,
+            s.set_remove(to_bytes(&sid), to_bytes(&key), to_bytes(&elem)),
+        ))
+    })
+}
+
+#[rustler::nif]
+fn get<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| match s.get(sid.as_slice()) {
+        Some(view) => Ok((atoms::ok(), session(env, &view)?).encode(env)),
+        None => Ok(not_found(env)),
+    })
+}
+
+/// `#{fields, counters, sets, expires_at}`.
+fn session<'a>(env: Env<'a>, v: &SessionView) -> NifResult<Term<'a>> {
+    let fields = entries(env, v.fields.iter().map(|(k, x)| (k, bin(env, x))))?;
+    let counters = entries(env, v.counters.iter().map(|(k, n)| (k, n.encode(env))))?;
+    let sets = entries(
+        env,
+        v.sets.iter().map(|(k, elems)| {
+            let list: Vec<Term<'a>> = elems.iter().map(|e| bin(env, e)).collect();
+            (k, list.encode(env))
+        }),
+    )?;
+    convert::map(
+        env,
+        &[
+            (atoms::fields(), fields),
+            (atoms::counters(), counters),
+            (atoms::sets(), sets),
+            (atoms::expires_at(), convert::opt(env, v.expires_at_ms)),
+        ],
+    )
+}
+
+/// A map from binary keys (each once, as the view guarantees).
+fn entries<'a, 'k>(
+    env: Env<'a>,
+    items: impl Iterator<Item = (&'k Bytes, Term<'a>)>,
+) -> NifResult<Term<'a>> {
+    let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) =
+        items.map(|(k, v)| (bin(env, k), v)).unzip();
+    Term::map_from_term_arrays(env, &keys, &values)
+}
+
+fn not_found(env: Env<'_>) -> Term<'_> {
+    (atoms::error(), atoms::not_found()).encode(env)
+}
+
+#[rustler::nif]
+fn get_field<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    key: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| {
+        Ok(match s.get_field(sid.as_slice(), key.as_slice()) {
+            Some(v) => (atoms::ok(), bin(env, &v)).encode(env),
+            None => not_found(env),
+        })
+    })
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn session_ids(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
+    handle::with_dirty(env, &h, |s| {
+        let ids: Vec<Term<'_>> = s
+            .session_ids()
+            .iter()
+            .map(|id| bin(env, id.as_bytes()))
+            .collect();
+        Ok(ids.encode(env))
+    })
+}
+
+#[rustler::nif]
+fn durable_lsn(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
+    handle::with(env, &h, |s| Ok(s.durable_lsn().encode(env)))
+}
+
+/// Sends `{Tag, ok}` to `Pid` once record `Lsn` is durable (at once if it already is), or
+/// `{Tag, {error, Reason}}` if the log fails or the store closes first.
+#[rustler::nif]
+fn await_durable<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    lsn: u64,
+    pid: LocalPid,
+    tag: Term<'a>,
+) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| {
+        if lsn <= s.durable_lsn() {
+            // A dead receiver is not the caller's error.
+            let _ = env.send(&pid, (tag, atoms::ok()));
+            return Ok(atoms::ok().encode(env));
+        }
+        Ok(if h.notifier().register(lsn, pid, tag) {
+            atoms::ok().encode(env)
+        } else {
+            convert::closed(env)
+        })
+    })
+}
