@@ -11,7 +11,17 @@ use session_ha::{ManualTime, Message, Replica, ReplicaConfig};
 fn mesh(time: &ManualTime) -> Vec<Replica> {
     let mut rs: Vec<Replica> = ["a", "b", "dead"]
         .iter()
-        .map(|n| Replica::new(n, 0, ReplicaConfig::default(), Arc::new(time.clone())))
+        .map(|n| {
+            Replica::new(
+                n,
+                0,
+                ReplicaConfig {
+                    end_retention_ms: 0,
+                    ..ReplicaConfig::default()
+                },
+                Arc::new(time.clone()),
+            )
+        })
         .collect();
     let ids: Vec<_> = rs.iter().map(|r| (r.id(), r.name().to_string())).collect();
     for r in &mut rs {

@@ -57,6 +57,7 @@ fn collect(time: &ManualTime, a: &mut Replica, b: &mut Replica) {
 fn a_late_state_chunk_does_not_bring_back_a_collected_session() {
     let config = ReplicaConfig {
         log_max_ops: 2,
+        end_retention_ms: 0,
         ..ReplicaConfig::default()
     };
     let (time, mut a, mut b) = pair(config);
@@ -90,7 +91,10 @@ fn a_late_state_chunk_does_not_bring_back_a_collected_session() {
 
 #[test]
 fn a_late_repair_does_not_bring_back_a_collected_field_or_set_element() {
-    let (time, mut a, mut b) = pair(ReplicaConfig::default());
+    let (time, mut a, mut b) = pair(ReplicaConfig {
+        end_retention_ms: 0,
+        ..ReplicaConfig::default()
+    });
     a.put("s", "gone", "old").unwrap();
     a.set_add("s", "tags", "x").unwrap();
     sync(&mut a, &mut b);

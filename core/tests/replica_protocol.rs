@@ -159,7 +159,14 @@ fn an_expired_session_stays_gone_when_a_longer_touch_arrives_late() {
 #[test]
 fn tombstones_are_collected_once_every_member_acknowledged_them() {
     let time = ManualTime::new(1_000);
-    let mut rs = mesh(&["a", "b", "c"], &time, ReplicaConfig::default());
+    let mut rs = mesh(
+        &["a", "b", "c"],
+        &time,
+        ReplicaConfig {
+            end_retention_ms: 0,
+            ..ReplicaConfig::default()
+        },
+    );
     for i in 0..50 {
         let id = format!("s{i}");
         rs[0].put(id.as_str(), "k", "v").unwrap();
@@ -184,7 +191,14 @@ fn tombstones_are_collected_once_every_member_acknowledged_them() {
 #[test]
 fn a_dead_member_blocks_collection_until_it_is_removed() {
     let time = ManualTime::new(1_000);
-    let mut rs = mesh(&["a", "b", "dead"], &time, ReplicaConfig::default());
+    let mut rs = mesh(
+        &["a", "b", "dead"],
+        &time,
+        ReplicaConfig {
+            end_retention_ms: 0,
+            ..ReplicaConfig::default()
+        },
+    );
     rs[0].put("s", "k", "v").unwrap();
     rs[0].end("s").unwrap();
     sync(&mut rs, 0, 1);
@@ -216,4 +230,31 @@ fn a_dead_member_blocks_collection_until_it_is_removed() {
         Err(session_ha::Error::RemovedReplica(_))
     ));
     assert_eq!(rs[0].digests().root(), before);
+}
+
+#[test]
+fn a_stable_end_is_retained_before_its_id_is_forgotten() {
+    let time = ManualTime::new(1_000);
+    let config = ReplicaConfig {
+        end_retention_ms: 5_000,
+        ..ReplicaConfig::default()
+    };
+    let mut rs = mesh(&["a", "b"], &time, config);
+    rs[0].put("s", "k", "v").unwrap();
+    rs[0].end("s").unwrap();
+    for _ in 0..3 {
+        rs.iter_mut().for_each(|r| {
+            r.tick();
+        });
+        sync_all(&mut rs);
+    }
+    assert_eq!(rs[0].status().tombstones_pending, 1, "stable, but retained");
+    assert!(matches!(
+        rs[0].put("s", "k", "again"),
+        Err(session_ha::Error::SessionEnded)
+    ));
+    time.advance(5_001);
+    rs[0].tick();
+    assert_eq!(rs[0].status().tombstones_pending, 0);
+    assert_eq!(rs[0].status().sessions, 0);
 }

@@ -51,6 +51,7 @@
     digest_entries/2,
     status/1,
     tick/1,
+    expire_due/1,
     snapshot/1,
     compact/1,
     verify/1,
@@ -299,6 +300,11 @@ status(_H) -> ?NOT_LOADED.
 %% every `tick_interval_ms'.
 -spec tick(handle()) -> ok | error().
 tick(_H) -> ?NOT_LOADED.
+
+%% @doc Ends every session whose deadline has passed now (each end replicates); returns how
+%% many. The store's maintenance does the same every `tick_interval_ms'.
+-spec expire_due(handle()) -> {ok, non_neg_integer()} | error().
+expire_due(_H) -> ?NOT_LOADED.
 
 %% @doc Takes an incremental snapshot now.
 -spec snapshot(handle()) -> {ok, report()} | error().

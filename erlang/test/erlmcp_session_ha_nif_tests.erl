@@ -693,7 +693,7 @@ status_test() ->
             lists:sort([
                 id, region, incarnation, dir, now_ms, vv, sessions, live_sessions, digest_root,
                 log_ops, log_bytes, tombstones_pending, stable, gaps, clock_skew_ms, removed,
-                unknown_origins, peers, wal, snapshot
+                unknown_origins, expired_total, peers, wal, snapshot
             ]),
             lists:sort(maps:keys(S))
         ),
@@ -772,6 +772,7 @@ closed_test() ->
                 {digest_entries, fun() -> ?N:digest_entries(H, [1]) end},
                 {status, fun() -> ?N:status(H) end},
                 {tick, fun() -> ?N:tick(H) end},
+                {expire_due, fun() -> ?N:expire_due(H) end},
                 {snapshot, fun() -> ?N:snapshot(H) end},
                 {compact, fun() -> ?N:compact(H) end},
                 {verify, fun() -> ?N:verify(H) end},
@@ -830,6 +831,7 @@ badarg_test() ->
                 ?assertError(badarg, ?N:digest_entries(X, [])),
                 ?assertError(badarg, ?N:status(X)),
                 ?assertError(badarg, ?N:tick(X)),
+                ?assertError(badarg, ?N:expire_due(X)),
                 ?assertError(badarg, ?N:snapshot(X)),
                 ?assertError(badarg, ?N:compact(X)),
                 ?assertError(badarg, ?N:verify(X)),

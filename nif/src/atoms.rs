@@ -41,6 +41,7 @@ rustler::atoms! {
     clock_skew_ms,
     removed,
     unknown_origins,
+    expired_total,
     peers,
     acked,
     pending_ops,

@@ -64,6 +64,14 @@ fn tick(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
     handle::with_dirty(env, &h, |s| Ok(unit_result(env, s.tick())))
 }
 
+#[rustler::nif(schedule = "DirtyCpu")]
+fn expire_due(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
+    handle::with_dirty(env, &h, |s| match s.expire_due() {
+        Ok(n) => Ok((atoms::ok(), n).encode(env)),
+        Err(e) => Ok(convert::error(env, &e)),
+    })
+}
+
 #[rustler::nif(schedule = "DirtyIo")]
 fn snapshot(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
     handle::with_dirty(env, &h, |s| match s.snapshot() {

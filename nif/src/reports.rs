@@ -138,6 +138,7 @@ pub(crate) fn status<'a>(env: Env<'a>, s: &StoreStatus) -> NifResult<Term<'a>> {
             (a::clock_skew_ms(), r.clock_skew_ms.encode(env)),
             (a::removed(), ids(env, &r.removed)),
             (a::unknown_origins(), ids(env, &r.unknown_origins)),
+            (a::expired_total(), r.expired_total.encode(env)),
             (a::peers(), peers.encode(env)),
             (a::wal(), wal),
             (a::snapshot(), snapshot),

@@ -18,6 +18,9 @@ pub struct ReplicaConfig {
     /// A peer that acknowledged nothing new for this long while frames are in flight gets
     /// everything unacknowledged again.
     pub resend_after_ms: u64,
+    /// An ended session is kept (and local writes to its id refused) for at least this long
+    /// after its end, even once the end is causally stable; then its id is forgotten.
+    pub end_retention_ms: u64,
 }
 
 impl Default for ReplicaConfig {
@@ -29,6 +32,7 @@ impl Default for ReplicaConfig {
             frame_budget: 256 * 1024,
             window: 8,
             resend_after_ms: 1_000,
+            end_retention_ms: 60_000,
         }
     }
 }

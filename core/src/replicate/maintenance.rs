@@ -95,6 +95,26 @@ impl Replica {
             .collect()
     }
 
+    /// Forgets the stable ends whose retention has passed. The queue is in the order the
+    /// ends became stable, close to their age order; one that is due behind a younger one
+    /// waits for it, which only delays collection.
+    fn forget_retained_ends(&mut self) {
+        let now = self.now_ms();
+        while let Some((due, _)) = self.retained_ends.front() {
+            if *due > now {
+                break;
+            }
+            let Some((_, sid)) = self.retained_ends.pop_front() else {
+                break;
+            };
+            if self.sessions.get(&sid).is_some_and(|s| s.is_ended()) {
+                self.sessions.remove(&sid);
+                self.abort_transfers_past(&sid);
+                self.dirty.insert(sid);
+            }
+        }
+    }
+
     /// Advances the stable frontier and forgets the tombstones at or below it.
     fn collect_garbage(&mut self) {
         // A removal is confirmed once every member reports it.
@@ -135,10 +155,12 @@ impl Replica {
             };
             match &tomb {
                 Tomb::End => {
-                    if state.is_ended() {
-                        self.sessions.remove(&sid);
-                        self.abort_transfers_past(&sid);
-                        self.dirty.insert(sid);
+                    if let Some(stamp) = state.ended {
+                        let due = stamp
+                            .ts
+                            .millis()
+                            .saturating_add(self.config.end_retention_ms);
+                        self.retained_ends.push_back((due, sid));
                     }
                 }
                 Tomb::Field { key, stamp } => {
@@ -157,5 +179,6 @@ impl Replica {
                 }
             }
         }
+        self.forget_retained_ends();
     }
 }

@@ -44,6 +44,8 @@ pub struct Replica {
     pub(crate) own_durable: u64,
     /// Sessions this replica ended because their deadline passed.
     pub(crate) expired_total: u64,
+    /// Stable ends kept until their retention passes: `(due ms, session)`.
+    pub(crate) retained_ends: std::collections::VecDeque<(u64, SessionId)>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -87,6 +89,7 @@ impl Replica {
             hold_own: false,
             own_durable: 0,
             expired_total: 0,
+            retained_ends: std::collections::VecDeque::new(),
         }
     }
 

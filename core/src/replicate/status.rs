@@ -127,7 +127,7 @@ impl super::Replica {
             digest_root: self.digest.root(),
             log_ops: self.log.len(),
             log_bytes: self.log.bytes(),
-            tombstones_pending: self.tombstones.len(),
+            tombstones_pending: self.tombstones.len() + self.retained_ends.len(),
             stable: self.stability.frontier().clone(),
             gaps: self.ctx.gaps(),
             clock_skew_ms: self.clock.max_skew_ms(),

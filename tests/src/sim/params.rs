@@ -40,6 +40,7 @@ impl Params {
             frame_budget: rng.pick(&[150, 600, 4_096, 256 * 1024]),
             window: rng.pick(&[1, 2, 4, 8]),
             resend_after_ms: rng.pick(&[30, 100, 400]),
+            end_retention_ms: 0,
             ..ReplicaConfig::default()
         };
         let faults = Faults {
