@@ -4,7 +4,7 @@
 # Installs what is missing, builds the NIF and the Erlang application, runs the drill and
 # prints its summary table. Exit status 0 when no session was lost and every step passed.
 #
-#   bash scripts/dr_drill.sh [WRITERS SECONDS]      (default: 4 writers for 3 seconds)
+#   bash scripts/dr_drill.sh [WRITERS SECONDS]      (default: 32 writers for 3 seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

@@ -22,9 +22,8 @@ stop() ->
     case whereis(?MODULE) of
         undefined -> ok;
         Sup ->
-            Ref = monitor(process, Sup),
-            exit(Sup, shutdown),
-            receive {'DOWN', Ref, process, _, _} -> ok after 15000 -> ok end
+            %% Not exit/2: a supervisor ignores exit signals from anyone but its parent.
+            try gen_server:stop(Sup, shutdown, 30000) catch exit:noproc -> ok end
     end.
 
 %% @hidden

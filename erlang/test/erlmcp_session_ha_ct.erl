@@ -2,7 +2,7 @@
 %%% `peer' (controlled over standard I/O, so partitioning their distribution links never cuts
 %%% the test's control), each running `erlmcp_session_ha' under a small supervisor.
 -module(erlmcp_session_ha_ct).
--export([start_regions/3, start_region/3, stop_region/1,
+-export([case_dir/2, start_regions/3, start_region/3, stop_region/1,
          call/4, connect_all/1, partition/2, heal/2, wait_until/2]).
 
 -export_type([region/0]).
@@ -16,12 +16,14 @@ start_regions(Config, Names, Extra) ->
     connect_all(Regions),
     Regions.
 
-%% @doc Starts one region node with its server; its data lives in the test case's priv dir.
+%% @doc Starts one region node with its server; its data lives in the test case's own
+%% directory (`case_dir', set by `case_dir/2'), or the suite's priv dir.
 -spec start_region(list(), binary(), map()) -> region().
 start_region(Config, Name, Extra) ->
-    Dir = iolist_to_binary(filename:join(proplists:get_value(priv_dir, Config), Name)),
+    Base = proplists:get_value(case_dir, Config, proplists:get_value(priv_dir, Config)),
+    Dir = iolist_to_binary(filename:join(Base, Name)),
     Paths = lists:usort([filename:dirname(code:which(M)) || M <- [erlmcp_session_ha, ?MODULE]]),
-    Args = ["-kernel", "dist_auto_connect", "once",
+    Args = ["-kernel", "dist_auto_connect", "once", "-kernel", "prevent_overlapping_partitions", "false",
             "-setcookie", atom_to_list(erlang:get_cookie())]
         ++ lists:append([["-pa", P] || P <- Paths]),
     {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(binary_to_list(Name)),
@@ -31,6 +33,13 @@ start_region(Config, Name, Extra) ->
     Opts = maps:merge(#{region => Name, data_dir => Dir, sync_interval_ms => 20}, Extra),
     {ok, _} = call(Region, erlmcp_session_ha_standalone, start, [Opts]),
     Region.
+
+%% @doc Adds a fresh data directory for test case `Case' to `Config'.
+-spec case_dir(atom(), list()) -> list().
+case_dir(Case, Config) ->
+    Dir = filename:join(proplists:get_value(priv_dir, Config), atom_to_list(Case)),
+    ok = filelib:ensure_path(Dir),
+    [{case_dir, Dir} | Config].
 
 %% @doc Stops a region's node (like a power cut for its BEAM).
 -spec stop_region(region()) -> ok.

@@ -41,8 +41,8 @@ end_per_suite(_Config) ->
     ok.
 
 %% Region nodes are linked to the test case process: they stop with it.
-init_per_testcase(_Case, Config) ->
-    Config.
+init_per_testcase(Case, Config) ->
+    ?CT:case_dir(Case, Config).
 
 end_per_testcase(_Case, _Config) ->
     ok.
@@ -152,8 +152,9 @@ validate_names_differing_sessions_and_repair_converges(Config) ->
     ?CT:wait_until(fun() -> length(c(A, peers, [])) =:= 1 andalso length(c(B, peers, [])) =:= 1 end, 10000),
     ok = c(A, put, [sid(1), <<"k">>, a]),
     ok = c(B, put, [sid(2), <<"k">>, b]),
+    %% validate first pushes what A holds (a best-effort sync); what only B holds differs
     {error, {inconsistent, Diffs}} = c(A, validate_consistency, []),
-    ?assertEqual([sid(1), sid(2)], maps:get(maps:get(node, B), Diffs)),
+    ?assertEqual([sid(2)], maps:get(maps:get(node, B), Diffs)),
     {ok, _} = c(A, repair, []),
     ?assertEqual({ok, a}, c(B, get, [sid(1), <<"k">>])),
     ?assertEqual({ok, b}, c(A, get, [sid(2), <<"k">>])),

@@ -37,7 +37,7 @@ init_per_testcase(Case, Config) ->
             {ok, St} = ?B:init(#{}),
             [{backend, St} | Config];
         false ->
-            Config
+            ?CT:case_dir(Case, Config)
     end.
 
 end_per_testcase(_Case, _Config) ->
