@@ -231,7 +231,8 @@ backup(File) ->
     erlmcp_session_ha_nif:backup(handle(), unicode:characters_to_binary(File)).
 
 %% @doc Peer nodes with their region and whether they are connected.
--spec peers() -> [#{node := node(), region := binary() | undefined, connected := boolean()}].
+-spec peers() -> [#{node := node(), id := non_neg_integer() | undefined,
+                    region := binary() | undefined, connected := boolean()}].
 peers() ->
     gen_server:call(?SERVER, peers).
 

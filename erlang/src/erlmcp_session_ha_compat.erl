@@ -90,13 +90,11 @@ get_active_region(Sid) when is_binary(Sid) ->
             {ok, #{region := Own}} = ?S:get_replication_status(),
             Up = [{node(), Own} | [{N, R} || #{node := N, region := R, connected := true} <- ?S:peers(),
                                              is_binary(R)]],
+            %% This node is always up, so `no_active_nodes' is only possible when the store
+            %% itself is gone (the call then fails before this point).
             case lists:keyfind(Primary, 1, Up) of
                 {_, Region} -> {ok, Region};
-                false ->
-                    case Up of
-                        [{_, Region} | _] -> {ok, Region};
-                        [] -> {error, no_active_nodes}
-                    end
+                false -> {ok, Own}
             end
     end.
 

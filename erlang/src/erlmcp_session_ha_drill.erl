@@ -156,8 +156,8 @@ drill(Writers, LoadMs) ->
             {"rebuild from peers (ms)", integer_to_list(RebuildMs)},
             {"sessions missing after rebuild", integer_to_list(MissingThird)}],
     say("~n| metric | value |~n| --- | --- |", []),
-    [say("| ~s | ~s |", [K, V]) || {K, V} <- Rows],
-    [catch peer:stop(P) || #{peer := P} <- [B, C]],
+    lists:foreach(fun({K, V}) -> say("| ~s | ~s |", [K, V]) end, Rows),
+    lists:foreach(fun(#{peer := P}) -> catch peer:stop(P) end, [B, C]),
     case Lost =:= 0 andalso MissingThird =:= 0 andalso Detected of
         true -> say("~nDRILL PASSED", []), ok;
         false -> say("~nDRILL FAILED", []), error

@@ -109,7 +109,7 @@ on_hello(Node, Id, Region, ReplyWanted, #st{handle = H, peers = Peers0} = St) ->
     %% The same replica on another node name (restarted elsewhere): one entry per replica.
     Peers = maps:filter(fun(N, #peer{id = I}) -> N =:= Node orelse I =/= Id end, Peers0),
     Old = maps:get(Node, Peers, #peer{node = Node}),
-    case Old#peer.id of
+    _ = case Old#peer.id of
         OldId when is_integer(OldId), OldId =/= Id ->
             %% The node came back as a new incarnation (rebuilt from an empty directory):
             %% its old incarnation is gone for good and must not hold up collection.
