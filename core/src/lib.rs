@@ -5,12 +5,8 @@
 
 pub mod clock;
 mod error;
-/// The file-system layer every durable byte goes through: [`fs::Vfs`], the real [`fs::OsFs`]
-/// and the power-cut model [`fs::FaultyFs`] used by tests.
-pub mod fs;
-/// The write-ahead log: checksummed segments of opaque records, group commit on a background
-/// writer, recovery that cuts torn tails and reports corruption. See [`wal::Wal`].
-pub mod wal;
+pub mod fs; // documented by its own //! header
+pub mod wal; // documented by its own //! header
 
 pub use clock::{Hlc, ManualTime, ReplicaId, TimeSource, Timestamp, WallClock};
 pub use error::{DecodeError, Error, Result};

@@ -29,7 +29,7 @@
 //! checksums with the segment's salt means zeroed space and stale bytes from another segment
 //! never validate. On open, recovery ([`Wal::open`]) checks every checksum: a torn tail of the
 //! last segment is cut off (and kept in a `.broken` file), anything else that does not verify
-//! is [`Error::Corrupt`](crate::Error::Corrupt). [`verify`] does the same checks without
+//! is [`Error::Corrupt`]. [`verify()`] does the same checks without
 //! changing anything.
 //!
 //! Files by role: `segment` (names, header), `record` (record codec), `scan` (walking a
