@@ -16,7 +16,8 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::recovery::recover;
-use super::writer::{Shared, Writer};
+use super::shared::{Progress, Shared};
+use super::writer::Writer;
 use super::{RecoveryReport, SegmentInfo, WalConfig};
 use crate::error::{Error, Result};
 use crate::fs::{create_dir_durably, DirLock, Vfs};
@@ -177,7 +178,7 @@ impl Wal {
         self.wait_for(|p| p.durable >= seq)
     }
 
-    fn wait_for(&self, reached: impl Fn(&super::writer::Progress) -> bool) -> Result<()> {
+    fn wait_for(&self, reached: impl Fn(&Progress) -> bool) -> Result<()> {
         let mut p = self.shared.progress.lock();
         loop {
             if reached(&p) {

@@ -33,14 +33,15 @@
 //! changing anything.
 //!
 //! Files by role: `segment` (names, header), `record` (record codec), `scan` (walking a
-//! segment's bytes), `recovery` (open), `writer` (the background thread), `log` (the [`Wal`]
-//! handle), `verify`.
+//! segment's bytes), `recovery` (open), `shared` (queue and watermarks), `writer` (the
+//! background thread), `log` (the [`Wal`] handle), `verify`.
 
 mod log;
 mod record;
 mod recovery;
 mod scan;
 mod segment;
+mod shared;
 mod verify;
 mod writer;
 
