@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -93,6 +93,8 @@ impl Wal {
             written: last,
             synced: last,
             last_sync: Instant::now(),
+            last_sync_took: Duration::ZERO,
+            last_batch_records: 0,
             out: Vec::new(),
             spare_bodies: Vec::new(),
             spare_lens: Vec::new(),
@@ -152,8 +154,9 @@ impl Wal {
         let seq = q.next_seq;
         q.next_seq += 1;
         self.shared.last_seq.store(seq, Ordering::Release);
+        let wake = was_empty || q.lens.len() == q.gather_target;
         drop(q);
-        if was_empty {
+        if wake {
             self.shared.work.notify_one();
         }
         Ok(seq)

@@ -53,6 +53,9 @@ pub(crate) struct Queue {
     pub sync_requested: bool,
     pub closing: bool,
     pub failure: Option<Failure>,
+    /// While the writer gathers a batch: wake it when this many records are queued (0: no
+    /// gathering, wake it on the first record only).
+    pub gather_target: usize,
 }
 
 /// What the writer has achieved; waiters sleep on it.

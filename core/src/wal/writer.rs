@@ -4,6 +4,8 @@
 //!
 //! ```text
 //!  appenders ──► Queue{bodies, lens, first_seq} ──(swap, one lock)──► writer thread
+//!                                                                     │ Always: gather as many records
+//!                                                                     │   as the last synced batch held
 //!                                                                     │ encode batch
 //!                                                                     │ roll if the segment is full
 //!                                                                     │ one append()
@@ -20,9 +22,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::MutexGuard;
+
 use super::record::{encode_record, RECORD_OVERHEAD};
 use super::segment::{create_segment, OpenSegment};
-use super::shared::{Failure, Shared};
+use super::shared::{Failure, Queue, Shared};
 use super::{FsyncPolicy, SegmentInfo};
 use crate::fs::Vfs;
 
@@ -51,6 +55,10 @@ pub(crate) struct Writer {
     pub written: u64,
     pub synced: u64,
     pub last_sync: Instant,
+    /// How long the last fdatasync took, and how many records the last synced batch held:
+    /// what the next batch waits for (see `gather`).
+    pub last_sync_took: Duration,
+    pub last_batch_records: usize,
     pub out: Vec<u8>,
     pub spare_bodies: Vec<u8>,
     pub spare_lens: Vec<u32>,
@@ -140,6 +148,7 @@ impl Writer {
                 None => shared.work.wait(&mut q),
             }
         }
+        self.gather(&shared, &mut q);
         let mut bodies = std::mem::take(&mut self.spare_bodies);
         let mut lens = std::mem::take(&mut self.spare_lens);
         std::mem::swap(&mut q.bodies, &mut bodies);
@@ -154,6 +163,31 @@ impl Writer {
         drop(q);
         shared.space.notify_all();
         batch
+    }
+
+    /// Group commit under `Always`: the waiters released by the last sync append their next
+    /// records one by one as they get CPU time, so a batch taken at the first of them would
+    /// hold one record and make the rest wait a whole extra fdatasync. When fewer records are
+    /// queued than the last synced batch held, wait for that many, but never longer than the
+    /// last fdatasync took (capped at 1 ms). A lone writer (batches of one) never waits.
+    fn gather(&self, shared: &Shared, q: &mut MutexGuard<'_, Queue>) {
+        let want = self.last_batch_records;
+        if self.policy != FsyncPolicy::Always
+            || q.lens.is_empty()
+            || q.lens.len() >= want
+            || q.sync_requested
+            || q.closing
+        {
+            return;
+        }
+        let deadline = Instant::now() + self.last_sync_took.min(Duration::from_millis(1));
+        q.gather_target = want;
+        while q.lens.len() < want && !q.closing && !q.sync_requested {
+            if shared.work.wait_until(q, deadline).timed_out() {
+                break;
+            }
+        }
+        q.gather_target = 0;
     }
 
     fn recycle(&mut self, mut batch: Batch) {
@@ -195,7 +229,10 @@ impl Writer {
                 FsyncPolicy::Never => batch.sync_requested || batch.closing,
             };
         if sync {
+            let started = Instant::now();
             self.sync_active()?;
+            self.last_sync_took = started.elapsed();
+            self.last_batch_records = batch.lens.len();
         }
         Ok(())
     }
