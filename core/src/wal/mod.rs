@@ -7,7 +7,7 @@
 //!  <dir>/wal-00000000000000000001.log           segment: records 1 ..
 //!  <dir>/wal-00000000000000004711.log           segment: records 4711 .. (the active one)
 //!  <dir>/wal-<first>.log.tmp                    a segment being created; removed on open
-//!  <dir>/wal-<first>.log.<offset>.broken        a torn tail cut off by recovery, kept
+//!  <dir>/wal-<first>.log.<offset>[-<n>].broken  a torn tail cut off by recovery, kept
 //!
 //!  segment  = header ‖ record*
 //!  header   (24 bytes, little endian)
