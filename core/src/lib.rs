@@ -39,16 +39,12 @@ pub mod codec;
 pub mod crdt;
 pub mod digest;
 mod error;
-/// The file-system layer every durable byte goes through: [`fs::Vfs`], the real [`fs::OsFs`]
-/// and the power-cut model [`fs::FaultyFs`] used by tests.
-pub mod fs;
+pub mod fs; // documented by its own //! header
 mod limits;
 pub mod replicate;
 pub mod snapshot;
 pub mod store;
-/// The write-ahead log: checksummed segments of opaque records, group commit on a background
-/// writer, recovery that cuts torn tails and reports corruption. See [`wal::Wal`].
-pub mod wal;
+pub mod wal; // documented by its own //! header
 
 pub use causal::{CausalContext, Dot, Gap, VersionVector};
 pub use clock::{Hlc, ManualTime, ReplicaId, TimeSource, Timestamp, WallClock};

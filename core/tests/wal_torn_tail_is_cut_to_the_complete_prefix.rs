@@ -115,3 +115,31 @@ fn verify_reports_a_torn_tail_as_such_and_leaves_it_alone() {
     assert_eq!(std::fs::read(&seg).unwrap(), &bytes[..last + 3]);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn a_second_torn_tail_at_the_same_offset_does_not_replace_the_first_broken_file() {
+    let (name, bytes, _) = clean_log();
+    let dir = tempfile::tempdir().unwrap();
+    let seg = dir.path().join(&name);
+    let fs: Arc<dyn Vfs> = Arc::new(OsFs::new());
+    let mut kept = Vec::new();
+    for garbage in [[0xAAu8; 5], [0xBB; 5]] {
+        let mut torn = bytes.clone();
+        torn.extend_from_slice(&garbage);
+        std::fs::write(&seg, &torn).unwrap();
+        let (wal, report, _) =
+            open_collect(fs.clone(), dir.path(), WalConfig::default(), 0).unwrap();
+        wal.close().unwrap();
+        kept.extend(report.broken_files);
+    }
+    let end = bytes.len();
+    assert_eq!(
+        kept,
+        vec![
+            dir.path().join(format!("{name}.{end}.broken")),
+            dir.path().join(format!("{name}.{end}-1.broken")),
+        ]
+    );
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), [0xAA; 5]);
+    assert_eq!(std::fs::read(&kept[1]).unwrap(), [0xBB; 5]);
+}

@@ -19,6 +19,7 @@
 //! [`Error::NoSpace`], everything else as [`Error::Io`] with a short verb phrase naming the
 //! operation and the path it was applied to.
 
+mod fault;
 mod faulty;
 mod faulty_state;
 mod os;

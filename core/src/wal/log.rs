@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::recovery::recover;
-use super::writer::{Shared, Writer};
+use super::shared::{Progress, Shared};
+use super::writer::Writer;
 use super::{RecoveryReport, SegmentInfo, WalConfig};
 use crate::error::{Error, Result};
 use crate::fs::{create_dir_durably, DirLock, Vfs};
@@ -92,6 +93,8 @@ impl Wal {
             written: last,
             synced: last,
             last_sync: Instant::now(),
+            last_sync_took: Duration::ZERO,
+            last_batch_records: 0,
             out: Vec::new(),
             spare_bodies: Vec::new(),
             spare_lens: Vec::new(),
@@ -151,8 +154,9 @@ impl Wal {
         let seq = q.next_seq;
         q.next_seq += 1;
         self.shared.last_seq.store(seq, Ordering::Release);
+        let wake = was_empty || q.lens.len() == q.gather_target;
         drop(q);
-        if was_empty {
+        if wake {
             self.shared.work.notify_one();
         }
         Ok(seq)
@@ -177,7 +181,7 @@ impl Wal {
         self.wait_for(|p| p.durable >= seq)
     }
 
-    fn wait_for(&self, reached: impl Fn(&super::writer::Progress) -> bool) -> Result<()> {
+    fn wait_for(&self, reached: impl Fn(&Progress) -> bool) -> Result<()> {
         let mut p = self.shared.progress.lock();
         loop {
             if reached(&p) {

@@ -7,7 +7,7 @@
 //!  <dir>/wal-00000000000000000001.log           segment: records 1 ..
 //!  <dir>/wal-00000000000000004711.log           segment: records 4711 .. (the active one)
 //!  <dir>/wal-<first>.log.tmp                    a segment being created; removed on open
-//!  <dir>/wal-<first>.log.<offset>.broken        a torn tail cut off by recovery, kept
+//!  <dir>/wal-<first>.log.<offset>[-<n>].broken  a torn tail cut off by recovery, kept
 //!
 //!  segment  = header ‖ record*
 //!  header   (24 bytes, little endian)
@@ -29,18 +29,19 @@
 //! checksums with the segment's salt means zeroed space and stale bytes from another segment
 //! never validate. On open, recovery ([`Wal::open`]) checks every checksum: a torn tail of the
 //! last segment is cut off (and kept in a `.broken` file), anything else that does not verify
-//! is [`Error::Corrupt`](crate::Error::Corrupt). [`verify`] does the same checks without
+//! is [`Error::Corrupt`]. [`verify()`] does the same checks without
 //! changing anything.
 //!
 //! Files by role: `segment` (names, header), `record` (record codec), `scan` (walking a
-//! segment's bytes), `recovery` (open), `writer` (the background thread), `log` (the [`Wal`]
-//! handle), `verify`.
+//! segment's bytes), `recovery` (open), `shared` (queue and watermarks), `writer` (the
+//! background thread), `log` (the [`Wal`] handle), `verify`.
 
 mod log;
 mod record;
 mod recovery;
 mod scan;
 mod segment;
+mod shared;
 mod verify;
 mod writer;
 

@@ -241,9 +241,15 @@ pub(crate) fn recover(
 }
 
 /// Keeps the torn tail of `segment` in a `.broken` file beside it (written to a temp name,
-/// synced, renamed, directory synced) before the segment is cut.
+/// synced, renamed, directory synced) before the segment is cut. A `.broken` file kept by an
+/// earlier recovery is never replaced.
 fn set_aside(fs: &dyn Vfs, dir: &Path, segment: &Path, torn: &TornTail) -> Result<PathBuf> {
-    let broken = broken_path(segment, torn.offset as u64);
+    let mut attempt = 0;
+    let mut broken = broken_path(segment, torn.offset as u64, attempt);
+    while fs.exists(&broken)? {
+        attempt += 1;
+        broken = broken_path(segment, torn.offset as u64, attempt);
+    }
     let mut tmp = broken.clone().into_os_string();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

@@ -118,10 +118,14 @@ pub(crate) fn is_broken_name(name: &str) -> bool {
     name.starts_with(PREFIX) && name.ends_with(".broken")
 }
 
-/// Where recovery keeps the bytes it cut off `segment` at `offset`.
-pub(crate) fn broken_path(segment: &Path, offset: u64) -> PathBuf {
+/// Where recovery keeps the bytes it cut off `segment` at `offset`: `<segment>.<offset>.broken`,
+/// or `<segment>.<offset>-<attempt>.broken` when an earlier cut at the same offset is kept.
+pub(crate) fn broken_path(segment: &Path, offset: u64, attempt: u32) -> PathBuf {
     let mut name = segment.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{offset}.broken"));
+    match attempt {
+        0 => name.push(format!(".{offset}.broken")),
+        n => name.push(format!(".{offset}-{n}.broken")),
+    }
     segment.with_file_name(name)
 }
 
@@ -235,8 +239,10 @@ mod tests {
         assert_eq!(parse_segment_name("wal-0000000000000000004x.log"), None);
         assert!(is_temp_name("wal-00000000000000000042.log.tmp"));
         assert!(!is_temp_name("wal-42.log.tmp"));
-        let b = broken_path(Path::new("/d/wal-00000000000000000042.log"), 99);
+        let b = broken_path(Path::new("/d/wal-00000000000000000042.log"), 99, 0);
         assert_eq!(b, Path::new("/d/wal-00000000000000000042.log.99.broken"));
+        let b = broken_path(Path::new("/d/wal-00000000000000000042.log"), 99, 2);
+        assert_eq!(b, Path::new("/d/wal-00000000000000000042.log.99-2.broken"));
         assert!(is_broken_name("wal-00000000000000000042.log.99.broken"));
     }
 

@@ -4,6 +4,8 @@
 //!
 //! ```text
 //!  appenders ──► Queue{bodies, lens, first_seq} ──(swap, one lock)──► writer thread
+//!                                                                     │ Always: gather as many records
+//!                                                                     │   as the last synced batch held
 //!                                                                     │ encode batch
 //!                                                                     │ roll if the segment is full
 //!                                                                     │ one append()
@@ -16,81 +18,17 @@
 //! retried. On `ENOSPC` the active segment is first cut back to its last complete batch.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::MutexGuard;
 
 use super::record::{encode_record, RECORD_OVERHEAD};
 use super::segment::{create_segment, OpenSegment};
+use super::shared::{Failure, Queue, Shared};
 use super::{FsyncPolicy, SegmentInfo};
-use crate::error::Error;
 use crate::fs::Vfs;
-
-/// Why the WAL refuses writes: kept as data because [`Error`] is not `Clone`.
-#[derive(Clone, Debug)]
-pub(crate) enum Failure {
-    NoSpace(PathBuf),
-    Poisoned(String),
-}
-
-impl Failure {
-    pub fn from_error(e: &Error) -> Failure {
-        match e {
-            Error::NoSpace { path } => Failure::NoSpace(path.clone()),
-            other => Failure::Poisoned(other.to_string()),
-        }
-    }
-
-    pub fn to_error(&self) -> Error {
-        match self {
-            Failure::NoSpace(path) => Error::NoSpace { path: path.clone() },
-            Failure::Poisoned(why) => Error::Poisoned(why.clone()),
-        }
-    }
-}
-
-/// Records appended and not yet taken by the writer.
-#[derive(Debug, Default)]
-pub(crate) struct Queue {
-    pub bodies: Vec<u8>,
-    pub lens: Vec<u32>,
-    /// Sequence number of `lens[0]`.
-    pub first_seq: u64,
-    /// The sequence number the next append gets.
-    pub next_seq: u64,
-    pub sync_requested: bool,
-    pub closing: bool,
-    pub failure: Option<Failure>,
-}
-
-/// What the writer has achieved; waiters sleep on it.
-#[derive(Debug, Default)]
-pub(crate) struct Progress {
-    pub written: u64,
-    pub synced: u64,
-    pub durable: u64,
-    pub failure: Option<Failure>,
-    pub writer_gone: bool,
-}
-
-/// State shared by the [`Wal`](super::Wal) handle and its writer thread.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub queue: Mutex<Queue>,
-    /// The writer waits here for work.
-    pub work: Condvar,
-    /// Appenders wait here for queue space.
-    pub space: Condvar,
-    pub progress: Mutex<Progress>,
-    /// Waiters wait here for the watermarks to move.
-    pub progressed: Condvar,
-    /// Mirrors of the queue's last assigned and the progress's durable seq, for lock-free reads.
-    pub last_seq: AtomicU64,
-    pub durable_seq: AtomicU64,
-    pub segments: Mutex<Vec<SegmentInfo>>,
-}
 
 /// The segment being appended to.
 #[derive(Debug)]
@@ -117,6 +55,10 @@ pub(crate) struct Writer {
     pub written: u64,
     pub synced: u64,
     pub last_sync: Instant,
+    /// How long the last fdatasync took, and how many records the last synced batch held:
+    /// what the next batch waits for (see `gather`).
+    pub last_sync_took: Duration,
+    pub last_batch_records: usize,
     pub out: Vec<u8>,
     pub spare_bodies: Vec<u8>,
     pub spare_lens: Vec<u32>,
@@ -206,6 +148,7 @@ impl Writer {
                 None => shared.work.wait(&mut q),
             }
         }
+        self.gather(&shared, &mut q);
         let mut bodies = std::mem::take(&mut self.spare_bodies);
         let mut lens = std::mem::take(&mut self.spare_lens);
         std::mem::swap(&mut q.bodies, &mut bodies);
@@ -220,6 +163,31 @@ impl Writer {
         drop(q);
         shared.space.notify_all();
         batch
+    }
+
+    /// Group commit under `Always`: the waiters released by the last sync append their next
+    /// records one by one as they get CPU time, so a batch taken at the first of them would
+    /// hold one record and make the rest wait a whole extra fdatasync. When fewer records are
+    /// queued than the last synced batch held, wait for that many, but never longer than the
+    /// last fdatasync took (capped at 1 ms). A lone writer (batches of one) never waits.
+    fn gather(&self, shared: &Shared, q: &mut MutexGuard<'_, Queue>) {
+        let want = self.last_batch_records;
+        if self.policy != FsyncPolicy::Always
+            || q.lens.is_empty()
+            || q.lens.len() >= want
+            || q.sync_requested
+            || q.closing
+        {
+            return;
+        }
+        let deadline = Instant::now() + self.last_sync_took.min(Duration::from_millis(1));
+        q.gather_target = want;
+        while q.lens.len() < want && !q.closing && !q.sync_requested {
+            if shared.work.wait_until(q, deadline).timed_out() {
+                break;
+            }
+        }
+        q.gather_target = 0;
     }
 
     fn recycle(&mut self, mut batch: Batch) {
@@ -261,7 +229,10 @@ impl Writer {
                 FsyncPolicy::Never => batch.sync_requested || batch.closing,
             };
         if sync {
+            let started = Instant::now();
             self.sync_active()?;
+            self.last_sync_took = started.elapsed();
+            self.last_batch_records = batch.lens.len();
         }
         Ok(())
     }
