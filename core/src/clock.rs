@@ -162,13 +162,14 @@ impl Hlc {
 
     /// Advances the clock past a timestamp seen from another replica.
     pub fn observe(&mut self, remote: Timestamp) {
+        if remote <= self.last {
+            return; // nothing to learn; no clock read on the hot path
+        }
         let now = self.source.now_ms();
         if remote.millis() > now {
             self.max_skew_ms = self.max_skew_ms.max(remote.millis() - now);
         }
-        if remote > self.last {
-            self.last = remote;
-        }
+        self.last = remote;
     }
 
     /// The highest timestamp issued or observed (what to persist).

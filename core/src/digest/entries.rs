@@ -16,21 +16,17 @@ pub(crate) fn seed_of(id: &SessionId) -> u64 {
 
 /// Hashes the concatenation of `parts` with `seed`, without allocating for small entries.
 fn term(seed: u64, parts: &[&[u8]]) -> u128 {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut stack = [0u8; 512];
-    let mut heap = Vec::new();
-    let buf: &mut [u8] = if len <= stack.len() {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, 0);
-        &mut heap
-    };
-    let mut at = 0;
-    for p in parts {
-        buf[at..at + p.len()].copy_from_slice(p);
-        at += p.len();
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    xxh3_128_with_seed(buf, seed)
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        for p in parts {
+            buf.extend_from_slice(p);
+        }
+        xxh3_128_with_seed(&buf, seed)
+    })
 }
 
 /// The base term of a live session.

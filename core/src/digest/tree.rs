@@ -19,7 +19,9 @@ pub struct DigestTree {
     root: u128,
     mids: Vec<u128>,
     leaves: Vec<u128>,
-    members: BTreeMap<(u16, SessionId), u128>,
+    /// Keyed by leaf, then the id's 64-bit hash, then the id: lookups compare integers and
+    /// reach the id bytes only on a hash tie.
+    members: BTreeMap<(u16, u64, SessionId), u128>,
 }
 
 impl Default for DigestTree {
@@ -42,9 +44,10 @@ impl std::fmt::Debug for DigestTree {
     }
 }
 
-/// The leaf bucket a session id falls in.
-pub fn leaf_of(id: &[u8]) -> u16 {
-    (xxh3_64(id) >> 48) as u16
+/// The members key of a session id: its leaf, its hash, the id.
+fn key_of(id: &SessionId) -> (u16, u64, SessionId) {
+    let h = xxh3_64(id.as_bytes());
+    ((h >> 48) as u16, h, id.clone())
 }
 
 impl DigestTree {
@@ -55,8 +58,8 @@ impl DigestTree {
 
     /// Sets the digest of session `id` (zero removes it).
     pub fn update(&mut self, id: &SessionId, digest: Digest) {
-        let leaf = leaf_of(id.as_bytes());
-        let key = (leaf, id.clone());
+        let key = key_of(id);
+        let leaf = key.0;
         let old = if digest.0 == 0 {
             self.members.remove(&key).unwrap_or(0)
         } else {
@@ -69,8 +72,9 @@ impl DigestTree {
     /// lookup; a result of zero removes it.
     pub fn adjust(&mut self, id: &SessionId, f: impl FnOnce(u128) -> u128) {
         use std::collections::btree_map::Entry;
-        let leaf = leaf_of(id.as_bytes());
-        let (old, new) = match self.members.entry((leaf, id.clone())) {
+        let key = key_of(id);
+        let leaf = key.0;
+        let (old, new) = match self.members.entry(key) {
             Entry::Occupied(mut e) => {
                 let old = *e.get();
                 let new = f(old);
@@ -101,7 +105,7 @@ impl DigestTree {
 
     /// The digest of session `id` (zero when absent).
     pub fn get(&self, id: &SessionId) -> Digest {
-        let key = (leaf_of(id.as_bytes()), id.clone());
+        let key = key_of(id);
         Digest(self.members.get(&key).copied().unwrap_or(0))
     }
 
@@ -141,8 +145,8 @@ impl DigestTree {
     pub fn entries(&self, leaves: &[u16]) -> Vec<(SessionId, Digest)> {
         let mut out = Vec::new();
         for &leaf in leaves {
-            let start = (leaf, SessionId(bytes::Bytes::new()));
-            for ((l, id), d) in self.members.range(start..) {
+            let start = (leaf, 0, SessionId(bytes::Bytes::new()));
+            for ((l, _, id), d) in self.members.range(start..) {
                 if *l != leaf {
                     break;
                 }

@@ -83,7 +83,14 @@ impl OpLog {
             let Some(dot) = self.order.pop_front() else {
                 break;
             };
-            if self.get(dot).is_some() {
+            // Each origin holds a suffix of its ops: `dot` is still held exactly when the
+            // origin's oldest op is at or below it (a front check, no search).
+            let held = self
+                .by_origin
+                .get(&dot.replica)
+                .and_then(|s| s.front())
+                .is_some_and(|(seq, _)| *seq <= dot.seq);
+            if held {
                 self.evict_through(dot);
             }
         }
