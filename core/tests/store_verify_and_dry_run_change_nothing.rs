@@ -126,7 +126,7 @@ fn the_dry_run_of_a_torn_tail_reports_what_opening_truncates_and_changes_nothing
     let v = verify_dir(&OsFs, &dir).unwrap();
     assert!(v.is_intact(), "a torn tail is no damage: {:?}", v.problems);
     assert!(
-        v.warnings.iter().any(|w| w.contains("TornTail")),
+        v.warnings.iter().any(|w| w.contains("torn tail")),
         "{:?}",
         v.warnings
     );

@@ -163,7 +163,7 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 .filter(|p| !report.wal.problems.contains(p))
             {
                 report.warnings.push(format!(
-                    "manifest generation {} cannot serve as a fallback: {} at offset {}: {:?}",
+                    "manifest generation {} cannot serve as a fallback: {} at offset {}: {}",
                     older.generation,
                     p.file.display(),
                     p.offset,
@@ -173,7 +173,7 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         }
     }
     for p in &report.wal.problems {
-        let line = format!("{} at offset {}: {:?}", p.file.display(), p.offset, p.what);
+        let line = format!("{} at offset {}: {}", p.file.display(), p.offset, p.what);
         if p.is_corruption() {
             report.problems.push(line);
         } else {
@@ -230,7 +230,7 @@ pub fn dry_run_recovery(fs: &dyn Vfs, dir: &Path) -> Result<RecoveryPlan> {
             wal::VerifyReport::default()
         };
         if let Some(p) = w.problems.iter().find(|p| p.is_corruption()) {
-            let why = format!("{} at offset {}: {:?}", p.file.display(), p.offset, p.what);
+            let why = format!("{} at offset {}: {}", p.file.display(), p.offset, p.what);
             plan.fallbacks
                 .push(format!("manifest generation {}: WAL {why}", m.generation));
             continue;

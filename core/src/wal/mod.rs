@@ -156,6 +156,10 @@ pub struct RecoveryReport {
     pub last_seq: Option<u64>,
     /// The sequence number the next append gets.
     pub next_seq: u64,
+    /// Segments not read because a snapshot covers every record in them.
+    pub segments_skipped: usize,
+    /// Damaged stretches skipped because a snapshot covers every record in them.
+    pub covered_damage: u64,
     /// Bytes cut off the end of the last segment (a torn write).
     pub bytes_truncated: u64,
     /// Where the cut-off bytes were kept.

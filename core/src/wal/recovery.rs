@@ -13,7 +13,14 @@
 //!          damaged bytes at the end of the last segment        -> torn tail: kept in
 //!                                                                 <segment>.<offset>.broken,
 //!                                                                 segment cut at <offset>
+//!          a segment whose successor starts at or below        -> not read: every record in it
+//!          replay_after + 1                                       is covered elsewhere
+//!          damage followed by a valid record whose seq is      -> skipped: the damaged records
+//!          at or below replay_after + 1                           are covered elsewhere
 //! ```
+//!
+//! Covered records are never replayed, so damage to them loses nothing; the read-only
+//! [`verify`](super::verify) still reports it (as covered damage).
 //!
 //! The callback sees records as they are verified; if open fails later (corruption further
 //! on), whatever the callback built must be discarded.
@@ -117,6 +124,20 @@ pub(crate) fn recover(
     for (i, &first) in firsts.iter().enumerate() {
         let is_last = i + 1 == firsts.len();
         let path = dir.join(segment_name(first));
+        if let Some(&next) = firsts.get(i + 1) {
+            if next <= replay_after.saturating_add(1) && first <= next {
+                // Wholly covered: needed only by an older snapshot generation.
+                let bytes = fs.file_len(&path)?;
+                segments.push(SegmentInfo {
+                    path,
+                    first_seq: first,
+                    bytes,
+                });
+                report.segments_skipped += 1;
+                prev_end = Some(next - 1);
+                continue;
+            }
+        }
         let bytes = fs.read_file(&path)?;
         let header = SegmentHeader::decode(&bytes).map_err(|e| corrupt(&path, 0, e))?;
         if header.first_seq != first {
@@ -159,6 +180,16 @@ pub(crate) fn recover(
                     reason,
                     next_valid,
                 } => {
+                    if let Some(next) = next_valid {
+                        if let Some(seq) =
+                            covered_resume(&bytes, &header, config, next, expected, replay_after)
+                        {
+                            report.covered_damage += 1;
+                            scanner.resume_at(next);
+                            expected = seq;
+                            continue;
+                        }
+                    }
                     if next_valid.is_some() || !is_last {
                         return Err(corrupt(&path, offset as u64, reason));
                     }
@@ -238,6 +269,27 @@ pub(crate) fn recover(
         active,
         next_seq,
     })
+}
+
+/// When damage is followed by a valid record at `next` whose seq shows that every damaged
+/// record is covered (at or below `replay_after`), the seq to continue at.
+pub(crate) fn covered_resume(
+    bytes: &[u8],
+    header: &SegmentHeader,
+    config: &WalConfig,
+    next: usize,
+    expected: u64,
+    replay_after: u64,
+) -> Option<u64> {
+    let mut peek = Scanner::new(bytes, header.salt, config.max_record_size, next);
+    match peek.step() {
+        Step::Record { rec, .. }
+            if rec.seq >= expected && rec.seq <= replay_after.saturating_add(1) =>
+        {
+            Some(rec.seq)
+        }
+        _ => None,
+    }
 }
 
 /// Keeps the torn tail of `segment` in a `.broken` file beside it (written to a temp name,

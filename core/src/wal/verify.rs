@@ -45,6 +45,38 @@ pub enum ProblemKind {
     SequenceGap(String),
     /// The file could not be read.
     Unreadable(String),
+    /// Damage to records a snapshot already covers (recovery does not read them): nothing is
+    /// lost, but an older snapshot generation can no longer fall back on them.
+    Covered(DecodeError),
+}
+
+impl std::fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProblemKind::BadHeader(e) => write!(f, "bad segment header: {e}"),
+            ProblemKind::Corrupt(e) => write!(f, "corrupt record: {e}"),
+            ProblemKind::TornTail { bytes, reason } => {
+                write!(
+                    f,
+                    "torn tail of {bytes} bytes (cut off by the next open): {reason}"
+                )
+            }
+            ProblemKind::OutOfSequence { expected, found } => {
+                write!(
+                    f,
+                    "record out of sequence: expected seq {expected}, found {found}"
+                )
+            }
+            ProblemKind::SequenceGap(why) => write!(f, "{why}"),
+            ProblemKind::Unreadable(why) => write!(f, "unreadable: {why}"),
+            ProblemKind::Covered(e) => {
+                write!(
+                    f,
+                    "damage to records a snapshot already covers (nothing lost): {e}"
+                )
+            }
+        }
+    }
 }
 
 /// One problem: where, and what.
@@ -62,7 +94,10 @@ impl Problem {
     /// Whether this is damage to acknowledged data, as opposed to the torn tail that an
     /// interrupted write leaves (and recovery repairs).
     pub fn is_corruption(&self) -> bool {
-        !matches!(self.what, ProblemKind::TornTail { .. })
+        !matches!(
+            self.what,
+            ProblemKind::TornTail { .. } | ProblemKind::Covered(_)
+        )
     }
 }
 
@@ -136,10 +171,11 @@ pub fn verify(fs: &dyn Vfs, dir: &Path, covered_through: u64) -> Result<VerifyRe
     for (i, &first) in firsts.iter().enumerate() {
         let path = dir.join(super::segment::segment_name(first));
         let is_last = i + 1 == firsts.len();
+        let next_first = firsts.get(i + 1).copied();
         prev_end = verify_segment(
             fs,
             &path,
-            first,
+            (first, next_first),
             is_last,
             prev_end,
             covered_through,
@@ -200,13 +236,22 @@ pub(crate) fn read_records(
 fn verify_segment(
     fs: &dyn Vfs,
     path: &Path,
-    first: u64,
+    (first, next_first): (u64, Option<u64>),
     is_last: bool,
     prev_end: Option<u64>,
     covered_through: u64,
     report: &mut VerifyReport,
 ) -> Option<u64> {
+    // Every record of a segment whose successor starts at or below covered_through + 1 is
+    // covered by a snapshot: damage in it loses nothing.
+    let wholly_covered = next_first.is_some_and(|n| n <= covered_through.saturating_add(1));
     let mut problem = |offset: u64, what: ProblemKind| {
+        let what = match what {
+            ProblemKind::BadHeader(e) | ProblemKind::Corrupt(e) if wholly_covered => {
+                ProblemKind::Covered(e)
+            }
+            other => other,
+        };
         report.problems.push(Problem {
             file: path.to_path_buf(),
             offset,
@@ -270,7 +315,24 @@ fn verify_segment(
                 next_valid,
             } => match next_valid {
                 Some(next) => {
-                    problem(offset as u64, ProblemKind::Corrupt(reason));
+                    let cfg = super::WalConfig {
+                        max_record_size: RECORD_SIZE_LIMIT,
+                        ..super::WalConfig::default()
+                    };
+                    let covered = super::recovery::covered_resume(
+                        &bytes,
+                        &header,
+                        &cfg,
+                        next,
+                        expected,
+                        covered_through,
+                    );
+                    let what = if covered.is_some() {
+                        ProblemKind::Covered(reason)
+                    } else {
+                        ProblemKind::Corrupt(reason)
+                    };
+                    problem(offset as u64, what);
                     scanner.resume_at(next);
                     after_damage = true;
                 }
