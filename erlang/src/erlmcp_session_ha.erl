@@ -95,12 +95,16 @@ handle() ->
 -spec put(session_id(), #{key() => term()}) -> ok | {error, term()}.
 put(Sid, Fields) when is_binary(Sid), is_map(Fields) ->
     Pairs = [{K, term_to_binary(V)} || {K, V} <- maps:to_list(Fields)],
-    durable(erlmcp_session_ha_nif:put_fields(handle(), Sid, Pairs)).
+    durable(erlmcp_session_ha_nif:put_fields(handle(), Sid, Pairs));
+put(_Sid, _Fields) ->
+    erlang:error(badarg).
 
 %% @doc Writes one field of a session.
 -spec put(session_id(), key(), term()) -> ok | {error, term()}.
 put(Sid, Key, Value) when is_binary(Sid), is_binary(Key) ->
-    durable(erlmcp_session_ha_nif:put(handle(), Sid, Key, term_to_binary(Value))).
+    durable(erlmcp_session_ha_nif:put(handle(), Sid, Key, term_to_binary(Value)));
+put(_Sid, _Key, _Value) ->
+    erlang:error(badarg).
 
 %% @doc A session's fields; `{error, not_found}' when absent, ended or expired.
 -spec get(session_id()) -> {ok, #{key() => term()}} | {error, not_found}.
@@ -108,7 +112,9 @@ get(Sid) when is_binary(Sid) ->
     case erlmcp_session_ha_nif:get(handle(), Sid) of
         {ok, #{fields := Fields}} -> {ok, maps:map(fun(_, V) -> binary_to_term(V) end, Fields)};
         {error, _} = E -> E
-    end.
+    end;
+get(_Sid) ->
+    erlang:error(badarg).
 
 %% @doc One field of a session.
 -spec get(session_id(), key()) -> {ok, term()} | {error, not_found}.
@@ -116,28 +122,38 @@ get(Sid, Key) when is_binary(Sid), is_binary(Key) ->
     case erlmcp_session_ha_nif:get_field(handle(), Sid, Key) of
         {ok, V} -> {ok, binary_to_term(V)};
         {error, _} = E -> E
-    end.
+    end;
+get(_Sid, _Key) ->
+    erlang:error(badarg).
 
 %% @doc Ends a session everywhere, for good: no late or reordered change brings it back.
 -spec delete(session_id()) -> ok | {error, term()}.
 delete(Sid) when is_binary(Sid) ->
-    durable(erlmcp_session_ha_nif:end_session(handle(), Sid)).
+    durable(erlmcp_session_ha_nif:end_session(handle(), Sid));
+delete(_Sid) ->
+    erlang:error(badarg).
 
 %% @doc Deletes one field of a session.
 -spec delete(session_id(), key()) -> ok | {error, term()}.
 delete(Sid, Key) when is_binary(Sid), is_binary(Key) ->
-    durable(erlmcp_session_ha_nif:delete_field(handle(), Sid, Key)).
+    durable(erlmcp_session_ha_nif:delete_field(handle(), Sid, Key));
+delete(_Sid, _Key) ->
+    erlang:error(badarg).
 
 %% @doc Keeps a session alive for `TtlMs' from now (the longest deadline any region set wins);
 %% once past its deadline a session reads as absent everywhere and never comes back.
 -spec touch(session_id(), pos_integer()) -> ok | {error, term()}.
 touch(Sid, TtlMs) when is_binary(Sid), is_integer(TtlMs), TtlMs > 0 ->
-    durable(erlmcp_session_ha_nif:touch(handle(), Sid, TtlMs)).
+    durable(erlmcp_session_ha_nif:touch(handle(), Sid, TtlMs));
+touch(_Sid, _TtlMs) ->
+    erlang:error(badarg).
 
 %% @doc Adds `Delta' to a counter of a session (a PN counter: increments from every region add up).
 -spec incr(session_id(), key(), integer()) -> ok | {error, term()}.
 incr(Sid, Key, Delta) when is_binary(Sid), is_binary(Key), is_integer(Delta) ->
-    durable(erlmcp_session_ha_nif:counter_add(handle(), Sid, Key, Delta)).
+    durable(erlmcp_session_ha_nif:counter_add(handle(), Sid, Key, Delta));
+incr(_Sid, _Key, _Delta) ->
+    erlang:error(badarg).
 
 %% @doc A counter's value (0 when never incremented).
 -spec counter(session_id(), key()) -> {ok, integer()} | {error, not_found}.
@@ -145,17 +161,23 @@ counter(Sid, Key) when is_binary(Sid), is_binary(Key) ->
     case erlmcp_session_ha_nif:get(handle(), Sid) of
         {ok, #{counters := C}} -> {ok, maps:get(Key, C, 0)};
         {error, _} = E -> E
-    end.
+    end;
+counter(_Sid, _Key) ->
+    erlang:error(badarg).
 
 %% @doc Adds a term to a set of a session (add wins over a concurrent remove).
 -spec add_to_set(session_id(), key(), term()) -> ok | {error, term()}.
 add_to_set(Sid, Key, Elem) when is_binary(Sid), is_binary(Key) ->
-    durable(erlmcp_session_ha_nif:set_add(handle(), Sid, Key, term_to_binary(Elem))).
+    durable(erlmcp_session_ha_nif:set_add(handle(), Sid, Key, term_to_binary(Elem)));
+add_to_set(_Sid, _Key, _Elem) ->
+    erlang:error(badarg).
 
 %% @doc Removes a term from a set of a session.
 -spec remove_from_set(session_id(), key(), term()) -> ok | {error, term()}.
 remove_from_set(Sid, Key, Elem) when is_binary(Sid), is_binary(Key) ->
-    durable(erlmcp_session_ha_nif:set_remove(handle(), Sid, Key, term_to_binary(Elem))).
+    durable(erlmcp_session_ha_nif:set_remove(handle(), Sid, Key, term_to_binary(Elem)));
+remove_from_set(_Sid, _Key, _Elem) ->
+    erlang:error(badarg).
 
 %% @doc The members of a set of a session.
 -spec set_members(session_id(), key()) -> {ok, [term()]} | {error, not_found}.
@@ -163,7 +185,9 @@ set_members(Sid, Key) when is_binary(Sid), is_binary(Key) ->
     case erlmcp_session_ha_nif:get(handle(), Sid) of
         {ok, #{sets := S}} -> {ok, [binary_to_term(E) || E <- maps:get(Key, S, [])]};
         {error, _} = E -> E
-    end.
+    end;
+set_members(_Sid, _Key) ->
+    erlang:error(badarg).
 
 %% @doc Ids of the live sessions, sorted.
 -spec session_ids() -> [session_id()].
@@ -197,7 +221,9 @@ force_sync() ->
 %% or `{error, {timeout, Nodes}}' naming the peers still behind.
 -spec force_sync(non_neg_integer()) -> ok | {error, {timeout, [node()]}}.
 force_sync(TimeoutMs) when is_integer(TimeoutMs), TimeoutMs >= 0 ->
-    gen_server:call(?SERVER, {force_sync, TimeoutMs}, TimeoutMs + 5000).
+    gen_server:call(?SERVER, {force_sync, TimeoutMs}, TimeoutMs + 5000);
+force_sync(_TimeoutMs) ->
+    erlang:error(badarg).
 
 %% @doc Compares this node's digest tree with every connected peer's:
 %% `{ok, #{peers => Nodes, sessions => N}}' when every root is equal, else
