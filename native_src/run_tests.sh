@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The C ABI's test command. Builds the ffi crate, compiles the example (against the shared
-# and the static library), the quickstart from native_src/README.md and every
+# and the static library), the C quickstart from the main README.md and every
 # native_src/tests/*.c with `cc -Wall -Wextra -Werror -std=c11`, and runs each once plainly
 # and once under valgrind (definite or indirect leaks and invalid accesses fail).
 #
@@ -46,9 +46,9 @@ cflags=(-Wall -Wextra -Werror -std=c11 -I"$here/include")
 shared=(-L"$lib" -lsession_ha_ffi -Wl,-rpath,"$lib" -pthread)
 static=("$lib/libsession_ha_ffi.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc)
 
-# The quickstart is the first ```c block of the README's "## Quickstart" section.
-awk '/^## Quickstart/ { q = 1 } q && /^```c$/ { c = 1; next } c && /^```$/ { exit } c { print }' \
-    "$here/README.md" >"$work/quickstart.c"
+# The quickstart is the first ```c block of the main README's "## C quickstart" section.
+awk '/^## C quickstart/ { q = 1 } q && /^```c$/ { c = 1; next } c && /^```$/ { exit } c { print }' \
+    "$here/../README.md" >"$work/quickstart.c"
 
 # name|source|link: every program to build.
 programs=("example|$here/example/replicate.c|shared"
