@@ -192,10 +192,9 @@ impl Replica {
             }
         }
         if writes.is_empty() {
-            return Err(Error::TooManyFields {
-                count: 0,
-                max: limits.max_fields,
-            });
+            return Err(Error::InvalidArgument(
+                "a put needs at least one field".into(),
+            ));
         }
         if writes.len() > 1 {
             // Last write of a key wins within one call; the op holds each key once, in order.

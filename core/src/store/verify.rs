@@ -78,6 +78,14 @@ fn check_snapshot(fs: &dyn Vfs, path: &Path) -> FileCheck {
 /// # Errors
 /// Only when the directory cannot be listed; damage is reported in the [`VerifyReport`].
 pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
+    if !fs.exists(dir)? {
+        let source = std::io::Error::from(std::io::ErrorKind::NotFound);
+        return Err(crate::Error::Io {
+            op: "verify",
+            path: dir.to_path_buf(),
+            source,
+        });
+    }
     let mut report = VerifyReport::default();
     let slots = read_slots(fs, dir)?;
     for slot in SLOTS {
