@@ -414,11 +414,37 @@ impl Inner {
 
     /// Logs changes made under the lock (by a frame, an ack or maintenance); returns the WAL
     /// sequence number, if anything was logged.
+    ///
+    /// Changes too large for one record (a completed state transfer of a big store) go into
+    /// several consecutive records, in order; the transfer's `Adopt` is the last change, so
+    /// a crash between them leaves merged sessions but not the claim to hold them all.
     fn log_changes(&self, st: &mut State, changes: &[Change]) -> Result<Option<u64>> {
         if changes.is_empty() {
             return Ok(None);
         }
-        let lsn = self.wal.append(&codec::to_bytes(&changes))?;
+        let body = codec::to_bytes(&changes);
+        let limit = self.wal.config().max_record_size as usize / 2;
+        let lsn = if body.len() <= limit || changes.len() == 1 {
+            self.wal.append(&body)?
+        } else {
+            let mut last = 0;
+            let mut batch: Vec<&Change> = Vec::new();
+            let mut size = 0;
+            for c in changes {
+                let len = codec::to_bytes(c).len();
+                if !batch.is_empty() && size + len > limit {
+                    last = self.wal.append(&codec::to_bytes(&batch))?;
+                    batch.clear();
+                    size = 0;
+                }
+                batch.push(c);
+                size += len;
+            }
+            if !batch.is_empty() {
+                last = self.wal.append(&codec::to_bytes(&batch))?;
+            }
+            last
+        };
         let me = st.replica.id();
         let own = changes.iter().filter_map(|c| match c {
             Change::Op(op) if op.dot.replica == me => Some(op.dot.seq),
