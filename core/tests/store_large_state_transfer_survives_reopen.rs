@@ -26,10 +26,7 @@ fn a_large_transfer_is_durable_in_several_records() {
     a.add_peer(b.id(), "b").unwrap();
     b.add_peer(a.id(), "a").unwrap();
     let records_before = b.status().wal.last_seq;
-    loop {
-        let Some(frame) = a.frame_for(b.id()).unwrap() else {
-            break;
-        };
+    while let Some(frame) = a.frame_for(b.id()).unwrap() {
         if let Some(ack) = b.receive(&frame).unwrap() {
             a.receive(&ack).unwrap();
         }
