@@ -297,12 +297,11 @@ impl Replica {
     /// A session whose deadline passed here is ended (by a local op) before anything from a
     /// peer touches it: an expired session never comes back, even if a longer touch arrives.
     pub(crate) fn end_if_expired(&mut self, session: &SessionId, changes: &mut Vec<Change>) {
-        let now = self.now_ms();
-        if self
-            .sessions
-            .get(session)
-            .is_some_and(|s| !s.is_ended() && s.is_expired(now))
-        {
+        // The clock is read only for a session that has a deadline.
+        let expired = self.sessions.get(session).is_some_and(|s| {
+            !s.is_ended() && s.expires_at.is_some() && s.is_expired(self.clock.physical_ms())
+        });
+        if expired {
             let op = self.commit_local(session.clone(), OpKind::End);
             changes.push(Change::Op(op));
             self.expired_total += 1;
