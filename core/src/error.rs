@@ -176,6 +176,10 @@ pub enum Error {
     },
     /// The store was closed.
     Closed,
+    /// This thread may wait only so long for the store's lock (see
+    /// [`crate::store::set_thread_lock_budget`]) and it was held longer: nothing was done;
+    /// retry on a thread that may wait.
+    Busy,
     /// An argument or a configuration value is outside what the call accepts (a segment
     /// size below the minimum, waiting for a sequence number that was never handed out, ...).
     InvalidArgument(String),
@@ -231,6 +235,10 @@ impl fmt::Display for Error {
                 write!(f, "{} is locked by another open store", dir.display())
             }
             Error::Closed => write!(f, "store is closed"),
+            Error::Busy => write!(
+                f,
+                "store is busy; nothing was done, retry where waiting is allowed"
+            ),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
         }
     }
@@ -269,6 +277,7 @@ impl Error {
             Error::Poisoned(_) => "poisoned",
             Error::Locked { .. } => "locked",
             Error::Closed => "closed",
+            Error::Busy => "busy",
             Error::InvalidArgument(_) => "invalid_argument",
         }
     }

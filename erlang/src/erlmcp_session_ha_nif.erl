@@ -59,6 +59,7 @@
     verify_dir/1
 ]).
 
+
 -export_type([
     handle/0,
     options/0,
@@ -168,10 +169,25 @@ close(_H) -> ?NOT_LOADED.
     | error().
 info(_H) -> ?NOT_LOADED.
 
+%% A call made on a normal scheduler gives up with `{error, busy}' rather than wait long for
+%% the store's lock (a normal scheduler must never be held); it is then made again on a
+%% dirty scheduler, which may wait.
+retry_dirty({error, busy}, Dirty) -> Dirty();
+retry_dirty(Result, _Dirty) -> Result.
+
 %%% ----- writes ------------------------------------------------------------------------------
 
 -spec put(handle(), Sid :: binary(), Key :: binary(), Val :: binary()) -> {ok, lsn()} | error().
-put(_H, _Sid, _Key, _Val) -> ?NOT_LOADED.
+put(H, Sid, Key, Val) ->
+    retry_dirty(put_nif(H, Sid, Key, Val), fun() -> put_dirty(H, Sid, Key, Val) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec put_nif(handle(), binary(), binary(), binary()) -> {ok, lsn()} | error().
+put_nif(_H, _Sid, _Key, _Val) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec put_dirty(handle(), binary(), binary(), binary()) -> {ok, lsn()} | error().
+put_dirty(_H, _Sid, _Key, _Val) -> ?NOT_LOADED.
 
 %% @doc Sets several fields in one change.
 -spec put_fields(handle(), Sid :: binary(), [{Key :: binary(), Val :: binary()}]) ->
@@ -179,6 +195,7 @@ put(_H, _Sid, _Key, _Val) -> ?NOT_LOADED.
 put_fields(H, Sid, Fields) ->
     case put_fields_nif(H, Sid, Fields) of
         reschedule -> put_fields_dirty(H, Sid, Fields);
+        {error, busy} -> put_fields_dirty(H, Sid, Fields);
         Result -> Result
     end.
 
@@ -193,27 +210,81 @@ put_fields_nif(_H, _Sid, _Fields) -> ?NOT_LOADED.
 put_fields_dirty(_H, _Sid, _Fields) -> ?NOT_LOADED.
 
 -spec delete_field(handle(), Sid :: binary(), Key :: binary()) -> {ok, lsn()} | error().
-delete_field(_H, _Sid, _Key) -> ?NOT_LOADED.
+delete_field(H, Sid, Key) ->
+    retry_dirty(delete_field_nif(H, Sid, Key), fun() -> delete_field_dirty(H, Sid, Key) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec delete_field_nif(handle(), binary(), binary()) -> {ok, lsn()} | error().
+delete_field_nif(_H, _Sid, _Key) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec delete_field_dirty(handle(), binary(), binary()) -> {ok, lsn()} | error().
+delete_field_dirty(_H, _Sid, _Key) -> ?NOT_LOADED.
 
 %% @doc Ends the session for good: no later or replayed write brings it back.
 -spec end_session(handle(), Sid :: binary()) -> {ok, lsn()} | error().
-end_session(_H, _Sid) -> ?NOT_LOADED.
+end_session(H, Sid) ->
+    retry_dirty(end_session_nif(H, Sid), fun() -> end_session_dirty(H, Sid) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec end_session_nif(handle(), binary()) -> {ok, lsn()} | error().
+end_session_nif(_H, _Sid) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec end_session_dirty(handle(), binary()) -> {ok, lsn()} | error().
+end_session_dirty(_H, _Sid) -> ?NOT_LOADED.
 
 %% @doc Extends the session's life to now + `TtlMs'; afterwards it reads as absent.
 -spec touch(handle(), Sid :: binary(), TtlMs :: non_neg_integer()) -> {ok, lsn()} | error().
-touch(_H, _Sid, _TtlMs) -> ?NOT_LOADED.
+touch(H, Sid, TtlMs) ->
+    retry_dirty(touch_nif(H, Sid, TtlMs), fun() -> touch_dirty(H, Sid, TtlMs) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec touch_nif(handle(), binary(), non_neg_integer()) -> {ok, lsn()} | error().
+touch_nif(_H, _Sid, _TtlMs) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec touch_dirty(handle(), binary(), non_neg_integer()) -> {ok, lsn()} | error().
+touch_dirty(_H, _Sid, _TtlMs) -> ?NOT_LOADED.
 
 -spec counter_add(handle(), Sid :: binary(), Key :: binary(), Delta :: integer()) ->
     {ok, lsn()} | error().
-counter_add(_H, _Sid, _Key, _Delta) -> ?NOT_LOADED.
+counter_add(H, Sid, Key, Delta) ->
+    retry_dirty(counter_add_nif(H, Sid, Key, Delta), fun() -> counter_add_dirty(H, Sid, Key, Delta) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec counter_add_nif(handle(), binary(), binary(), integer()) -> {ok, lsn()} | error().
+counter_add_nif(_H, _Sid, _Key, _Delta) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec counter_add_dirty(handle(), binary(), binary(), integer()) -> {ok, lsn()} | error().
+counter_add_dirty(_H, _Sid, _Key, _Delta) -> ?NOT_LOADED.
 
 -spec set_add(handle(), Sid :: binary(), Key :: binary(), Elem :: binary()) ->
     {ok, lsn()} | error().
-set_add(_H, _Sid, _Key, _Elem) -> ?NOT_LOADED.
+set_add(H, Sid, Key, Elem) ->
+    retry_dirty(set_add_nif(H, Sid, Key, Elem), fun() -> set_add_dirty(H, Sid, Key, Elem) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec set_add_nif(handle(), binary(), binary(), binary()) -> {ok, lsn()} | error().
+set_add_nif(_H, _Sid, _Key, _Elem) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec set_add_dirty(handle(), binary(), binary(), binary()) -> {ok, lsn()} | error().
+set_add_dirty(_H, _Sid, _Key, _Elem) -> ?NOT_LOADED.
 
 -spec set_remove(handle(), Sid :: binary(), Key :: binary(), Elem :: binary()) ->
     {ok, lsn()} | error().
-set_remove(_H, _Sid, _Key, _Elem) -> ?NOT_LOADED.
+set_remove(H, Sid, Key, Elem) ->
+    retry_dirty(set_remove_nif(H, Sid, Key, Elem), fun() -> set_remove_dirty(H, Sid, Key, Elem) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec set_remove_nif(handle(), binary(), binary(), binary()) -> {ok, lsn()} | error().
+set_remove_nif(_H, _Sid, _Key, _Elem) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec set_remove_dirty(handle(), binary(), binary(), binary()) -> {ok, lsn()} | error().
+set_remove_dirty(_H, _Sid, _Key, _Elem) -> ?NOT_LOADED.
 
 %%% ----- durability --------------------------------------------------------------------------
 
@@ -230,11 +301,29 @@ await_durable(_H, _Lsn, _Pid, _Tag) -> ?NOT_LOADED.
 %%% ----- reads -------------------------------------------------------------------------------
 
 -spec get(handle(), Sid :: binary()) -> {ok, session()} | {error, not_found} | error().
-get(_H, _Sid) -> ?NOT_LOADED.
+get(H, Sid) ->
+    retry_dirty(get_nif(H, Sid), fun() -> get_dirty(H, Sid) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec get_nif(handle(), binary()) -> {ok, session()} | {error, not_found} | error().
+get_nif(_H, _Sid) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec get_dirty(handle(), binary()) -> {ok, session()} | {error, not_found} | error().
+get_dirty(_H, _Sid) -> ?NOT_LOADED.
 
 -spec get_field(handle(), Sid :: binary(), Key :: binary()) ->
     {ok, binary()} | {error, not_found} | error().
-get_field(_H, _Sid, _Key) -> ?NOT_LOADED.
+get_field(H, Sid, Key) ->
+    retry_dirty(get_field_nif(H, Sid, Key), fun() -> get_field_dirty(H, Sid, Key) end).
+
+%% Normal scheduler; `{error, busy}' when the store's lock is held too long.
+-spec get_field_nif(handle(), binary(), binary()) -> {ok, binary()} | {error, not_found} | error().
+get_field_nif(_H, _Sid, _Key) -> ?NOT_LOADED.
+
+%% Dirty CPU scheduler: waits for the lock.
+-spec get_field_dirty(handle(), binary(), binary()) -> {ok, binary()} | {error, not_found} | error().
+get_field_dirty(_H, _Sid, _Key) -> ?NOT_LOADED.
 
 %% @doc Ids of the live sessions, in order.
 -spec session_ids(handle()) -> [binary()] | error().

@@ -130,6 +130,7 @@ fn is_simple(kind: &str) -> bool {
             | "no_space"
             | "locked"
             | "closed"
+            | "busy"
     )
 }
 

@@ -83,7 +83,13 @@ pub(crate) fn with<'a>(
     f: impl FnOnce(&Store) -> rustler::NifResult<Term<'a>>,
 ) -> rustler::NifResult<Term<'a>> {
     let started = Instant::now();
-    let result = with_dirty(env, h, f);
+    // A normal scheduler never waits long for the store's lock: such a call comes back
+    // `{error, busy}` and the Erlang wrapper retries it on a dirty scheduler.
+    session_ha::store::set_thread_lock_budget(Some(NORMAL_LOCK_BUDGET));
+    let result = match h.store() {
+        Some(store) => f(&store),
+        None => Ok(convert::closed(env)),
+    };
     let micros = started.elapsed().as_micros();
     let percent = i32::try_from(micros.div_ceil(10))
         .unwrap_or(100)
@@ -92,6 +98,9 @@ pub(crate) fn with<'a>(
     result
 }
 
+/// How long a NIF on a normal scheduler may wait for the store's lock.
+const NORMAL_LOCK_BUDGET: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// For NIFs on a dirty scheduler (no time slice to charge): runs `f` on the handle's store,
 /// or returns `{error, closed}`.
 pub(crate) fn with_dirty<'a>(
@@ -99,6 +108,7 @@ pub(crate) fn with_dirty<'a>(
     h: &ResourceArc<Handle>,
     f: impl FnOnce(&Store) -> rustler::NifResult<Term<'a>>,
 ) -> rustler::NifResult<Term<'a>> {
+    session_ha::store::set_thread_lock_budget(None);
     match h.store() {
         Some(store) => f(&store),
         None => Ok(convert::closed(env)),

@@ -10,21 +10,28 @@ use crate::atoms;
 use crate::convert::{self, bin, lsn_result, to_bytes};
 use crate::handle::{self, Handle};
 
-#[rustler::nif]
-fn put<'a>(
-    env: Env<'a>,
-    h: ResourceArc<Handle>,
-    sid: Binary<'a>,
-    key: Binary<'a>,
-    val: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| {
-        Ok(lsn_result(
-            env,
-            s.put(to_bytes(&sid), to_bytes(&key), to_bytes(&val)),
-        ))
-    })
+/// A write NIF in two variants: `$normal` on a normal scheduler, which gives up with
+/// `{error, busy}` rather than wait long for the store's lock, and `$dirty` on a dirty CPU
+/// scheduler, which the Erlang wrapper calls then.
+macro_rules! write_nifs {
+    // Argument types are matched as an identifier and an optional lifetime, not as `ty`:
+    // the nif attribute does not accept the invisible group a `ty` fragment expands to.
+    ($normal:ident, $dirty:ident, $lt:lifetime, ($($arg:ident: $ty:ident $(<$tyl:lifetime>)?),*), |$s:ident| $body:expr) => {
+        #[rustler::nif]
+        fn $normal<$lt>(env: Env<$lt>, h: ResourceArc<Handle>, $($arg: $ty $(<$tyl>)?),*) -> NifResult<Term<$lt>> {
+            handle::with(env, &h, |$s| Ok(lsn_result(env, $body)))
+        }
+
+        #[rustler::nif(schedule = "DirtyCpu")]
+        fn $dirty<$lt>(env: Env<$lt>, h: ResourceArc<Handle>, $($arg: $ty $(<$tyl>)?),*) -> NifResult<Term<$lt>> {
+            handle::with_dirty(env, &h, |$s| Ok(lsn_result(env, $body)))
+        }
+    };
 }
+
+write_nifs!(put_nif, put_dirty, 'a, (sid: Binary<'a>, key: Binary<'a>, val: Binary<'a>), |s| {
+    s.put(to_bytes(&sid), to_bytes(&key), to_bytes(&val))
+});
 
 /// Most pairs `put_fields` takes on a normal scheduler.
 const NORMAL_MAX_PAIRS: usize = 64;
@@ -97,92 +104,46 @@ fn write_fields<'a>(
     Ok(lsn_result(env, s.put_fields(to_bytes(sid), fields)))
 }
 
-#[rustler::nif]
-fn delete_field<'a>(
-    env: Env<'a>,
-    h: ResourceArc<Handle>,
-    sid: Binary<'a>,
-    key: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| {
-        Ok(lsn_result(
-            env,
-            s.delete_field(to_bytes(&sid), to_bytes(&key)),
-        ))
+write_nifs!(delete_field_nif, delete_field_dirty, 'a, (sid: Binary<'a>, key: Binary<'a>), |s| {
+    s.delete_field(to_bytes(&sid), to_bytes(&key))
+});
+
+write_nifs!(end_session_nif, end_session_dirty, 'a, (sid: Binary<'a>), |s| s.end(to_bytes(&sid)));
+
+write_nifs!(touch_nif, touch_dirty, 'a, (sid: Binary<'a>, ttl_ms: u64), |s| {
+    s.touch(to_bytes(&sid), ttl_ms)
+});
+
+write_nifs!(counter_add_nif, counter_add_dirty, 'a, (sid: Binary<'a>, key: Binary<'a>, delta: i64), |s| {
+    s.counter_add(to_bytes(&sid), to_bytes(&key), delta)
+});
+
+write_nifs!(set_add_nif, set_add_dirty, 'a, (sid: Binary<'a>, key: Binary<'a>, elem: Binary<'a>), |s| {
+    s.set_add(to_bytes(&sid), to_bytes(&key), to_bytes(&elem))
+});
+
+write_nifs!(set_remove_nif, set_remove_dirty, 'a, (sid: Binary<'a>, key: Binary<'a>, elem: Binary<'a>), |s| {
+    s.set_remove(to_bytes(&sid), to_bytes(&key), to_bytes(&elem))
+});
+
+#[rustler::nif(name = "get_nif")]
+fn get_normal<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
+    handle::with(env, &h, |s| match s.try_get(sid.as_slice()) {
+        Ok(view) => view_result(env, view),
+        Err(e) => Ok(convert::error(env, &e)),
     })
 }
 
-#[rustler::nif]
-fn end_session<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| Ok(lsn_result(env, s.end(to_bytes(&sid)))))
+#[rustler::nif(schedule = "DirtyCpu")]
+fn get_dirty<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
+    handle::with_dirty(env, &h, |s| view_result(env, s.get(sid.as_slice())))
 }
 
-#[rustler::nif]
-fn touch<'a>(
-    env: Env<'a>,
-    h: ResourceArc<Handle>,
-    sid: Binary<'a>,
-    ttl_ms: u64,
-) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| {
-        Ok(lsn_result(env, s.touch(to_bytes(&sid), ttl_ms)))
-    })
-}
-
-#[rustler::nif]
-fn counter_add<'a>(
-    env: Env<'a>,
-    h: ResourceArc<Handle>,
-    sid: Binary<'a>,
-    key: Binary<'a>,
-    delta: i64,
-) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| {
-        Ok(lsn_result(
-            env,
-            s.counter_add(to_bytes(&sid), to_bytes(&key), delta),
-        ))
-    })
-}
-
-#[rustler::nif]
-fn set_add<'a>(
-    env: Env<'a>,
-    h: ResourceArc<Handle>,
-    sid: Binary<'a>,
-    key: Binary<'a>,
-    elem: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| {
-        Ok(lsn_result(
-            env,
-            s.set_add(to_bytes(&sid), to_bytes(&key), to_bytes(&elem)),
-        ))
-    })
-}
-
-#[rustler::nif]
-fn set_remove<'a>(
-    env: Env<'a>,
-    h: ResourceArc<Handle>,
-    sid: Binary<'a>,
-    key: Binary<'a>,
-    elem: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| {
-        Ok(lsn_result(
-            env,
-            s.set_remove(to_bytes(&sid), to_bytes(&key), to_bytes(&elem)),
-        ))
-    })
-}
-
-#[rustler::nif]
-fn get<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| match s.get(sid.as_slice()) {
+fn view_result<'a>(env: Env<'a>, view: Option<SessionView>) -> NifResult<Term<'a>> {
+    match view {
         Some(view) => Ok((atoms::ok(), session(env, &view)?).encode(env)),
         None => Ok(not_found(env)),
-    })
+    }
 }
 
 /// `#{fields, counters, sets, expires_at}`.
@@ -221,19 +182,41 @@ fn not_found(env: Env<'_>) -> Term<'_> {
     (atoms::error(), atoms::not_found()).encode(env)
 }
 
-#[rustler::nif]
-fn get_field<'a>(
+#[rustler::nif(name = "get_field_nif")]
+fn get_field_normal<'a>(
     env: Env<'a>,
     h: ResourceArc<Handle>,
     sid: Binary<'a>,
     key: Binary<'a>,
 ) -> NifResult<Term<'a>> {
     handle::with(env, &h, |s| {
-        Ok(match s.get_field(sid.as_slice(), key.as_slice()) {
-            Some(v) => (atoms::ok(), bin(env, &v)).encode(env),
-            None => not_found(env),
+        Ok(match s.try_get_field(sid.as_slice(), key.as_slice()) {
+            Ok(v) => field_result(env, v),
+            Err(e) => convert::error(env, &e),
         })
     })
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn get_field_dirty<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    sid: Binary<'a>,
+    key: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    handle::with_dirty(env, &h, |s| {
+        Ok(field_result(
+            env,
+            s.get_field(sid.as_slice(), key.as_slice()),
+        ))
+    })
+}
+
+fn field_result(env: Env<'_>, v: Option<Bytes>) -> Term<'_> {
+    match v {
+        Some(v) => (atoms::ok(), bin(env, &v)).encode(env),
+        None => not_found(env),
+    }
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

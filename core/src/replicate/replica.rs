@@ -429,6 +429,21 @@ impl Replica {
         expiry_before: Option<u64>,
         delta: Option<(u64, u128)>,
     ) {
+        self.index_session(session, expiry_before, delta);
+        if !self.dirty.contains(session) {
+            self.dirty.insert(session.clone());
+        }
+        self.note_transfer_change(session);
+    }
+
+    /// The expiry index and the digest tree part of [`Replica::after_change`] (all a session
+    /// loaded from a snapshot needs: it is not a change to write again).
+    pub(crate) fn index_session(
+        &mut self,
+        session: &SessionId,
+        expiry_before: Option<u64>,
+        delta: Option<(u64, u128)>,
+    ) {
         let Some(state) = self.sessions.get(session) else {
             return;
         };
@@ -456,10 +471,6 @@ impl Replica {
             }),
             None => self.digest.update(session, session_digest(session, state)),
         }
-        if !self.dirty.contains(session) {
-            self.dirty.insert(session.clone());
-        }
-        self.note_transfer_change(session);
     }
 
     // ----- reads ----------------------------------------------------------------------------

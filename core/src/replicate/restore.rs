@@ -47,7 +47,7 @@ impl Replica {
                 .and_then(|s| if s.is_ended() { None } else { s.expires_at });
         self.tombstones.record_state(&id, &state);
         self.sessions.insert(id.clone(), state);
-        self.after_change(&id, before, None);
+        self.index_session(&id, before, None);
     }
 
     /// Drops a session a later snapshot says was collected.

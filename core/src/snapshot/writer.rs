@@ -31,7 +31,11 @@ pub struct SnapshotWriter {
     pending: Vec<u8>,
     footer: Footer,
     crcs: crc32fast::Hasher,
+    unsynced: u64,
 }
+
+/// Bytes written between two fsyncs of a snapshot file.
+const SYNC_EVERY: u64 = 8 << 20;
 
 impl std::fmt::Debug for SnapshotWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,6 +77,7 @@ impl SnapshotWriter {
                 chunks_crc: 0,
             },
             crcs: crc32fast::Hasher::new(),
+            unsynced: 0,
         })
     }
 
@@ -97,6 +102,13 @@ impl SnapshotWriter {
     fn write_chunk(&mut self, raw: &[u8]) -> Result<()> {
         let (bytes, crc) = encode_chunk(raw);
         self.file.append(&bytes)?;
+        self.unsynced += bytes.len() as u64;
+        if self.unsynced >= SYNC_EVERY {
+            // Flush as we go: one fsync of a whole large file at the end would hold the disk
+            // (and the WAL's fdatasync behind it) for as long as it takes to write it all.
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
         self.crcs.update(&crc.to_le_bytes());
         self.footer.chunks += 1;
         self.footer.body_len += bytes.len() as u64;

@@ -45,6 +45,18 @@ use crate::replicate::{Change, Replica};
 use crate::wal::Wal;
 use snapshotter::SnapState;
 
+thread_local! {
+    static LOCK_BUDGET: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes the calling thread give up with [`Error::Busy`] (having done nothing) when a write
+/// or read of any store would wait longer than `budget` for the store's lock; `None` (the
+/// default) waits as long as it takes. The NIF sets a budget on the Erlang VM's normal
+/// schedulers, which must never be held for long, and retries busy calls on a dirty one.
+pub fn set_thread_lock_budget(budget: Option<Duration>) {
+    LOCK_BUDGET.with(|b| b.set(budget));
+}
+
 /// State under the store's lock: the replica and the own ops waiting for durability.
 pub(crate) struct State {
     pub(crate) replica: Replica,
@@ -188,20 +200,24 @@ impl Store {
     /// (or once queued, under [`WriteMode::Queued`]).
     fn write(&self, f: impl FnOnce(&mut Replica) -> Result<Op>) -> Result<u64> {
         self.check_open()?;
-        let lsn = {
-            let mut st = self.inner.state.write();
+        let (lsn, wake) = {
+            let mut st = self.inner.lock_write()?;
             if let Some(why) = self.inner.wal.failure() {
                 return Err(why);
             }
             let op = f(&mut st.replica)?;
             let own = op.dot.seq;
-            let lsn = self
+            let (lsn, wake) = self
                 .inner
                 .wal
-                .append(&codec::to_bytes(&[Change::Op(op)][..]))?;
+                .append_quiet(&codec::to_bytes(&[Change::Op(op)][..]))?;
             st.own_pending.push_back((lsn, own));
-            lsn
+            self.release_durable(&mut st);
+            (lsn, wake)
         };
+        if wake {
+            self.inner.wal.wake_writer();
+        }
         if self.inner.config.write_mode == WriteMode::WaitDurable {
             self.inner.wal.wait_durable(lsn)?;
         }
@@ -332,6 +348,22 @@ impl Store {
         self.inner.state.read().replica.get_field(session, key)
     }
 
+    /// [`Store::get`] within this thread's lock budget.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] (see [`set_thread_lock_budget`]).
+    pub fn try_get(&self, session: &[u8]) -> Result<Option<SessionView>> {
+        Ok(self.inner.lock_read()?.replica.get(session))
+    }
+
+    /// [`Store::get_field`] within this thread's lock budget.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] (see [`set_thread_lock_budget`]).
+    pub fn try_get_field(&self, session: &[u8], key: &[u8]) -> Result<Option<Bytes>> {
+        Ok(self.inner.lock_read()?.replica.get_field(session, key))
+    }
+
     /// Ids of the sessions a reader sees, in order.
     pub fn session_ids(&self) -> Vec<SessionId> {
         self.inner.state.read().replica.session_ids()
@@ -406,6 +438,22 @@ impl Drop for Store {
 }
 
 impl Inner {
+    /// The state, locked for writing within this thread's lock budget.
+    pub(crate) fn lock_write(&self) -> Result<parking_lot::RwLockWriteGuard<'_, State>> {
+        match LOCK_BUDGET.with(std::cell::Cell::get) {
+            None => Ok(self.state.write()),
+            Some(budget) => self.state.try_write_for(budget).ok_or(Error::Busy),
+        }
+    }
+
+    /// The state, locked for reading within this thread's lock budget.
+    pub(crate) fn lock_read(&self) -> Result<parking_lot::RwLockReadGuard<'_, State>> {
+        match LOCK_BUDGET.with(std::cell::Cell::get) {
+            None => Ok(self.state.read()),
+            Some(budget) => self.state.try_read_for(budget).ok_or(Error::Busy),
+        }
+    }
+
     fn tick(&self) -> Result<()> {
         let mut st = self.state.write();
         let changes = st.replica.tick();

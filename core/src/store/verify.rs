@@ -64,9 +64,7 @@ fn check_snapshot(fs: &dyn Vfs, path: &Path) -> FileCheck {
         error: None,
     };
     let result = SnapshotReader::open(fs, path).and_then(|mut r| {
-        while r.next_entry()?.is_some() {
-            check.entries += 1;
-        }
+        check.entries = r.check_all()?;
         Ok(())
     });
     check.error = result.err().map(|e| e.to_string());

@@ -125,6 +125,20 @@ impl Wal {
     /// [`Error::ValueTooLarge`] over `max_record_size`; [`Error::Poisoned`] /
     /// [`Error::NoSpace`] after a failed write or sync; [`Error::Closed`] after close.
     pub fn append(&self, body: &[u8]) -> Result<u64> {
+        let (seq, wake) = self.append_quiet(body)?;
+        if wake {
+            self.wake_writer();
+        }
+        Ok(seq)
+    }
+
+    /// [`Wal::append`] without waking the writer: returns the seq and whether the writer must
+    /// be woken, which the caller does with [`Wal::wake_writer`] once it has released its own
+    /// lock (so that the wake-up, a system call, is not made while others wait for that lock).
+    ///
+    /// # Errors
+    /// As [`Wal::append`].
+    pub fn append_quiet(&self, body: &[u8]) -> Result<(u64, bool)> {
         let max = self.config.max_record_size as usize;
         if body.len() > max {
             return Err(Error::ValueTooLarge {
@@ -155,11 +169,12 @@ impl Wal {
         q.next_seq += 1;
         self.shared.last_seq.store(seq, Ordering::Release);
         let wake = was_empty || q.lens.len() == q.gather_target;
-        drop(q);
-        if wake {
-            self.shared.work.notify_one();
-        }
-        Ok(seq)
+        Ok((seq, wake))
+    }
+
+    /// Wakes the writer thread (after [`Wal::append_quiet`] said so).
+    pub fn wake_writer(&self) {
+        self.shared.work.notify_one();
     }
 
     /// Blocks until record `seq` is durable under the fsync policy.
