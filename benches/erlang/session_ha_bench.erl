@@ -9,7 +9,8 @@
 %%%     `erlmcp_session_ha_nif:put/4' (returns once queued), `erlmcp_session_ha:get/2' and
 %%%     the raw `erlmcp_session_ha_nif:get_field/3'. Each put overwrites one 64-byte field of
 %%%     one of 10,000 sessions of 8 fields. `erlang:system_monitor' counts `long_schedule'
-%%%     events (a process or port scheduled in for more than 1 ms) during each run.</li>
+%%%     events (a process or port scheduled in for more than 1 ms) during each run, except
+%%%     those of the harness process itself.</li>
 %%% <li>`lag': three region nodes (OTP `peer', distribution between them, as the DR drill
 %%%     starts them); writers on the first region put at a fixed rate for a while; a probe
 %%%     writes a new session every 20 ms and pollers on the two other regions time when each
@@ -22,7 +23,9 @@
 %%%     returns `ok' naming the other region, on both.</li>
 %%% </ol>
 %%%
-%%% `main/1' takes the parts to run (default all) and `secs=N' (seconds per load run).
+%%% `main/1' takes the parts to run (default all), `secs=N' (seconds per load run) and, for
+%%% the load part, `ops=durable_put,nif_put,get,nif_get' and `procs=1,2,8,64,512' (subsets);
+%%% `heal_sessions=N' changes the 100,000 sessions of the heal.
 %%% @end
 -module(session_ha_bench).
 
@@ -51,6 +54,12 @@ main(Args) ->
     Parts0 = [list_to_atom(A) || A <- Args, lists:member(A, ["load", "lag", "failover", "heal"])],
     Parts = case Parts0 of [] -> [load, lag, failover, heal]; _ -> Parts0 end,
     Secs = lists:foldl(fun("secs=" ++ N, _) -> list_to_integer(N); (_, Acc) -> Acc end, 3, Args),
+    %% Optional subsets of the load part: ops=nif_put,get and procs=1,2.
+    [persistent_term:put({?MODULE, K}, [list_to_atom(V) || V <- string:split(Vs, ",", all)])
+     || A <- Args, [K0, Vs] <- [string:split(A, "=")], K <- [list_to_atom(K0)], lists:member(K, [ops])],
+    [persistent_term:put({?MODULE, K}, [list_to_integer(V) || V <- string:split(Vs, ",", all)])
+     || A <- Args, [K0, Vs] <- [string:split(A, "=")], K <- [list_to_atom(K0)], lists:member(K, [procs])],
+    [persistent_term:put({?MODULE, heal_sessions}, list_to_integer(N)) || "heal_sessions=" ++ N <- Args],
     Base = base_dir(),
     say("session-ha Erlang benchmark: ~s, OTP ~s, ~b schedulers, ~b cores; data under ~s",
         [erlang:system_info(system_version) -- "\n", erlang:system_info(otp_release),
@@ -106,19 +115,21 @@ run_part(load, Secs, Base) ->
     Data = data(),
     populate(H, Data),
     Mon = start_monitor(),
-    Procs = [1, 2, 8, 64, 512],
+    Procs = persistent_term:get({?MODULE, procs}, [1, 2, 8, 64, 512]),
+    Ops = persistent_term:get({?MODULE, ops}, [durable_put, nif_put, get, nif_get]),
     say("~n## put/get throughput: one node, ~b sessions x ~b fields x ~b B, ~b s per run~n",
         [?SESSIONS, ?FIELDS, ?VALUE_BYTES, Secs]),
     say("| operation | processes | ops/s | long_schedule events (> 1 ms) | longest (ms) | where |", []),
     say("| --- | --- | --- | --- | --- | --- |", []),
-    Cases = [{"`erlmcp_session_ha:put/3` (durable, waits for the fsync)",
+    Cases0 = [{durable_put, "`erlmcp_session_ha:put/3` (durable, waits for the fsync)",
               fun(N) -> ok = ?S:put(sid(Data, N), key(Data, N), val(Data, N)) end},
-             {"`erlmcp_session_ha_nif:put/4` (queued, raw NIF)",
+             {nif_put, "`erlmcp_session_ha_nif:put/4` (queued, raw NIF)",
               fun(N) -> {ok, _} = ?NIF:put(H, sid(Data, N), key(Data, N), enc(Data, N)) end},
-             {"`erlmcp_session_ha:get/2` (one field, decoded)",
+             {get, "`erlmcp_session_ha:get/2` (one field, decoded)",
               fun(N) -> {ok, _} = ?S:get(sid(Data, N), key(Data, N)) end},
-             {"`erlmcp_session_ha_nif:get_field/3` (raw NIF)",
+             {nif_get, "`erlmcp_session_ha_nif:get_field/3` (raw NIF)",
               fun(N) -> {ok, _} = ?NIF:get_field(H, sid(Data, N), key(Data, N)) end}],
+    Cases = [{Name, Fun} || {Op, Name, Fun} <- Cases0, lists:member(Op, Ops)],
     lists:foreach(
       fun({Name, Fun}) ->
               lists:foreach(
@@ -126,7 +137,7 @@ run_part(load, Secs, Base) ->
                         _ = events(Mon),
                         Rate = run_procs(P, Secs * 1000, Fun),
                         {Count, Longest, Where} = summarize(events(Mon)),
-                        say("| ~s | ~b | ~s | ~b | ~b | ~s |",
+                        say("| ~s | ~b | ~s | ~s | ~b | ~s |",
                             [Name, P, fmt_int(Rate), Count, Longest, Where])
                 end, Procs),
               %% Keep the log from growing without bound between runs.
@@ -188,33 +199,42 @@ work(Fun, I, P, Deadline, Done) ->
             work(Fun, I, P, Deadline, Done + 1)
     end.
 
-%% long_schedule events: a process that counts them until asked.
+%% long_schedule events: a process that collects them until asked. Events of the calling
+%% process (the harness: spawning 512 workers copies their closures) are not counted.
 start_monitor() ->
-    Pid = spawn(fun() -> monitor_loop([]) end),
+    Harness = self(),
+    Pid = spawn(fun() -> monitor_loop(Harness, []) end),
     erlang:system_monitor(Pid, [{long_schedule, 1}]),
     Pid.
 
-monitor_loop(Acc) ->
+monitor_loop(Harness, Acc) ->
     receive
-        {monitor, _Who, long_schedule, Info} -> monitor_loop([Info | Acc]);
-        {events, From} -> From ! {events, self(), Acc}, monitor_loop([])
+        {monitor, Harness, long_schedule, _} -> monitor_loop(Harness, Acc);
+        {monitor, _Who, long_schedule, Info} -> monitor_loop(Harness, [Info | Acc]);
+        {events, From} -> From ! {events, self(), Acc}, monitor_loop(Harness, [])
     end.
 
 events(Mon) ->
     Mon ! {events, self()},
     receive {events, Mon, Es} -> Es end.
 
-summarize([]) -> {0, 0, "-"};
+summarize([]) -> {"0", 0, "-"};
 summarize(Es) ->
-    Longest = lists:max([proplists:get_value(timeout, E, 0) || E <- Es]),
+    Ts = [proplists:get_value(timeout, E, 0) || E <- Es],
+    Longest = lists:max(Ts),
+    Count = io_lib:format("~b (~b > 10 ms, ~b > 100 ms)",
+                          [length(Es), length([T || T <- Ts, T > 10]), length([T || T <- Ts, T > 100])]),
     Where = lists:foldl(fun(E, M) ->
                                 L = {proplists:get_value(in, E), proplists:get_value(out, E)},
                                 maps:update_with(L, fun(C) -> C + 1 end, 1, M)
                         end, #{}, Es),
     Top = lists:sublist(lists:reverse(lists:keysort(2, maps:to_list(Where))), 2),
-    {length(Es), Longest,
+    [L | _] = [E || E <- Es, proplists:get_value(timeout, E, 0) =:= Longest],
+    {Count, Longest,
      lists:flatten(lists:join("; ", [io_lib:format("~b x in ~s out ~s", [C, loc(In), loc(Out)])
-                                      || {{In, Out}, C} <- Top]))}.
+                                      || {{In, Out}, C} <- Top])
+                   ++ io_lib:format("; longest in ~s out ~s", [loc(proplists:get_value(in, L)),
+                                                               loc(proplists:get_value(out, L))]))}.
 
 loc({M, F, A}) -> io_lib:format("~s:~s/~b", [M, F, A]);
 loc(Other) -> io_lib:format("~p", [Other]).
@@ -229,9 +249,11 @@ fmt_int(N) -> integer_to_list(N).
 
 start_region(Base, Region) ->
     Paths = lists:usort([filename:dirname(code:which(M)) || M <- [?S, ?MODULE]]),
+    %% SESSION_HA_BENCH_REGION_ARGS: extra emulator flags for the region nodes (experiments).
+    Extra = string:lexemes(os:getenv("SESSION_HA_BENCH_REGION_ARGS", ""), " "),
     Args = ["-kernel", "dist_auto_connect", "once", "-kernel", "prevent_overlapping_partitions", "false",
             "-setcookie", atom_to_list(erlang:get_cookie())]
-        ++ lists:append([["-pa", P] || P <- Paths]),
+        ++ lists:append([["-pa", P] || P <- Paths]) ++ Extra,
     {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(binary_to_list(Region)),
                                          connection => standard_io, args => Args}),
     R = #{peer => Peer, node => Node, region => Region,
@@ -272,6 +294,9 @@ multi(Parts, Secs, Base) ->
         [mono_ms() - T0, ?PRIMARY, ?DR, ?THIRD]),
     [ok = lag_part(A, [B, C], Secs) || lists:member(lag, Parts)],
     [ok = failover_part(A, B) || lists:member(failover, Parts)],
+    %% The heal is between the two survivors: with the primary still up, it would relay
+    %% between them and there would be no partition.
+    [peer:cast(maps:get(peer, A), erlang, halt, [137]) || not lists:member(failover, Parts)],
     [ok = heal_part(B, C) || lists:member(heal, Parts)],
     lists:foreach(fun(#{peer := P}) -> catch peer:stop(P) end, Rs),
     ok.
@@ -417,7 +442,7 @@ poll(H, Tag, N, Acc) ->
 stop_poller() ->
     Pid = whereis(session_ha_bench_poller),
     Pid ! {stop, self()},
-    receive {seen, Pid, Acc} -> unregister(session_ha_bench_poller), Acc
+    receive {seen, Pid, Acc} -> _ = (catch unregister(session_ha_bench_poller)), Acc
     after 10000 -> exit(poller_stuck)
     end.
 
@@ -470,7 +495,7 @@ missing(Prefix, Count) ->
 %%====================================================================
 
 heal_part(B, C) ->
-    Count = 100000,
+    Count = persistent_term:get({?MODULE, heal_sessions}, 100000),
     #{node := NB} = B,
     #{node := NC} = C,
     true = call(B, erlang, disconnect_node, [NC]),
@@ -490,6 +515,10 @@ heal_part(B, C) ->
                              _ -> false
                          end
                  end,
+    %% First when the digest roots agree (replication caught up both ways), then the API's
+    %% verdict on each side.
+    ok = wait_until(fun() -> diverged(B, C) =:= ok end, 120000),
+    RootsMs = mono_ms() - TH,
     ok = wait_until(fun() -> Consistent(B, NC) end, 120000),
     BMs = mono_ms() - TH,
     ok = wait_until(fun() -> Consistent(C, NB) end, 120000),
@@ -498,11 +527,11 @@ heal_part(B, C) ->
     {ok, Winner} = call(B, ?S, get, [Sample, <<"owner">>]),
     {ok, Winner} = call(C, ?S, get, [Sample, <<"owner">>]),
     say("~n## time to consistent after a heal~n", []),
-    say("| sessions written on both sides | writing (both sides at once) | reconnect to `validate_consistency()` ok on ~s | on both | |",
+    say("| sessions written on both sides | writing (both sides at once) | reconnect to equal digest roots | to `validate_consistency()` ok on ~s | on both | |",
         [?DR]),
-    say("| --- | --- | --- | --- | --- |", []),
-    say("| ~b, each on ~s and on ~s (every session conflicts) | ~b ms | ~b ms | **~b ms** | last writer won: ~s |",
-        [Count, ?DR, ?THIRD, WriteMs, BMs, BothMs, Winner]),
+    say("| --- | --- | --- | --- | --- | --- |", []),
+    say("| ~b, each on ~s and on ~s (every session conflicts) | ~b ms | ~b ms | ~b ms | **~b ms** | last writer won: ~s |",
+        [Count, ?DR, ?THIRD, WriteMs, RootsMs, BMs, BothMs, Winner]),
     ok.
 
 %% Before the heal: the two regions must differ (or the heal measures nothing).
