@@ -3,7 +3,8 @@
 # release) and runs session_ha_bench.erl on a distributed node, which starts the region nodes
 # it needs with OTP peer. See BENCHMARKS.md, section Erlang.
 #
-#   benches/erlang/run.sh                      every part (about 6 minutes)
+#   benches/erlang/run.sh                      every part, 3 s per load row (about 4 minutes)
+#   benches/erlang/run.sh secs=5               every part as measured in BENCHMARKS.md (about 5)
 #   benches/erlang/run.sh load secs=5          one part: load | lag | failover | heal
 #
 # Data goes to a fresh directory under $SESSION_HA_BENCH_DIR (default /tmp), removed at the
