@@ -3,7 +3,7 @@
 //!
 //! The put overwrites one field of an existing session, so the session keeps its 8 fields
 //! however many iterations run; every put still appends an op to the replica's log (bounded
-//! by the default 1,000,000 ops, after which each put also evicts the oldest).
+//! by the default 200,000 ops, after which each put also evicts the oldest).
 
 use std::hint::black_box;
 use std::sync::Arc;
