@@ -103,6 +103,28 @@ impl DigestTree {
         self.root = self.root.wrapping_add(delta);
     }
 
+    /// Sets the digests of many sessions at once (each id once; zero digests are skipped):
+    /// sorted and bulk-built when the tree is empty, which is much faster than one insert
+    /// each.
+    pub fn load(&mut self, digests: Vec<(SessionId, Digest)>) {
+        if !self.members.is_empty() {
+            for (id, d) in digests {
+                self.update(&id, d);
+            }
+            return;
+        }
+        let mut keyed: Vec<((u16, u64, SessionId), u128)> = digests
+            .into_iter()
+            .filter(|(_, d)| d.0 != 0)
+            .map(|(id, d)| (key_of(&id), d.0))
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for ((leaf, _, _), d) in &keyed {
+            self.add_to_sums(*leaf, *d);
+        }
+        self.members = keyed.into_iter().collect();
+    }
+
     /// The digest of session `id` (zero when absent).
     pub fn get(&self, id: &SessionId) -> Digest {
         let key = key_of(id);

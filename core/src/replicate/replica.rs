@@ -44,6 +44,8 @@ pub struct Replica {
     pub(crate) own_durable: u64,
     /// Sessions this replica ended because their deadline passed.
     pub(crate) expired_total: u64,
+    /// Digests of sessions restored from snapshots, waiting for `finish_restore`.
+    pub(crate) restored_digests: Vec<(SessionId, crate::digest::Digest)>,
     /// Stable ends kept until their retention passes: `(due ms, session)`.
     pub(crate) retained_ends: std::collections::VecDeque<(u64, SessionId)>,
 }
@@ -90,6 +92,7 @@ impl Replica {
             own_durable: 0,
             expired_total: 0,
             retained_ends: std::collections::VecDeque::new(),
+            restored_digests: Vec::new(),
         }
     }
 

@@ -16,7 +16,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::fs::Vfs;
 use crate::replicate::{Change, Replica};
-use crate::snapshot::{read_snapshot, Manifest, SnapEntry};
+use crate::snapshot::{read_snapshot_pipelined, Manifest, SnapEntry};
 use crate::wal::{self, Wal, WalConfig};
 
 /// What opening a store found and did.
@@ -85,7 +85,7 @@ pub(crate) fn load_chain(
     let mut meta = None;
     for snap in m.chain() {
         let path = layout::snap_dir(dir).join(&snap.file);
-        let (header, file_meta) = read_snapshot(fs, &path, |entry| match entry {
+        let (header, file_meta) = read_snapshot_pipelined(fs, &path, |entry| match entry {
             SnapEntry::Session(id, state) => replica.restore_session(id, state),
             SnapEntry::Gone(id) => replica.forget_session(&id),
             SnapEntry::Meta(_) => {}
@@ -102,6 +102,7 @@ pub(crate) fn load_chain(
         }
         meta = Some(file_meta);
     }
+    replica.finish_restore();
     if let Some(meta) = meta {
         replica.restore_meta(meta.context, meta.clock, &meta.removed);
     }
