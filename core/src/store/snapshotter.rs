@@ -19,7 +19,7 @@ use crate::snapshot::{
 };
 
 /// Sessions copied per read-lock acquisition.
-pub(crate) const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 16;
 
 /// The snapshot side of a store: the installed manifests and what the last attempt did.
 #[derive(Debug)]
