@@ -171,3 +171,29 @@ impl Store {
         self.inner.tick()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Store, StoreConfig, WriteMode};
+    use crate::FsyncPolicy;
+
+    #[test]
+    fn own_writes_waiting_for_durability_are_released_without_peers_or_status_calls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            fsync: FsyncPolicy::Always,
+            write_mode: WriteMode::WaitDurable,
+            snapshot_interval: None,
+            tick_interval: None,
+            ..StoreConfig::new("eu-west-1")
+        };
+        let (store, _) = Store::open(tmp.path().join("store"), config).unwrap();
+        for i in 0..200 {
+            store.put(format!("s{i}").into_bytes(), "k", "v").unwrap();
+        }
+        // Every write but the last was durable when the next one came, so at most the last
+        // waits: nothing grows with the number of writes.
+        let pending = store.inner.state.read().own_pending.len();
+        assert!(pending <= 1, "{pending} own writes still held");
+    }
+}
