@@ -4,34 +4,16 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
-use std::sync::Arc;
+mod common;
 
 use session_ha::{ManualTime, Message, Replica, ReplicaConfig};
 
 fn mesh(time: &ManualTime) -> Vec<Replica> {
-    let mut rs: Vec<Replica> = ["a", "b", "dead"]
-        .iter()
-        .map(|n| {
-            Replica::new(
-                n,
-                0,
-                ReplicaConfig {
-                    end_retention_ms: 0,
-                    ..ReplicaConfig::default()
-                },
-                Arc::new(time.clone()),
-            )
-        })
-        .collect();
-    let ids: Vec<_> = rs.iter().map(|r| (r.id(), r.name().to_string())).collect();
-    for r in &mut rs {
-        for (id, name) in &ids {
-            if *id != r.id() {
-                r.add_peer(*id, name).unwrap();
-            }
-        }
-    }
-    rs
+    let config = ReplicaConfig {
+        end_retention_ms: 0,
+        ..ReplicaConfig::default()
+    };
+    common::mesh::mesh(&["a", "b", "dead"], time, config)
 }
 
 /// Delivers one frame from `from` to `to` and its ack back.

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -14,6 +16,8 @@ use session_ha::{
     Frame, FrameBody, ManualTime, Message, Op, Replica, ReplicaConfig, ReplicaId, SessionId,
     VersionVector,
 };
+
+use common::mesh::{mesh, send};
 
 /// One step of the writers' script.
 #[derive(Debug, Clone)]
@@ -43,38 +47,9 @@ fn step() -> impl Strategy<Value = Step> {
         })
 }
 
-fn mesh(names: &[&str], time: &ManualTime) -> Vec<Replica> {
-    let mut rs: Vec<Replica> = names
-        .iter()
-        .map(|n| Replica::new(n, 0, ReplicaConfig::default(), Arc::new(time.clone())))
-        .collect();
-    let ids: Vec<_> = rs.iter().map(|r| (r.id(), r.name().to_string())).collect();
-    for r in &mut rs {
-        for (id, name) in &ids {
-            if *id != r.id() {
-                r.add_peer(*id, name).unwrap();
-            }
-        }
-    }
-    rs
-}
-
-fn send(rs: &mut [Replica], from: usize, to: usize) {
-    let to_id = rs[to].id();
-    let mut frames = Vec::new();
-    while let Some(f) = rs[from].frame_for(to_id).unwrap() {
-        frames.push(f);
-    }
-    frames.push(rs[from].heartbeat(to_id).unwrap());
-    for f in frames {
-        let reply = rs[to].receive(&Message::Frame(f).encode()).unwrap();
-        rs[from].receive(&reply.reply.unwrap()).unwrap();
-    }
-}
-
 /// Runs the script on three writers; returns them and every op they made.
 fn write(script: &[Step], time: &ManualTime) -> (Vec<Replica>, Vec<Op>) {
-    let mut rs = mesh(&["w0", "w1", "w2"], time);
+    let mut rs = mesh(&["w0", "w1", "w2"], time, ReplicaConfig::default());
     let mut ops = Vec::new();
     for s in script {
         let r = &mut rs[s.writer];

@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
-use std::sync::Arc;
+mod common;
 
+use common::mesh::send;
 use session_ha::{ManualTime, Message, Replica, ReplicaConfig};
 
 fn mesh(time: &ManualTime) -> Vec<Replica> {
@@ -15,32 +16,7 @@ fn mesh(time: &ManualTime) -> Vec<Replica> {
         frame_budget: 1,
         ..ReplicaConfig::default()
     };
-    let mut rs: Vec<Replica> = ["a", "b", "origin"]
-        .iter()
-        .map(|n| Replica::new(n, 0, config.clone(), Arc::new(time.clone())))
-        .collect();
-    let ids: Vec<_> = rs.iter().map(|r| (r.id(), r.name().to_string())).collect();
-    for r in &mut rs {
-        for (id, name) in &ids {
-            if *id != r.id() {
-                r.add_peer(*id, name).unwrap();
-            }
-        }
-    }
-    rs
-}
-
-fn send(rs: &mut [Replica], from: usize, to: usize) {
-    let to_id = rs[to].id();
-    let mut frames = Vec::new();
-    while let Some(f) = rs[from].frame_for(to_id).unwrap() {
-        frames.push(f);
-    }
-    frames.push(rs[from].heartbeat(to_id).unwrap());
-    for f in frames {
-        let reply = rs[to].receive(&Message::Frame(f).encode()).unwrap();
-        rs[from].receive(&reply.reply.unwrap()).unwrap();
-    }
+    common::mesh::mesh(&["a", "b", "origin"], time, config)
 }
 
 #[test]

@@ -3,29 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
-use std::sync::Arc;
+mod common;
 
+use common::mesh::mesh;
 use session_ha::{ManualTime, Message, Replica, ReplicaConfig};
-
-fn replica(name: &str, time: &ManualTime, config: ReplicaConfig) -> Replica {
-    Replica::new(name, 0, config, Arc::new(time.clone()))
-}
-
-fn mesh(names: &[&str], time: &ManualTime, config: ReplicaConfig) -> Vec<Replica> {
-    let mut rs: Vec<Replica> = names
-        .iter()
-        .map(|n| replica(n, time, config.clone()))
-        .collect();
-    let ids: Vec<_> = rs.iter().map(|r| (r.id(), r.name().to_string())).collect();
-    for r in &mut rs {
-        for (id, name) in &ids {
-            if *id != r.id() {
-                r.add_peer(*id, name).unwrap();
-            }
-        }
-    }
-    rs
-}
 
 /// Sends everything `from` has for `to` (frames and acks) until there is nothing left, then
 /// a heartbeat.

@@ -2,6 +2,7 @@
 //! store helpers in `store`.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod mesh;
 pub mod store;
 
 use std::path::Path;

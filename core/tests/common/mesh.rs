@@ -1,0 +1,38 @@
+//! In-process replicas joined as a full mesh, and the frame exchange between two of them,
+//! for the replication tests that drive replicas by hand.
+
+use std::sync::Arc;
+
+use session_ha::{ManualTime, Message, Replica, ReplicaConfig};
+
+/// One replica per name, all on `time`, each a peer of every other.
+pub fn mesh(names: &[&str], time: &ManualTime, config: ReplicaConfig) -> Vec<Replica> {
+    let mut rs: Vec<Replica> = names
+        .iter()
+        .map(|n| Replica::new(n, 0, config.clone(), Arc::new(time.clone())))
+        .collect();
+    let ids: Vec<_> = rs.iter().map(|r| (r.id(), r.name().to_string())).collect();
+    for r in &mut rs {
+        for (id, name) in &ids {
+            if *id != r.id() {
+                r.add_peer(*id, name).unwrap();
+            }
+        }
+    }
+    rs
+}
+
+/// Takes every frame `from` has for `to` and a heartbeat, then delivers them in that order,
+/// each followed by its ack back to `from`.
+pub fn send(rs: &mut [Replica], from: usize, to: usize) {
+    let to_id = rs[to].id();
+    let mut frames = Vec::new();
+    while let Some(f) = rs[from].frame_for(to_id).unwrap() {
+        frames.push(f);
+    }
+    frames.push(rs[from].heartbeat(to_id).unwrap());
+    for f in frames {
+        let reply = rs[to].receive(&Message::Frame(f).encode()).unwrap();
+        rs[from].receive(&reply.reply.unwrap()).unwrap();
+    }
+}
