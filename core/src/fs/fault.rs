@@ -87,6 +87,8 @@ pub(super) struct Rule {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) model: Model,
+    /// State of the seeded sequence `Vfs::entropy` returns.
+    pub(super) entropy: u64,
     pub(super) total: u64,
     pub(super) per_op: HashMap<Op, u64>,
     pub(super) log: Vec<(Op, PathBuf)>,

@@ -52,6 +52,41 @@ impl FaultyFs {
         FaultyFs::default()
     }
 
+    /// An empty file system whose [`Vfs::entropy`] sequence starts from `seed` (a
+    /// simulation that seeds it replays exactly, salts and incarnations included).
+    pub fn with_seed(seed: u64) -> FaultyFs {
+        let fs = FaultyFs::default();
+        fs.state.lock().entropy = seed;
+        fs
+    }
+
+    /// A new, independent file system holding what a power cut now would leave of this one
+    /// (this one is untouched): recovering from it shows what a crash would recover.
+    pub fn crash_image(&self) -> FaultyFs {
+        let s = self.state.lock();
+        let mut model = s.model.clone();
+        model.crash(None);
+        let image = FaultyFs::with_seed(s.entropy ^ 0x5EED_1A6E);
+        image.state.lock().model = model;
+        image
+    }
+
+    /// Damage at rest: flips one bit of a file, in what reads see and in what survives a
+    /// crash. Returns false when the file has no byte at `offset`. Counts no call.
+    pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) -> bool {
+        self.state.lock().model.flip_bit(path, offset, bit)
+    }
+
+    /// Damage at rest: cuts a file to `len` bytes, durably. Counts no call.
+    pub fn cut(&self, path: &Path, len: u64) -> bool {
+        self.state.lock().model.cut(path, len)
+    }
+
+    /// Damage at rest: a file or a whole directory vanishes, durably. Counts no call.
+    pub fn erase(&self, path: &Path) -> bool {
+        self.state.lock().model.erase(path)
+    }
+
     /// Plans a fault at the `nth` (0-based, counted since creation) call of kind `op`, or of
     /// any kind when `op` is `None`.
     pub fn fail(&self, op: Option<Op>, nth: u64, fault: Fault, repeat: Repeat) {
@@ -194,6 +229,16 @@ impl Vfs for FaultyFs {
 
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         self.call(Op::SyncDir, "fsync directory", dir, |m| m.sync_dir(dir))
+    }
+
+    fn entropy(&self) -> u64 {
+        // splitmix64: a seeded sequence, so a simulated run replays exactly.
+        let mut s = self.state.lock();
+        s.entropy = s.entropy.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s.entropy;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 
     fn lock_dir(&self, dir: &Path) -> Result<DirLock> {

@@ -25,7 +25,7 @@ enum Node {
     File(u64),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Inode {
     data: Vec<u8>,
     synced: Vec<u8>,
@@ -39,7 +39,7 @@ impl Inode {
 }
 
 /// The in-memory disk. Methods return raw `io::Error`s; the caller names the operation.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Model {
     /// Bumped by every crash; handles opened before it are dead.
     pub generation: u64,
@@ -262,6 +262,53 @@ impl Model {
             .filter(|(_, n)| matches!(n, Node::File(_)))
             .map(|(p, _)| p.clone())
             .collect()
+    }
+
+    /// Damage at rest: flips bit `bit` of byte `offset` of the file at `path`, in what reads
+    /// see and in what survives a crash alike. `false` when there is no such byte.
+    pub fn flip_bit(&mut self, path: &Path, offset: u64, bit: u8) -> bool {
+        let Ok(ino) = self.lookup(path) else {
+            return false;
+        };
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return false;
+        };
+        let at = offset as usize;
+        let mask = 1u8 << (bit % 8);
+        let mut hit = false;
+        for buf in [&mut inode.data, &mut inode.synced] {
+            if let Some(b) = buf.get_mut(at) {
+                *b ^= mask;
+                hit = true;
+            }
+        }
+        hit
+    }
+
+    /// Damage at rest: cuts the file at `path` to `len` bytes, durably.
+    pub fn cut(&mut self, path: &Path, len: u64) -> bool {
+        let Ok(ino) = self.lookup(path) else {
+            return false;
+        };
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return false;
+        };
+        let len = len as usize;
+        inode.data.truncate(len);
+        inode.synced.truncate(len);
+        if inode.dirty_from.is_some_and(|d| d >= len) {
+            inode.dirty_from = None;
+        }
+        true
+    }
+
+    /// Damage at rest: the file (or the directory and everything under it) at `path` is
+    /// gone, now and after a crash.
+    pub fn erase(&mut self, path: &Path) -> bool {
+        let before = self.live.len() + self.durable.len();
+        self.live.retain(|p, _| !p.starts_with(path));
+        self.durable.retain(|p, _| !p.starts_with(path));
+        before != self.live.len() + self.durable.len()
     }
 
     /// A power cut. With `tear_seed`, each file whose unsynced change is a pure append keeps a

@@ -115,6 +115,31 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// [`Error::Locked`] when another open (in this process or another) holds it;
     /// [`Error::Io`] when the lock cannot be taken at all.
     fn lock_dir(&self, dir: &Path) -> Result<DirLock>;
+
+    /// 64 bits that differ from call to call: the source of segment salts and incarnation
+    /// numbers. On the real disk they come from the clock, the process id and a counter; a
+    /// simulated file system returns a seeded sequence, so that a simulation replays exactly.
+    fn entropy(&self) -> u64 {
+        os_entropy()
+    }
+}
+
+/// Entropy from the wall clock (ns), the process id and a process-wide counter, mixed
+/// through xxh3: distinct across calls, processes and restarts. Not for cryptography.
+pub fn os_entropy() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut seed = [0u8; 28];
+    seed[0..16].copy_from_slice(&nanos.to_le_bytes());
+    seed[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    seed[20..28].copy_from_slice(&count.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&seed)
 }
 
 /// An open file. Writes always go to the end of the file.

@@ -168,7 +168,7 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
     }
     fs.create_dir_all(&snap_dir)?;
     fs.sync_dir(dir)?;
-    let incarnation = layout::new_incarnation(dir);
+    let incarnation = layout::new_incarnation(fs.as_ref());
     let retired = ReplicaId::from_region(&meta.region, meta.incarnation);
     let name = layout::snap_name(1, SnapKind::Base);
     let header = Header {

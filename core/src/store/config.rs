@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::replicate::ReplicaConfig;
-use crate::wal::FsyncPolicy;
+use crate::wal::{FsyncPolicy, WriterMode};
 
 /// Whether a write call returns before or after its record is durable.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -69,6 +69,8 @@ pub struct StoreConfig {
     pub compaction: CompactionPolicy,
     /// What to do when data on disk is damaged beyond every fallback.
     pub recovery: RecoveryMode,
+    /// Who writes the log (a thread, or the callers for deterministic simulations).
+    pub wal_writer: WriterMode,
 }
 
 impl StoreConfig {
@@ -85,6 +87,7 @@ impl StoreConfig {
             segment_size: 64 << 20,
             compaction: CompactionPolicy::default(),
             recovery: RecoveryMode::Strict,
+            wal_writer: WriterMode::Thread,
         }
     }
 }

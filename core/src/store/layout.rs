@@ -9,8 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-use xxhash_rust::xxh3::xxh3_64;
-
 use crate::error::Result;
 use crate::fs::Vfs;
 use crate::snapshot::SnapKind;
@@ -57,12 +55,9 @@ pub fn holds_wal(fs: &dyn Vfs, dir: &Path) -> Result<bool> {
     Ok(fs.exists(&wal)? && fs.list_dir(&wal)?.iter().any(|n| n.starts_with("wal-")))
 }
 
-/// A fresh incarnation number for a store created now in `dir`.
-pub fn new_incarnation(dir: &Path) -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let seed = format!("{nanos}/{}/{}", std::process::id(), dir.display());
-    (xxh3_64(seed.as_bytes()) >> 32) as u32
+/// A fresh incarnation number from the file system's entropy (never 0, the number of the
+/// replicas a bare [`crate::Replica::new`] makes in tests).
+pub fn new_incarnation(fs: &dyn Vfs) -> u32 {
+    let h = fs.entropy();
+    ((h >> 32) as u32 ^ h as u32).max(1)
 }

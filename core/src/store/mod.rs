@@ -429,6 +429,32 @@ impl Store {
         self.inner.lock.lock().take();
         result
     }
+
+    /// Stops the store as a crash would: nothing queued is written, nothing more is synced
+    /// or installed, and the directory is released. For simulations and crash tests.
+    #[doc(hidden)]
+    pub fn kill(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        *self.inner.stop.lock() = true;
+        self.inner.wake.notify_all();
+        if let Some(h) = self.background.lock().take() {
+            let _ = h.join();
+        }
+        let _ = self.inner.wal.kill();
+        self.inner.lock.lock().take();
+    }
+
+    /// Under [`crate::wal::WriterMode::Inline`]: writes what is queued and syncs when `sync`
+    /// (see [`Wal::pump`](crate::wal::Wal::pump)).
+    ///
+    /// # Errors
+    /// The failure that poisoned the log, if one did.
+    #[doc(hidden)]
+    pub fn pump_wal(&self, sync: bool) -> Result<()> {
+        self.inner.wal.pump(sync)
+    }
 }
 
 impl Drop for Store {

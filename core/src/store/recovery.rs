@@ -69,6 +69,7 @@ pub(crate) fn wal_config(config: &StoreConfig) -> WalConfig {
     WalConfig {
         fsync: config.fsync,
         segment_size: config.segment_size,
+        writer: config.wal_writer,
         ..WalConfig::default()
     }
 }
@@ -244,7 +245,7 @@ fn create(
     mut report: RecoveryReport,
     started: Instant,
 ) -> Result<Recovered> {
-    let incarnation = layout::new_incarnation(dir);
+    let incarnation = layout::new_incarnation(fs.as_ref());
     let manifest = Manifest {
         generation: 0,
         region: config.region.clone(),

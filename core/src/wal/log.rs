@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use super::recovery::recover;
 use super::shared::{Progress, Shared};
 use super::writer::Writer;
-use super::{RecoveryReport, SegmentInfo, WalConfig};
+use super::{FsyncPolicy, RecoveryReport, SegmentInfo, WalConfig, WriterMode};
 use crate::error::{Error, Result};
 use crate::fs::{create_dir_durably, DirLock, Vfs};
 
@@ -29,6 +29,8 @@ pub struct Wal {
     dir: PathBuf,
     config: WalConfig,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer itself under [`WriterMode::Inline`] (run by whoever needs it to run).
+    inline: Mutex<Option<Writer>>,
     lock: Mutex<Option<DirLock>>,
 }
 
@@ -98,24 +100,61 @@ impl Wal {
             out: Vec::new(),
             spare_bodies: Vec::new(),
             spare_lens: Vec::new(),
+            inline: config.writer == WriterMode::Inline,
         };
-        let handle = std::thread::Builder::new()
-            .name("session-ha-wal".into())
-            .spawn(move || writer.run())
-            .map_err(|e| Error::Io {
-                op: "start the writer thread for",
-                path: dir.to_path_buf(),
-                source: e,
-            })?;
+        let (handle, inline) = match config.writer {
+            WriterMode::Thread => {
+                let handle = std::thread::Builder::new()
+                    .name("session-ha-wal".into())
+                    .spawn(move || writer.run())
+                    .map_err(|e| Error::Io {
+                        op: "start the writer thread for",
+                        path: dir.to_path_buf(),
+                        source: e,
+                    })?;
+                (Some(handle), None)
+            }
+            WriterMode::Inline => (None, Some(writer)),
+        };
         let wal = Wal {
             shared,
             fs,
             dir: dir.to_path_buf(),
             config,
-            writer: Mutex::new(Some(handle)),
+            writer: Mutex::new(handle),
+            inline: Mutex::new(inline),
             lock: Mutex::new(Some(lock)),
         };
         Ok((wal, rec.report))
+    }
+
+    /// Under [`WriterMode::Inline`]: writes everything queued in the calling thread, and
+    /// syncs it when `sync` (or under [`FsyncPolicy::Always`]). Under a writer thread:
+    /// [`Wal::sync`] when `sync`, else nothing.
+    ///
+    /// # Errors
+    /// The failure that poisoned the log, if one did.
+    pub fn pump(&self, sync: bool) -> Result<()> {
+        let mut slot = self.inline.lock();
+        let Some(writer) = slot.as_mut() else {
+            drop(slot);
+            if sync && self.config.writer == WriterMode::Thread {
+                return self.sync();
+            }
+            return self.failure().map_or(Ok(()), Err);
+        };
+        if writer.step(sync) {
+            if let Some(w) = slot.take() {
+                w.finish();
+            }
+        }
+        drop(slot);
+        self.failure().map_or(Ok(()), Err)
+    }
+
+    /// Whether records are written by callers ([`WriterMode::Inline`]).
+    fn is_inline(&self) -> bool {
+        self.config.writer == WriterMode::Inline
     }
 
     /// Assigns the next sequence number to `body` and queues it for the writer; does not wait
@@ -157,6 +196,13 @@ impl Wal {
             if q.bodies.is_empty() || q.bodies.len() + body.len() <= self.config.queue_limit_bytes {
                 break;
             }
+            if self.is_inline() {
+                // Nobody else drains the queue: write it out here (never holding both locks).
+                drop(q);
+                self.pump(false)?;
+                q = self.shared.queue.lock();
+                continue;
+            }
             self.shared.space.wait(&mut q);
         }
         let was_empty = q.lens.is_empty();
@@ -168,7 +214,7 @@ impl Wal {
         let seq = q.next_seq;
         q.next_seq += 1;
         self.shared.last_seq.store(seq, Ordering::Release);
-        let wake = was_empty || q.lens.len() == q.gather_target;
+        let wake = !self.is_inline() && (was_empty || q.lens.len() == q.gather_target);
         Ok((seq, wake))
     }
 
@@ -192,6 +238,10 @@ impl Wal {
             return Err(Error::InvalidArgument(format!(
                 "seq {seq} was not appended (last is {last})"
             )));
+        }
+        if self.is_inline() {
+            // Writing is enough under `Never`; the others need a sync.
+            self.pump(self.config.fsync != FsyncPolicy::Never)?;
         }
         self.wait_for(|p| p.durable >= seq)
     }
@@ -229,6 +279,9 @@ impl Wal {
             q.sync_requested = true;
             q.next_seq - 1
         };
+        if self.is_inline() {
+            self.pump(true)?;
+        }
         self.shared.work.notify_one();
         self.wait_for(|p| p.synced >= target)
     }
@@ -306,12 +359,37 @@ impl Wal {
     /// The failure that poisoned the log, if one did (it is closed either way).
     pub fn close(&self) -> Result<()> {
         self.shared.queue.lock().closing = true;
+        self.stop_writer()
+    }
+
+    /// Abandons the log as a crash would: whatever is queued is never written, nothing more
+    /// is synced, the writer stops and the directory lock is released. For simulations.
+    ///
+    /// # Errors
+    /// The failure that poisoned the log, if one did.
+    #[doc(hidden)]
+    pub fn kill(&self) -> Result<()> {
+        {
+            let mut q = self.shared.queue.lock();
+            q.killed = true;
+            q.closing = true;
+        }
+        self.stop_writer()
+    }
+
+    /// Lets the writer see `closing` (or `killed`) and stop, then releases the lock.
+    fn stop_writer(&self) -> Result<()> {
         self.shared.work.notify_one();
         self.shared.space.notify_all();
         let handle = self.writer.lock().take();
         if let Some(h) = handle {
             // The exit guard has already reported a panic as poison.
             let _ = h.join();
+        }
+        let inline = self.inline.lock().take();
+        if let Some(mut w) = inline {
+            w.step(true);
+            w.finish();
         }
         self.lock.lock().take();
         match &self.shared.progress.lock().failure {

@@ -70,6 +70,17 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// Who writes and syncs the log.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WriterMode {
+    /// A background thread with group commit (the default).
+    Thread,
+    /// No thread: records are written in the caller's thread when someone waits for them,
+    /// syncs or calls [`Wal::pump`]. Deterministic, for simulations; `EveryMillis` then
+    /// syncs only when asked, since the caller owns time.
+    Inline,
+}
+
 /// How a [`Wal`] behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalConfig {
@@ -82,6 +93,8 @@ pub struct WalConfig {
     pub max_record_size: u32,
     /// Appends block while this many bytes of bodies wait for the writer (back-pressure).
     pub queue_limit_bytes: usize,
+    /// Who writes the log.
+    pub writer: WriterMode,
 }
 
 impl Default for WalConfig {
@@ -91,6 +104,7 @@ impl Default for WalConfig {
             segment_size: 64 << 20,
             max_record_size: 16 << 20,
             queue_limit_bytes: 64 << 20,
+            writer: WriterMode::Thread,
         }
     }
 }

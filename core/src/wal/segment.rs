@@ -10,15 +10,9 @@
 //! `<name>` and the directory fsync'd. So a file with a segment name always has a complete
 //! header: a bad header is corruption, never a torn write; a leftover `.tmp` is removed.
 
-use std::path::{Path, PathBuf};
-use std::process;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use xxhash_rust::xxh3::xxh3_64;
-
 use crate::error::{DecodeError, Result};
 use crate::fs::{Vfs, VfsFile};
+use std::path::{Path, PathBuf};
 
 /// The first four bytes of every segment.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"SHWL";
@@ -129,20 +123,10 @@ pub(crate) fn broken_path(segment: &Path, offset: u64, attempt: u32) -> PathBuf 
     segment.with_file_name(name)
 }
 
-/// A fresh salt: time, process id and a counter mixed through xxh3. Never 0, so that an
-/// all-zero header can never carry a plausible salt.
-pub(crate) fn new_salt() -> u32 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut seed = [0u8; 28];
-    seed[0..16].copy_from_slice(&nanos.to_le_bytes());
-    seed[16..20].copy_from_slice(&process::id().to_le_bytes());
-    seed[20..28].copy_from_slice(&count.to_le_bytes());
-    let h = xxh3_64(&seed);
+/// A fresh salt from the file system's entropy. Never 0, so that an all-zero header can never
+/// carry a plausible salt.
+pub(crate) fn new_salt(fs: &dyn Vfs) -> u32 {
+    let h = fs.entropy();
     ((h >> 32) as u32 ^ h as u32).max(1)
 }
 
@@ -161,7 +145,7 @@ pub(crate) fn create_segment(fs: &dyn Vfs, dir: &Path, first_seq: u64) -> Result
     let path = dir.join(segment_name(first_seq));
     let tmp = dir.join(format!("{PREFIX}{first_seq:0DIGITS$}{TEMP_SUFFIX}"));
     let header = SegmentHeader {
-        salt: new_salt(),
+        salt: new_salt(fs),
         first_seq,
     };
     let made = (|| -> Result<()> {
@@ -248,8 +232,9 @@ mod tests {
 
     #[test]
     fn salts_differ_between_segments() {
-        let a = new_salt();
-        let b = new_salt();
+        let fs = crate::fs::OsFs;
+        let a = new_salt(&fs);
+        let b = new_salt(&fs);
         assert_ne!(a, b);
         assert_ne!(a, 0);
     }

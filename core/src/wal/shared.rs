@@ -52,6 +52,8 @@ pub(crate) struct Queue {
     pub next_seq: u64,
     pub sync_requested: bool,
     pub closing: bool,
+    /// The log was abandoned without writing what is queued (a simulated crash).
+    pub killed: bool,
     pub failure: Option<Failure>,
     /// While the writer gathers a batch: wake it when this many records are queued (0: no
     /// gathering, wake it on the first record only).

@@ -62,6 +62,9 @@ pub(crate) struct Writer {
     pub out: Vec<u8>,
     pub spare_bodies: Vec<u8>,
     pub spare_lens: Vec<u32>,
+    /// Run by callers instead of a thread ([`super::WriterMode::Inline`]): batches are taken
+    /// without waiting, and `EveryMillis` syncs only when a caller asks for one.
+    pub inline: bool,
 }
 
 struct Batch {
@@ -70,6 +73,7 @@ struct Batch {
     first_seq: u64,
     sync_requested: bool,
     closing: bool,
+    killed: bool,
 }
 
 /// Marks the writer gone (and the WAL poisoned if it panicked) however the thread ends, so
@@ -104,21 +108,51 @@ impl Writer {
         let _guard = ExitGuard(Arc::clone(&self.shared));
         loop {
             let batch = self.next_batch();
-            let closing = batch.closing;
-            let result = self.process(&batch);
-            self.recycle(batch);
-            match result {
-                Ok(()) => self.publish(None),
-                Err((failure, truncate_to)) => {
-                    self.truncate_after_no_space(&failure, truncate_to);
-                    self.publish(Some(failure));
-                    return;
-                }
-            }
-            if closing {
+            if self.write_batch(batch) {
                 return;
             }
         }
+    }
+
+    /// Processes one batch and publishes the outcome; true when the writer is done (closed,
+    /// killed or failed).
+    fn write_batch(&mut self, batch: Batch) -> bool {
+        if batch.killed {
+            return true;
+        }
+        let closing = batch.closing;
+        let result = self.process(&batch);
+        self.recycle(batch);
+        match result {
+            Ok(()) => {
+                self.publish(None);
+                closing
+            }
+            Err((failure, truncate_to)) => {
+                self.truncate_after_no_space(&failure, truncate_to);
+                self.publish(Some(failure));
+                true
+            }
+        }
+    }
+
+    /// Inline mode: writes everything queued now (syncing under `Always`, or when `sync`),
+    /// in the caller's thread. Returns true when the writer is done for good; the caller
+    /// then drops it, marking it gone.
+    pub fn step(&mut self, sync: bool) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let batch = {
+            let mut q = shared.queue.lock();
+            q.sync_requested |= sync;
+            self.take_batch(&mut q)
+        };
+        shared.space.notify_all();
+        self.write_batch(batch)
+    }
+
+    /// Marks the writer gone, as its thread's exit guard does (inline mode).
+    pub fn finish(self) {
+        drop(ExitGuard(Arc::clone(&self.shared)));
     }
 
     /// When an `EveryMillis` sync is due, if anything is waiting for one.
@@ -138,7 +172,7 @@ impl Writer {
         loop {
             let deadline = self.sync_deadline();
             let due = deadline.is_some_and(|d| Instant::now() >= d);
-            if !q.lens.is_empty() || q.sync_requested || q.closing || due {
+            if !q.lens.is_empty() || q.sync_requested || q.closing || q.killed || due {
                 break;
             }
             match deadline {
@@ -149,20 +183,26 @@ impl Writer {
             }
         }
         self.gather(&shared, &mut q);
+        let batch = self.take_batch(&mut q);
+        drop(q);
+        shared.space.notify_all();
+        batch
+    }
+
+    /// Swaps everything queued out into a batch.
+    fn take_batch(&mut self, q: &mut Queue) -> Batch {
         let mut bodies = std::mem::take(&mut self.spare_bodies);
         let mut lens = std::mem::take(&mut self.spare_lens);
         std::mem::swap(&mut q.bodies, &mut bodies);
         std::mem::swap(&mut q.lens, &mut lens);
-        let batch = Batch {
+        Batch {
             bodies,
             lens,
             first_seq: q.first_seq,
             sync_requested: std::mem::take(&mut q.sync_requested),
             closing: q.closing,
-        };
-        drop(q);
-        shared.space.notify_all();
-        batch
+            killed: q.killed,
+        }
     }
 
     /// Group commit under `Always`: the waiters released by the last sync append their next
@@ -224,7 +264,8 @@ impl Writer {
                 FsyncPolicy::EveryMillis(ms) => {
                     batch.sync_requested
                         || batch.closing
-                        || self.last_sync.elapsed() >= Duration::from_millis(u64::from(ms))
+                        || (!self.inline
+                            && self.last_sync.elapsed() >= Duration::from_millis(u64::from(ms)))
                 }
                 FsyncPolicy::Never => batch.sync_requested || batch.closing,
             };
