@@ -38,6 +38,11 @@ impl World {
                 ),
                 Change::Adopt(vv) => format!("adopt {vv:?}"),
                 Change::Removed(id) => format!("removed {id}"),
+                Change::Replace { session, state } => format!(
+                    "replace {session:?}{}",
+                    if state.is_none() { " (gone)" } else { "" }
+                ),
+                other => format!("{other:?}"),
             })
             .collect();
         if parts.is_empty() {

@@ -97,9 +97,10 @@ pub fn random_write(world: &mut World, pool: &mut SessionPool, at: usize) -> Res
         return Ok(());
     }
     let now = world.now();
+    // Writable unless ended or past its deadline (an emptied session may be written again).
     let was_live = world.replicas[at]
         .session_state(session.as_bytes())
-        .is_none_or(|s| s.is_live(now));
+        .is_none_or(|s| !s.is_ended() && !s.is_expired(now));
     let key = Bytes::from_static(world.rng.pick(&KEYS).as_bytes());
     let (result, expect): (Result<Op, Error>, Option<OpKind>) = match roll {
         0..=24 => {
