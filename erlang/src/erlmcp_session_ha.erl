@@ -26,7 +26,7 @@
          incr/3, counter/2, add_to_set/3, remove_from_set/3, set_members/2, session_ids/0]).
 %% Operations
 -export([get_replication_status/0, force_sync/0, force_sync/1, validate_consistency/0,
-         repair/0, snapshot/0, verify/0, backup/1, peers/0, handle/0]).
+         repair/0, snapshot/0, verify/0, backup/1, lift_fence/0, peers/0, handle/0]).
 %% erlmcp's existing API
 -export([start_session/2, replicate_session/2, get_session/1, failover_session/2,
          get_active_region/1, store_session/1]).
@@ -230,7 +230,8 @@ force_sync(_TimeoutMs) ->
 %% `{error, {inconsistent, #{Node => [SessionId]}}}' naming the differing sessions.
 -spec validate_consistency() ->
     {ok, #{peers := [node()], sessions := non_neg_integer()}} |
-    {error, {inconsistent, #{node() => [session_id()]}}}.
+    {error, {inconsistent,
+             #{node() => [session_id()] | unreachable | {unavailable, term()}}}}.
 validate_consistency() ->
     erlmcp_session_ha_consistency:validate(handle(), connected_peers()).
 
@@ -250,6 +251,15 @@ snapshot() ->
 -spec verify() -> {ok, map()} | {error, term()}.
 verify() ->
     erlmcp_session_ha_nif:verify(handle()).
+
+%% @doc Lifts the catch-up fence by hand. A store restored from a backup, rebuilt after
+%% damage, or that lost the end of its log refuses reads and writes (`{error, {catching_up,
+%% Why}}') until it has caught up with a peer, so that it never serves a session its peers
+%% have already ended; when no peer is left to catch up with, an operator lifts the fence
+%% and the store serves what it holds.
+-spec lift_fence() -> ok | {error, term()}.
+lift_fence() ->
+    erlmcp_session_ha_nif:lift_fence(handle()).
 
 %% @doc Writes a consistent, self-verifying backup of the store to `File'.
 -spec backup(file:filename_all()) -> {ok, map()} | {error, term()}.
