@@ -30,8 +30,10 @@ stamp=$dir/.session-ha-chroot
 pkgs="erlang-nox erlang-eunit erlang-common-test erlang-dialyzer erlang-tools erlang-mnesia rebar3"
 want="session-ha chroot v1: $suite: $pkgs"
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+# debootstrap, mount and chroot need root.
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo bash "$0" "$@"
+fi
 
 mounted_under() {  # any mount point at or below $1?
   awk -v d="$1" '$2 == d || index($2, d "/") == 1 { found = 1 } END { exit !found }' /proc/self/mounts
@@ -56,15 +58,15 @@ build() {
   echo "otp_chroot: building the $suite chroot in $dir (log: $log)" >&2
   if ! command -v debootstrap >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq >/dev/null
-    $sudo apt-get install -y -qq debootstrap >/dev/null
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq debootstrap >/dev/null
   fi
   # The host's Debian mirror (deb822 or one-line sources); debootstrap's default otherwise.
   mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   if [ -z "$mirror" ]; then
     mirror=$(awk '$1 == "deb" && $2 ~ /^http/ && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
   fi
-  if ! $sudo unshare --mount --propagation private \
+  if ! unshare --mount --propagation private \
          debootstrap --variant=minbase "$suite" "$tmp" ${mirror:+"$mirror"} >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "otp_chroot: debootstrap $suite failed" >&2
@@ -77,7 +79,7 @@ build() {
   # sid's Release file carries a Valid-Until date that a mirror serving a fixed snapshot
   # passes; the packages are still checked against the archive keys.
   echo 'Acquire::Check-Valid-Until "false";' > "$tmp/etc/apt/apt.conf.d/99session-ha"
-  if ! $sudo unshare --mount --propagation private sh -c '
+  if ! unshare --mount --propagation private sh -c '
          mount --bind /proc "$1/proc" &&
          chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
            sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $2 && apt-get clean"
@@ -115,7 +117,7 @@ run_checks() {
   # One epmd for every runtime: the host's (started here if none runs), so that no daemon
   # is left running inside the chroot.
   if command -v epmd >/dev/null 2>&1; then epmd -daemon; fi
-  $sudo unshare --mount --propagation private sh -c '
+  unshare --mount --propagation private sh -c '
     mount --bind /proc "$1/proc" &&
     exec chroot "$1" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
       SESSION_HA_PREBUILT_NIF=1 bash /work/scripts/erlang_checks.sh "$2"

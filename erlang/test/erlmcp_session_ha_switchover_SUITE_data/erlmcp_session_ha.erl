@@ -1,6 +1,6 @@
-%%% A test double of erlmcp's own ETS-based `erlmcp_session_ha', written from its
-%%% documented API and the message shapes its nodes exchange (not from its code), to run a
-%%% mixed cluster in erlmcp_session_ha_switchover_SUITE. Compiled and loaded by the suite on
+%%% A test double of erlmcp's own ETS-based `erlmcp_session_ha', written for this suite
+%%% from its API and the message shapes its nodes exchange (not a copy of its code), to run
+%%% a mixed cluster in erlmcp_session_ha_switchover_SUITE. Compiled and loaded by the suite on
 %%% the node that plays an erlmcp node; never on the code path with this library.
 %%%
 %%% Shapes assumed (the ones this library's compat layer answers):
