@@ -362,7 +362,12 @@ handle_call(Request, From, State) when is_tuple(Request), tuple_size(Request) >=
                                         element(1, Request) =:= get_active_region) ->
     %% erlmcp's own module's protocol, from a node still running it: answered by a worker,
     %% since the answer needs this server (status, peers).
-    _ = proc_lib:spawn(fun() -> gen_server:reply(From, erlmcp_session_ha_compat:legacy_call(Request)) end),
+    _ = proc_lib:spawn(fun() ->
+                               Reply = try erlmcp_session_ha_compat:legacy_call(Request)
+                                       catch Class:Reason -> {error, {Class, Reason}}
+                                       end,
+                               gen_server:reply(From, Reply)
+                       end),
     {noreply, State};
 handle_call(_Other, _From, State) ->
     {reply, {error, unknown_call}, State}.

@@ -146,6 +146,8 @@ erlmcp_calls_are_answered_in_its_shapes(Config) ->
     ?assertEqual(16, byte_size(New)),
     ?assertEqual({#{x => 1}, RNode}, on_e(E, New)),
     ?assertEqual({error, unknown_call}, Call(something_else)),
+    ?assertEqual({error, unknown_call}, Call({get_session, 42})),     %% bad input: a typed error
+    ?assertEqual({error, unknown_call}, Call({start_session, c, not_a_map})),
     %% E gone: the primary is down, this node's region (`secondary') serves the session
     ok = peer:stop(maps:get(peer, E)),
     ?CT:wait_until(fun() -> r(R, ?S, get_active_region, [Sid]) =:= {ok, secondary} end, 10000),
