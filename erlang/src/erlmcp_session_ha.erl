@@ -294,18 +294,24 @@ replicate_session(Sid, SessionData) ->
 get_session(Sid) ->
     erlmcp_session_ha_compat:get_session(Sid).
 
-%% @doc Makes `NewPrimaryNode' the session's primary.
--spec failover_session(session_id(), node()) -> ok | {error, term()}.
+%% @doc Makes `NewPrimaryNode' the session's primary (this node, a peer, or a connected node
+%% still running erlmcp's own module); `{error, session_not_found}' when absent.
+-spec failover_session(session_id(), node()) ->
+    ok | {error, session_not_found | {unknown_node, node()} | new_primary_store_failed | term()}.
 failover_session(Sid, Node) ->
     erlmcp_session_ha_compat:failover_session(Sid, Node).
 
-%% @doc The region currently serving the session.
--spec get_active_region(session_id()) -> {ok, binary()} | {error, not_found | no_active_nodes}.
+%% @doc The region currently serving the session, as erlmcp's region atoms: `primary' while
+%% the session's primary node is up, else this node's (see `erlmcp_session_ha_compat').
+-spec get_active_region(session_id()) ->
+    {ok, primary | secondary | tertiary} | {error, not_found | no_active_nodes}.
 get_active_region(Sid) ->
     erlmcp_session_ha_compat:get_active_region(Sid).
 
-%% @doc Stores a session info map (as `get_session/1' returns it).
--spec store_session(map()) -> ok | {error, term()}.
+%% @doc Stores a session given as erlmcp's `#session_info{}' record (as nodes running
+%% erlmcp's own module send it to their peers over `rpc') or as a map with the same keys
+%% (as `get_session/1' returns it).
+-spec store_session(#session_info{} | map()) -> ok | {error, term()}.
 store_session(Info) ->
     erlmcp_session_ha_compat:store_session(Info).
 
@@ -358,6 +364,21 @@ handle_call({digest, Request}, _From, State) ->
     {reply, erlmcp_session_ha_consistency:answer(erlmcp_session_ha_peers:handle_of(State), Request), State};
 handle_call({repair_with, Node, Ids}, _From, State) ->
     {reply, ok, erlmcp_session_ha_peers:send_repair(Node, Ids, State)};
+handle_call(Request, From, State) when is_tuple(Request), tuple_size(Request) >= 2,
+                                       (element(1, Request) =:= start_session orelse
+                                        element(1, Request) =:= replicate_session orelse
+                                        element(1, Request) =:= failover_session orelse
+                                        element(1, Request) =:= get_session orelse
+                                        element(1, Request) =:= get_active_region) ->
+    %% erlmcp's own module's protocol, from a node still running it: answered by a worker,
+    %% since the answer needs this server (status, peers).
+    _ = proc_lib:spawn(fun() ->
+                               Reply = try erlmcp_session_ha_compat:legacy_call(Request)
+                                       catch Class:Reason -> {error, {Class, Reason}}
+                                       end,
+                               gen_server:reply(From, Reply)
+                       end),
+    {noreply, State};
 handle_call(_Other, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
