@@ -9,6 +9,8 @@
 //! 1,000 ops), `store_put` (Store::put, queued), each done N times after a fixed setup. The
 //! count of one operation is (count at 2N - count at N) / N: the setup cancels out.
 
+#![allow(clippy::unwrap_used)] // a measurement tool: a failure is a wrong measurement, stop
+
 use std::hint::black_box;
 use std::sync::Arc;
 
