@@ -106,6 +106,12 @@ impl World {
                     self.log(|| format!("r{to} refused r{from}: removed"));
                     self.count("refused from removed");
                 }
+                // The network duplicates and reorders: a copy that arrives after a later
+                // frame is refused, and the protocol sends what it held again.
+                Err(Error::ReplayedFrame { sender, .. }) if sender == self.replicas[from].id() => {
+                    self.log(|| format!("r{to} refused r{from}: a late or second copy"));
+                    self.count("refused as replayed");
+                }
                 Err(e) => {
                     return Err(self.fail(format!("r{to} rejected a message from r{from}: {e}")))
                 }
