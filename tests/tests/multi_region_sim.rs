@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use session_ha_tests::sim::{run, Params, DEFAULT_STEPS};
 
@@ -21,7 +22,7 @@ use session_ha_tests::sim::{run, Params, DEFAULT_STEPS};
 /// parallel.
 const DEFAULT_SEEDS: u64 = 1_000;
 const SHARDS: u64 = 4;
-/// Failures printed in full (the rest are counted).
+/// Failures printed in full (the rest are counted), unless `SIM_SHOW` says otherwise.
 const SHOWN: usize = 10;
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -66,13 +67,28 @@ fn run_shard(shard: u64) {
     let from = env_u64("SIM_FROM").unwrap_or(0);
     let seeds = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     let mut failures = Vec::new();
+    let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut passed, mut passing_time) = (0u32, Duration::ZERO);
     let mut seed = from + shard;
     while seed < from + seeds {
-        if let Err(e) = run(params(seed), false) {
-            failures.push(e);
+        let started = Instant::now();
+        match run(params(seed), false) {
+            Ok(summary) => {
+                passed += 1;
+                passing_time += started.elapsed();
+                for (what, n) in summary.stats {
+                    *totals.entry(what).or_default() += n;
+                }
+            }
+            Err(e) => failures.push(e),
         }
         seed += SHARDS;
     }
+    eprintln!(
+        "shard {shard}: {passed} seeds passed, {:?} each on average; what they did: {totals:?}",
+        passing_time.checked_div(passed).unwrap_or_default()
+    );
+    let shown = env_u64("SIM_SHOW").map_or(SHOWN, |n| n as usize);
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for f in &failures {
         *kinds.entry(kind(f)).or_default() += 1;
@@ -81,8 +97,8 @@ fn run_shard(shard: u64) {
         failures.is_empty(),
         "{} of the seeds of shard {shard} failed {kinds:?}; the first {}:\n{}",
         failures.len(),
-        SHOWN.min(failures.len()),
-        failures[..SHOWN.min(failures.len())].join("\n")
+        shown.min(failures.len()),
+        failures[..shown.min(failures.len())].join("\n")
     );
 }
 

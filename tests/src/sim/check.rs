@@ -122,35 +122,31 @@ fn check_region(world: &mut World, i: usize) -> Result<(), String> {
             world.regions[i].last_vv, seen.vv
         )));
     }
-    let (i4, i5) = (
-        world.params.checks(Invariant::I4),
-        world.params.checks(Invariant::I5),
-    );
-    if let (true, Some(what)) = (i4, seen.ended_but_live.first()) {
-        return Err(world.fail(format!(
-            "I4 violated: r{i} holds the end of a session that is not ended: {what}"
-        )));
+    if let Some(what) = seen.ended_but_live.first() {
+        let what =
+            format!("I4 violated: r{i} holds the end of a session that is not ended: {what}");
+        world.violation(Invariant::I4, what)?;
     }
     match world.nodes[i].client_view() {
         Ok(view) => {
             for (sid, v) in &view {
-                let collected = world.collected.contains(sid) || seen.collected.contains(sid);
-                if i4 && collected {
-                    return Err(world.fail(format!(
-                        "I4 violated: r{i} serves {sid:?}, whose end was collected: {v:?}"
-                    )));
+                if world.collected.contains(sid) || seen.collected.contains(sid) {
+                    let what =
+                        format!("I4 violated: r{i} serves {sid:?}, whose end was collected: {v:?}");
+                    world.violation(Invariant::I4, what)?;
                 }
-                if i4 && world.regions[i].gone_seen.contains(sid) {
-                    return Err(world.fail(format!(
-                        "I4 violated: r{i} serves {sid:?}, which it had seen end: {v:?}"
-                    )));
+                if world.regions[i].gone_seen.contains(sid) {
+                    let what =
+                        format!("I4 violated: r{i} serves {sid:?}, which it had seen end: {v:?}");
+                    world.violation(Invariant::I4, what)?;
                 }
                 let values = v.fields.values().chain(v.sets.values().flatten());
-                for value in values.filter(|_| i5) {
+                for value in values {
                     if let Some(why) = world.model.why_invisible(value) {
-                        return Err(world.fail(format!(
+                        let what = format!(
                             "I5 violated: r{i} serves {value:?} in {sid:?}, a value that must stay invisible ({why})"
-                        )));
+                        );
+                        world.violation(Invariant::I5, what)?;
                     }
                 }
             }
@@ -189,7 +185,7 @@ fn excess(world: &World, claimed: &VersionVector, held: &VersionVector) -> Optio
 /// # Errors
 /// The claim or belief that its disk does not hold.
 pub fn durable_claims(world: &mut World, j: usize, force: bool) -> Result<(), String> {
-    if world.regions[j].phase == Phase::Dead || !world.params.checks(Invariant::I1) {
+    if world.regions[j].phase == Phase::Dead {
         return Ok(());
     }
     let Some(id) = world.nodes[j].id() else {
@@ -229,13 +225,19 @@ pub fn durable_claims(world: &mut World, j: usize, force: bool) -> Result<(), St
     }
     let r = &world.regions[j];
     if let Some(what) = excess(world, &r.claims, &r.ever_durable) {
-        return Err(world.fail(format!("I1 violated: r{j} put {what} on the wire")));
+        world.violation(
+            Invariant::I1,
+            format!("I1 violated: r{j} put {what} on the wire"),
+        )?;
+        // Skipped: count each excess once.
+        let claims = world.regions[j].claims.clone();
+        world.regions[j].ever_durable.merge(&claims);
     }
+    let r = &world.regions[j];
     if let Some(what) = excess(world, &believed, &r.ever_durable) {
         let by = believer.map_or_else(String::new, |b| format!("r{b}"));
-        return Err(world.fail(format!(
-            "I1 violated: {by} believes r{j} acknowledged {what}"
-        )));
+        let what = format!("I1 violated: {by} believes r{j} acknowledged {what}");
+        world.violation(Invariant::I1, what)?;
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ impl World {
                             7 | 8 => Fault::TornThenEio,
                             _ => Fault::NoSpace,
                         };
-                        let after = self.rng.below(60);
+                        let after = self.rng.below(16);
                         self.log(|| {
                             format!("r{at}'s disk dies {after} calls from now ({fault:?})")
                         });
@@ -317,26 +317,28 @@ impl World {
                 "r{at} reopened without records its disk held: recovered {vv:?}, the disk held {truth:?}"
             )));
         }
-        let i3 = self.params.checks(Invariant::I3);
-        if let (true, Some(damage), Some((intact, dry))) = (i3, &stop.damage, &verified) {
+        if let (Some(damage), Some((intact, dry))) = (&stop.damage, &verified) {
             let lost = !vv.dominates(&truth);
             let dry_lost = dry.as_ref().is_none_or(|d| !d.0.dominates(&truth));
             if stop.clean && lost && !rec.quarantined {
-                return Err(self.fail(format!(
+                let what = format!(
                     "I3 violated: after a clean close, damage ({damage}) lost records and the store opened anyway: recovered {vv:?}, the disk held {truth:?} ({})",
                     rec.summary
-                )));
+                );
+                self.violation(Invariant::I3, what)?;
             }
             if stop.clean && dry_lost && *intact {
-                return Err(self.fail(format!(
+                let what = format!(
                     "I3 violated: after a clean close, damage ({damage}) loses records but verify calls the directory intact"
-                )));
+                );
+                self.violation(Invariant::I3, what)?;
             }
             if !stop.clean && lost && !rec.reported_cut && rec.id == stop.id {
-                return Err(self.fail(format!(
+                let what = format!(
                     "I3 violated: after a crash, damage ({damage}) cut records silently: recovered {vv:?}, the disk held {truth:?} ({})",
                     rec.summary
-                )));
+                );
+                self.violation(Invariant::I3, what)?;
             }
         }
         if !lossy && stop.damage.is_none() && rec.id == stop.id {
@@ -350,7 +352,7 @@ impl World {
         }
         let kept = vv.get(stop.id);
         for (dot, seen) in self.own_ops_after(stop.id, kept) {
-            if seen && rec.id == stop.id && self.params.checks(Invariant::I2) {
+            if seen && rec.id == stop.id {
                 let how = self.model.get(dot).map_or("", |r| {
                     if r.acked {
                         "acknowledged to its client"
@@ -358,10 +360,11 @@ impl World {
                         "carried by a frame"
                     }
                 });
-                return Err(self.fail(format!(
+                let what = format!(
                     "I2 violated: r{at} came back as the same replica without its own op r{at}:{} ({how}); its next write reuses the dot",
                     dot.seq
-                )));
+                );
+                self.violation(Invariant::I2, what)?;
             }
             if seen {
                 if let Some(r) = self.model.get_mut(dot) {

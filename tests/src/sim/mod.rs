@@ -43,7 +43,7 @@ pub use world::World;
 use writes::SessionPool;
 
 /// Chaos steps per seed unless `SIM_STEPS` says otherwise.
-pub const DEFAULT_STEPS: u32 = 60;
+pub const DEFAULT_STEPS: u32 = 50;
 
 /// Rounds the settling phase may take before the run counts as not converging.
 const SETTLE_ROUNDS: u32 = 80;
@@ -226,7 +226,8 @@ fn settle(world: &mut World) -> Result<u32, String> {
             world.start(at)?;
         }
     }
-    if world.dead().is_some() && world.params.removal_at.is_none() {
+    if world.dead().is_some() {
+        // Again if it was done during the chaos: a restore may have taken a removal back.
         remove_everywhere(world, 500)?;
     }
     let resend = world.params.config.resend_after_ms;
@@ -260,7 +261,7 @@ fn settle(world: &mut World) -> Result<u32, String> {
         check::step_invariants(world)?;
         if quiescence::settled(world) {
             calm += 1;
-            if calm == 3 {
+            if calm == 2 {
                 return Ok(round + 1);
             }
         } else {

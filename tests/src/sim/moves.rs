@@ -53,27 +53,23 @@ impl World {
                             self.record_op(op, &format!("r{from} shipped {:?}", op.dot))?;
                             self.model.mark_seen(op.dot);
                             self.regions[from].claims.raise(op.dot.replica, op.dot.seq);
-                            if !self.params.checks(Invariant::I5) {
-                                continue;
-                            }
                             if let Some(why) = super::check::leaked_by_op(&self.model, op) {
-                                return Err(self.fail(format!(
+                                let what = format!(
                                     "I5 violated: r{from} shipped {:?}, a value that must stay invisible ({why})",
                                     op.dot
-                                )));
+                                );
+                                self.violation(Invariant::I5, what)?;
                             }
                         }
                     }
                     FrameBody::State { sessions, .. } | FrameBody::Repair(sessions) => {
                         for (sid, state) in sessions {
                             self.model.mark_session_seen(sid, &frame.vv);
-                            if !self.params.checks(Invariant::I5) {
-                                continue;
-                            }
                             if let Some(why) = super::check::leaked_by_state(&self.model, state) {
-                                return Err(self.fail(format!(
+                                let what = format!(
                                     "I5 violated: r{from} shipped the state of {sid:?} holding a value that must stay invisible ({why})"
-                                )));
+                                );
+                                self.violation(Invariant::I5, what)?;
                             }
                         }
                     }
@@ -318,6 +314,10 @@ impl World {
             let Some(peer) = self.nodes[y].id() else {
                 continue;
             };
+            if !self.nodes[x].peers().iter().any(|p| p.0 == peer) {
+                // It has not heard of `y`'s new incarnation yet.
+                continue;
+            }
             match self.nodes[x].repair_frames(peer, &ids) {
                 Ok(frames) => {
                     for f in frames {

@@ -142,11 +142,11 @@ impl Params {
             power_cut_pm: if lively { rng.pick(&[0, 5, 15]) } else { 0 },
             restart_pm: if lively { rng.pick(&[0, 5, 15]) } else { 0 },
             damage_pm: rng.pick(&[0, 150, 400]),
-            restore_pm: rng.pick(&[0, 100, 300]),
+            restore_pm: rng.pick(&[0, 200, 500]),
             backup_pm: rng.pick(&[0, 10, 30]),
             snapshot_pm: rng.pick(&[5, 30, 100]),
             tick_pm: rng.pick(&[100, 300]),
-            repair_pm: rng.pick(&[0, 5, 20]),
+            repair_pm: rng.pick(&[0, 20, 60]),
         };
         let death = rng
             .chance(400)

@@ -28,10 +28,11 @@ struct Survivor {
     sessions: Vec<(SessionId, SessionState)>,
 }
 
-fn survivor(world: &World, index: usize) -> Option<Survivor> {
+fn survivor(world: &World, index: usize, with_sessions: bool) -> Option<Survivor> {
     world.nodes[index].inspect(|r| {
         let sessions: Vec<(SessionId, SessionState)> = r
             .sessions()
+            .filter(|_| with_sessions)
             .map(|(id, s)| (id.clone(), s.clone()))
             .collect();
         let sum = sessions.iter().fold(0u128, |acc, (id, s)| {
@@ -48,18 +49,18 @@ fn survivor(world: &World, index: usize) -> Option<Survivor> {
     })
 }
 
-fn survivors(world: &World) -> Vec<Survivor> {
+fn survivors(world: &World, with_sessions: bool) -> Vec<Survivor> {
     world
         .live()
         .into_iter()
-        .filter_map(|i| survivor(world, i))
+        .filter_map(|i| survivor(world, i, with_sessions))
         .collect()
 }
 
 /// Whether the survivors look settled (the loop condition of the settling phase; the
 /// assertions are [`quiescent`]).
 pub fn settled(world: &World) -> bool {
-    let all = survivors(world);
+    let all = survivors(world, false);
     let Some(first) = all.first() else {
         return true;
     };
@@ -99,7 +100,7 @@ pub fn quiescent(world: &mut World) -> Result<(), String> {
             errors.push(e);
         }
     }
-    let all = survivors(world);
+    let all = survivors(world, true);
     let Some(first) = all.first() else {
         return Err(world.fail("no survivor"));
     };
@@ -234,11 +235,12 @@ fn collected_and_clean(world: &World, s: &Survivor) -> Vec<String> {
 /// Acknowledged writes of surviving regions that the final vector does not cover, unless
 /// their region lost them to something that may lose acknowledged data.
 fn lost_acknowledged(world: &World, vv: &VersionVector) -> Vec<String> {
-    let dead_id = world.dead().and_then(|d| world.nodes[d].id());
+    let dead = world.dead();
     world
         .model
         .records()
-        .filter(|r| r.acked && !r.lost_ok && Some(r.op.dot.replica) != dead_id)
+        .filter(|r| r.acked && !r.lost_ok)
+        .filter(|r| dead.is_none_or(|d| !world.nodes[d].had_id(r.op.dot.replica)))
         .filter(|r| !vv.contains(r.op.dot))
         .take(3)
         .map(|r| {

@@ -48,6 +48,8 @@ pub struct World {
     /// Violations found where they cannot be returned at once (a message read on its way
     /// out); the step's checks report the first.
     pub errors: Vec<String>,
+    /// Violations of invariants skipped by `SIM_SKIP`, counted (and named in any failure).
+    pub skipped_violations: BTreeMap<Invariant, u64>,
 }
 
 impl World {
@@ -83,6 +85,7 @@ impl World {
             stats: BTreeMap::new(),
             next_value: 0,
             errors: Vec::new(),
+            skipped_violations: BTreeMap::new(),
         };
         for i in 0..n {
             world.start(i)?;
@@ -98,11 +101,33 @@ impl World {
         self.time.now_ms()
     }
 
+    /// A violation of `inv`: the failure, or (when `inv` is skipped) a count and a trace line.
+    ///
+    /// # Errors
+    /// The failure message, when `inv` is checked.
+    pub fn violation(
+        &mut self,
+        inv: Invariant,
+        what: impl std::fmt::Display,
+    ) -> Result<(), String> {
+        if self.params.checks(inv) {
+            return Err(self.fail(what));
+        }
+        *self.skipped_violations.entry(inv).or_default() += 1;
+        self.log(|| format!("(skipped) {what}"));
+        Ok(())
+    }
+
     /// A failure message naming the seed, the step and the one command that replays it.
     pub fn fail(&self, what: impl std::fmt::Display) -> String {
         let p = &self.params;
+        let skipped = if self.skipped_violations.is_empty() {
+            String::new()
+        } else {
+            format!(" (after skipped violations {:?})", self.skipped_violations)
+        };
         format!(
-            "seed {} ({} regions, {:?}, death {:?}), step {}, t+{}ms: {what}\n  replay: {}",
+            "seed {} ({} regions, {:?}, death {:?}), step {}, t+{}ms{skipped}: {what}\n  replay: {}",
             p.seed,
             p.replicas,
             p.fsync,
@@ -143,9 +168,9 @@ impl World {
         (i < self.nodes.len()).then_some(i)
     }
 
-    /// The index of the region whose store has (or last had) `id`.
+    /// The index of the region whose store has (or ever had) `id`.
     pub fn index_of(&self, id: ReplicaId) -> Option<usize> {
-        self.nodes.iter().position(|n| n.id() == Some(id))
+        self.nodes.iter().position(|n| n.had_id(id))
     }
 
     /// The region that died for good, if one did.
@@ -164,6 +189,8 @@ impl World {
     /// writes not yet durable have an unknown outcome, and must stay invisible until it
     /// reopens (I5).
     pub fn on_log_failed(&mut self, at: usize, why: &str) {
+        // What became durable before the failure is acknowledged first.
+        self.on_durable(at);
         let r = &mut self.regions[at];
         if !r.log_failed {
             r.log_failed = true;
@@ -279,11 +306,8 @@ impl World {
     pub fn record_op(&mut self, op: &Op, context: &str) -> Result<(), String> {
         match self.model.record(op) {
             Ok(()) => Ok(()),
-            Err(e) if self.params.checks(Invariant::I2) => {
-                Err(self.fail(format!("{context}: {e}")))
-            }
-            Err(_) => {
-                self.count("I2 skipped: dots reused");
+            Err(e) => {
+                self.violation(Invariant::I2, format!("{context}: {e}"))?;
                 self.model.forget(op.dot);
                 self.model.record(op).map_err(|e| self.fail(e))
             }

@@ -37,6 +37,7 @@ impl Node {
             None => self.fs.crash(),
         }
         self.fs.clear_faults();
+        self.faults_cleared = self.fs.faults_fired();
     }
 
     /// Plans the disk to fail at its `after`-th next call, and at every call after it.
@@ -45,9 +46,9 @@ impl Node {
         self.fs.fail(None, at, fault, Repeat::FromThenOn);
     }
 
-    /// Whether a planned fault has fired since the disk was last cleared.
+    /// Whether a planned fault has fired since the last power cut cleared the faults.
     pub fn disk_failed(&self) -> bool {
-        self.fs.faults_fired() > 0
+        self.fs.faults_fired() > self.faults_cleared
     }
 
     /// Calls made on the disk so far.

@@ -139,7 +139,10 @@ pub struct Node {
     config: NodeConfig,
     time: ManualTime,
     store: Option<Store>,
-    last_id: Option<ReplicaId>,
+    /// Every id its stores have had, oldest first (the last is the current one).
+    ids: Vec<ReplicaId>,
+    /// Faults fired on its disk before the last power cut cleared them.
+    faults_cleared: u64,
     last_sync_ms: u64,
     backups: u32,
 }
@@ -159,7 +162,8 @@ impl Node {
             config,
             time,
             store: None,
-            last_id: None,
+            ids: Vec::new(),
+            faults_cleared: 0,
             last_sync_ms: 0,
             backups: 0,
         }
@@ -197,7 +201,9 @@ impl Node {
         let time: Arc<dyn session_ha::TimeSource> = Arc::new(self.time.clone());
         let (store, report) = Store::open_with(Arc::new(self.fs.clone()), &self.dir, config, time)?;
         let id = store.id();
-        self.last_id = Some(id);
+        if self.ids.last() != Some(&id) {
+            self.ids.push(id);
+        }
         self.store = Some(store);
         use session_ha::TimeSource;
         self.last_sync_ms = self.time.now_ms();
@@ -211,7 +217,15 @@ impl Node {
 
     /// The store's id now, or the one it had when it was last open.
     pub fn id(&self) -> Option<ReplicaId> {
-        self.store.as_ref().map(Store::id).or(self.last_id)
+        self.store
+            .as_ref()
+            .map(Store::id)
+            .or(self.ids.last().copied())
+    }
+
+    /// Whether this node's stores ever had `id` (old incarnations included).
+    pub fn had_id(&self, id: ReplicaId) -> bool {
+        self.ids.contains(&id)
     }
 
     fn store(&self) -> Result<&Store, String> {
