@@ -16,8 +16,11 @@ fn export_then_restore_round_trips_every_session() {
     let (store, _) = Store::open(&dir, config()).unwrap();
     store.end(b"s3".to_vec()).unwrap();
     store.delete_field(b"s4".to_vec(), "user").unwrap();
-    let ids = store.session_ids();
-    let views: Vec<_> = ids.iter().map(|id| store.get(id.as_bytes())).collect();
+    let ids = store.session_ids().unwrap();
+    let views: Vec<_> = ids
+        .iter()
+        .map(|id| store.get(id.as_bytes()).unwrap())
+        .collect();
     let old_id = store.id();
     store.close().unwrap();
     drop(store);
@@ -53,13 +56,13 @@ fn export_then_restore_round_trips_every_session() {
     let (back, report) = Store::open(&restored, config()).unwrap();
     assert_eq!(report.incarnation, incarnation);
     assert_ne!(back.id(), old_id);
-    assert_eq!(back.session_ids(), ids);
+    assert_eq!(back.session_ids().unwrap(), ids);
     assert!(
         !ids.iter().any(|id| id.as_bytes() == b"s3"),
         "ended stays ended"
     );
     for (id, view) in ids.iter().zip(&views) {
-        assert_eq!(&back.get(id.as_bytes()), view, "{id:?}");
+        assert_eq!(&back.get(id.as_bytes()).unwrap(), view, "{id:?}");
     }
-    assert_eq!(back.get_field(b"s7", b"user").unwrap(), "user-7");
+    assert_eq!(back.get_field(b"s7", b"user").unwrap().unwrap(), "user-7");
 }

@@ -94,9 +94,9 @@ fn write_store(dir: &Path) -> Res<()> {
     tick();
 
     println!("incarnation: {}", store.incarnation());
-    println!("digest root: {}", store.digest_root());
+    println!("digest root: {}", store.digest_root()?);
     for id in ["alice", "bob", "carol", "dave", "erin", "frank", "gina"] {
-        println!("{id}: {:?}", store.get(id.as_bytes()));
+        println!("{id}: {:?}", store.get(id.as_bytes())?);
     }
     println!("status: {:?}", store.status());
     store.close()?;

@@ -22,8 +22,9 @@ use crate::error::DecodeError;
 
 /// Magic bytes of a replication message.
 pub const MAGIC: [u8; 4] = *b"SHAF";
-/// Envelope format version written by this build.
-pub const VERSION: u16 = 1;
+/// Envelope format version written by this build. Version 2 frames carry boots, the
+/// receiver, per-entry dots and repairs that name absent sessions; version 1 is refused.
+pub const VERSION: u16 = 2;
 /// Bytes in the envelope header.
 pub const HEADER_LEN: usize = 20;
 const FLAG_LZ4: u8 = 1;

@@ -180,6 +180,10 @@ pub enum Error {
     /// [`crate::store::set_thread_lock_budget`]) and it was held longer: nothing was done;
     /// retry on a thread that may wait.
     Busy,
+    /// The replica may hold state older than what its peers have already collected, or
+    /// lacks part of its own history: reads and writes are refused until it has caught up
+    /// with a member (or an operator lifts the fence).
+    CatchingUp(crate::replicate::FenceReason),
     /// An argument or a configuration value is outside what the call accepts (a segment
     /// size below the minimum, waiting for a sequence number that was never handed out, ...).
     InvalidArgument(String),
@@ -239,6 +243,10 @@ impl fmt::Display for Error {
                 f,
                 "store is busy; nothing was done, retry where waiting is allowed"
             ),
+            Error::CatchingUp(why) => write!(
+                f,
+                "catching up with peers ({why}); reads and writes are refused until it has"
+            ),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
         }
     }
@@ -278,6 +286,7 @@ impl Error {
             Error::Locked { .. } => "locked",
             Error::Closed => "closed",
             Error::Busy => "busy",
+            Error::CatchingUp(_) => "catching_up",
             Error::InvalidArgument(_) => "invalid_argument",
         }
     }

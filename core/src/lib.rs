@@ -39,6 +39,7 @@ pub mod codec;
 pub mod crdt;
 pub mod digest;
 mod error;
+mod format_v1;
 pub mod fs; // documented by its own //! header
 mod limits;
 pub mod replicate;

@@ -50,29 +50,38 @@ fn body() -> impl Strategy<Value = FrameBody> {
                 sessions,
             }
         ),
-        sessions().prop_map(FrameBody::Repair),
+        sessions().prop_map(|s| FrameBody::Repair(
+            s.into_iter()
+                .enumerate()
+                .map(|(i, (id, st))| (id, (i % 3 != 2).then_some(st)))
+                .collect()
+        )),
     ]
 }
 
 fn frame() -> impl Strategy<Value = Message> {
     (
-        replica(),
-        name(),
+        (replica(), name(), any::<u64>(), replica(), any::<u64>()),
         1..u64::MAX,
         vv(),
         vec(replica(), 0..3),
         body(),
     )
-        .prop_map(|(sender, sender_name, frame_no, vv, removed, body)| {
-            Message::Frame(Frame {
-                sender,
-                sender_name,
-                frame_no,
-                vv,
-                removed,
-                body,
-            })
-        })
+        .prop_map(
+            |((sender, sender_name, boot, to, to_boot), frame_no, vv, removed, body)| {
+                Message::Frame(Frame {
+                    sender,
+                    sender_name,
+                    boot,
+                    to,
+                    to_boot,
+                    frame_no,
+                    vv,
+                    removed,
+                    body,
+                })
+            },
+        )
 }
 
 fn ack() -> impl Strategy<Value = Message> {
@@ -82,8 +91,7 @@ fn ack() -> impl Strategy<Value = Message> {
         to: from + len,
     });
     (
-        replica(),
-        name(),
+        (replica(), name(), any::<u64>(), replica(), any::<u64>()),
         vv(),
         any::<u64>(),
         vec(gap, 0..4),
@@ -91,10 +99,20 @@ fn ack() -> impl Strategy<Value = Message> {
         any::<bool>(),
     )
         .prop_map(
-            |(from, from_name, vv, frame_no, gaps, removed, transfer_broken)| {
+            |(
+                (from, from_name, boot, to, to_boot),
+                vv,
+                frame_no,
+                gaps,
+                removed,
+                transfer_broken,
+            )| {
                 Message::Ack(Ack {
                     from,
                     from_name,
+                    boot,
+                    to,
+                    to_boot,
                     vv,
                     frame_no,
                     gaps,
@@ -168,6 +186,9 @@ fn a_large_frame_is_compressed_on_the_wire_and_decodes() {
     let msg = Message::Frame(Frame {
         sender: ReplicaId(1),
         sender_name: "r".into(),
+        boot: 1,
+        to: ReplicaId(0),
+        to_boot: 0,
         frame_no: 1,
         vv: VersionVector::new(),
         removed: Vec::new(),

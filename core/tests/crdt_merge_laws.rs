@@ -54,7 +54,7 @@ fn register() -> impl Strategy<Value = LwwRegister> {
 
 fn counter() -> impl Strategy<Value = PnCounter> {
     let side = || btree_map((1u64..=3).prop_map(ReplicaId), 1u64..20, 0..3);
-    (side(), side()).prop_map(|(p, n)| PnCounter { p, n })
+    (side(), side(), side()).prop_map(|(p, n, seqs)| PnCounter { p, n, seqs })
 }
 
 fn sets() -> impl Strategy<Value = Vec<AwSet>> {

@@ -26,6 +26,9 @@ fn frame(from: &Replica, vv: VersionVector, body: FrameBody) -> Vec<u8> {
     Message::Frame(Frame {
         sender: from.id(),
         sender_name: from.name().into(),
+        boot: 1,
+        to: ReplicaId(0),
+        to_boot: 0,
         frame_no: 1,
         vv,
         removed: Vec::new(),
@@ -58,6 +61,9 @@ fn an_ack_claiming_the_last_sequence_number_is_refused() {
     let ack = Message::Ack(Ack {
         from: b.id(),
         from_name: "b".into(),
+        boot: 1,
+        to: ReplicaId(0),
+        to_boot: 0,
         vv: [(ReplicaId(42), u64::MAX)].into_iter().collect(),
         frame_no: 1,
         gaps: Vec::new(),

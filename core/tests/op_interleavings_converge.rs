@@ -119,6 +119,9 @@ fn receive_all(
             let frame = Frame {
                 sender: relay,
                 sender_name: "relay".into(),
+                boot: 1,
+                to: r.id(),
+                to_boot: 0,
                 frame_no,
                 vv: VersionVector::new(),
                 removed: Vec::new(),

@@ -49,6 +49,9 @@ fn a_removal_learnt_in_parts_is_collected_whole() {
         let frame = Frame {
             sender: peer.id(),
             sender_name: "p".into(),
+            boot: 1,
+            to: r.id(),
+            to_boot: 0,
             frame_no: transfer,
             vv: covers.clone(),
             removed: Vec::new(),

@@ -32,7 +32,7 @@ fn prepare() -> Prepared {
     writes.write_many(&store, 8).unwrap();
     assert_eq!(store.snapshot().unwrap().generation, 2);
     writes.write_many(&store, 3).unwrap();
-    let root = store.digest_root();
+    let root = store.digest_root().unwrap();
     store.close().unwrap();
     let slots = read_slots(&fs, dir()).unwrap();
     let gens: Vec<u64> = slots.valid.iter().map(|m| m.generation).collect();
@@ -68,7 +68,7 @@ fn check(p: &Prepared, slot: usize, bytes: &[u8], expect_gen: u64, what: &str) -
         report.fallbacks
     );
     p.writes.check(&store, what);
-    assert_eq!(store.digest_root(), p.root, "{what}");
+    assert_eq!(store.digest_root().unwrap(), p.root, "{what}");
 
     // The next snapshot rewrites the damaged slot (slot = generation % 2).
     let next = store.snapshot().unwrap();

@@ -46,6 +46,6 @@ fn a_budgeted_write_gives_up_and_an_unbudgeted_one_waits() {
     release.0.send(()).unwrap();
     holder.join().unwrap();
     waiter.join().unwrap().unwrap();
-    assert_eq!(store.get_field(b"s", b"k").unwrap(), "v");
+    assert_eq!(store.get_field(b"s", b"k").unwrap().unwrap(), "v");
     assert_eq!(store.status().wal.last_seq, 1, "the busy put wrote nothing");
 }

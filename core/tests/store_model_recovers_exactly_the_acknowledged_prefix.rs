@@ -250,11 +250,11 @@ impl Run {
     }
 
     fn same(store: &Store, model: &Replica) -> bool {
-        store.digest_root() == model.digests().root()
-            && store.session_ids() == model.session_ids()
+        store.digest_root().unwrap() == model.digests().root()
+            && store.session_ids().unwrap() == model.session_ids()
             && IDS
                 .iter()
-                .all(|id| store.get(id.as_bytes()) == model.get(id.as_bytes()))
+                .all(|id| store.get(id.as_bytes()).unwrap() == model.get(id.as_bytes()))
     }
 
     fn crash(&mut self, tear: Option<u64>, at: usize) {

@@ -48,8 +48,8 @@ fn reopen_after_snapshots_and_tail_holds_everything() {
         write_batch(&store, 200, 300);
         store.compact().unwrap();
         write_batch(&store, 300, 400); // WAL tail only
-        let root = store.digest_root();
-        let ids = store.session_ids();
+        let root = store.digest_root().unwrap();
+        let ids = store.session_ids().unwrap();
         store.close().unwrap();
         (root, ids)
     };
@@ -57,10 +57,13 @@ fn reopen_after_snapshots_and_tail_holds_everything() {
     assert!(!report.created);
     assert!(report.fallbacks.is_empty(), "{:?}", report.fallbacks);
     assert!(report.wal.records_replayed > 0);
-    assert_eq!(store.digest_root(), root);
-    assert_eq!(store.session_ids(), ids);
-    assert_eq!(store.get_field(b"s398", b"user").unwrap(), "u398");
-    assert!(store.get(b"s7").is_none(), "ended sessions stay ended");
+    assert_eq!(store.digest_root().unwrap(), root);
+    assert_eq!(store.session_ids().unwrap(), ids);
+    assert_eq!(store.get_field(b"s398", b"user").unwrap().unwrap(), "u398");
+    assert!(
+        store.get(b"s7").unwrap().is_none(),
+        "ended sessions stay ended"
+    );
     let status = store.status();
     assert_eq!(status.snapshot.deltas, 0);
     assert!(
@@ -80,10 +83,10 @@ fn a_store_dropped_without_close_recovers_too() {
         write_batch(&store, 0, 50);
         store.snapshot().unwrap();
         write_batch(&store, 50, 80);
-        store.digest_root()
+        store.digest_root().unwrap()
     };
     let (store, _) = Store::open(&path, config()).unwrap();
-    assert_eq!(store.digest_root(), root);
+    assert_eq!(store.digest_root().unwrap(), root);
 }
 
 #[test]

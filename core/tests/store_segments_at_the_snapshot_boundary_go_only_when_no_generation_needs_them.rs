@@ -18,7 +18,7 @@ fn write(store: &Store, i: u64) {
 }
 
 fn holds_all(store: &Store, n: u64, what: &str) {
-    let view = store.get(b"s").unwrap();
+    let view = store.get(b"s").unwrap().unwrap();
     for i in 1..=n {
         assert!(
             view.fields.contains_key(format!("k{i:03}").as_bytes()),

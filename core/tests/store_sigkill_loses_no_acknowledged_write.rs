@@ -158,10 +158,13 @@ fn every_write_printed_before_a_sigkill_is_there_after_recovery() {
             .iter()
             .copied()
             .filter(|&id| {
-                store.get_field(
-                    format!("s{}", id % 40).as_bytes(),
-                    format!("w{id}").as_bytes(),
-                ) != Some(id.to_string().into())
+                store
+                    .get_field(
+                        format!("s{}", id % 40).as_bytes(),
+                        format!("w{id}").as_bytes(),
+                    )
+                    .unwrap()
+                    != Some(id.to_string().into())
             })
             .collect();
         assert!(

@@ -44,7 +44,7 @@
     heartbeat/2,
     'receive'/2,
     rewind/2,
-    repair_frame/3,
+    repair_frames/3,
     digest_root/1,
     digest_leaves/1,
     digest_diff_leaves/2,
@@ -357,8 +357,8 @@ heartbeat(_H, _PeerId) -> ?NOT_LOADED.
 rewind(_H, _PeerId) -> ?NOT_LOADED.
 
 %% @doc A frame carrying the full state of the given sessions.
--spec repair_frame(handle(), replica_id(), [binary()]) -> {ok, binary()} | error().
-repair_frame(_H, _PeerId, _Sids) -> ?NOT_LOADED.
+-spec repair_frames(handle(), replica_id(), [binary()]) -> {ok, [binary()]} | error().
+repair_frames(_H, _PeerId, _Sids) -> ?NOT_LOADED.
 
 %% @doc Root of the digest tree, 16 bytes big endian: equal roots, equal live state.
 -spec digest_root(handle()) -> <<_:128>> | error().

@@ -208,8 +208,8 @@ behind(#st{handle = H, peers = Peers}) ->
 send_repair(Node, Ids, #st{handle = H, peers = Peers} = St) ->
     case maps:find(Node, Peers) of
         {ok, #peer{id = Id}} when is_integer(Id) ->
-            case erlmcp_session_ha_nif:repair_frame(H, Id, Ids) of
-                {ok, Bin} -> send(Node, {sha_frame, node(), Bin});
+            case erlmcp_session_ha_nif:repair_frames(H, Id, Ids) of
+                {ok, Bins} -> lists:foreach(fun(Bin) -> send(Node, {sha_frame, node(), Bin}) end, Bins);
                 {error, _} -> ok
             end;
         _ -> ok

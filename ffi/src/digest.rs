@@ -278,7 +278,7 @@ pub unsafe extern "C" fn sha_digest_root(store: *mut ShaStore, root: *mut ShaDig
         // SAFETY: as the caller guarantees.
         let out = unsafe { Out::new(root, "root") }?;
         out.set(ShaDigest {
-            bytes: s.digest_root().0.to_be_bytes(),
+            bytes: s.digest_root()?.0.to_be_bytes(),
         });
         Ok(())
     })
@@ -324,10 +324,8 @@ pub unsafe extern "C" fn sha_digest_compare(
         let s = self::store(store)?;
         // SAFETY: as the caller guarantees.
         let theirs = decode_summary(unsafe { args::bytes(summary, len, "summary") }?)?;
-        let msg = s.read(|r| {
-            let leaves = r.digests().differing_leaves(&theirs);
-            encode_entries(&leaves, &r.digests().entries(&leaves))
-        });
+        let leaves = s.read(|r| r.digests().differing_leaves(&theirs));
+        let msg = encode_entries(&leaves, &s.digest_entries(&leaves)?);
         give_bytes(&out, msg);
         Ok(())
     })
@@ -359,7 +357,7 @@ pub unsafe extern "C" fn sha_digest_diff(
         let msg = unsafe { args::bytes(entries, len, "entries") }?;
         let max_id = s.read(|r| r.config().limits.max_session_id);
         let (leaves, theirs) = decode_entries(msg, max_id)?;
-        let mine = s.digest_entries(&leaves);
+        let mine = s.digest_entries(&leaves)?;
         let differing = DigestTree::diff_entries(&mine, &theirs);
         count.set(differing.len());
         give_bytes(&out, encode_ids(&differing));
@@ -367,30 +365,99 @@ pub unsafe extern "C" fn sha_digest_diff(
     })
 }
 
-/// A frame for peer `peer` carrying this store's full state of the sessions in `ids` (from
-/// `sha_digest_diff`), in `*frame` (free with `sha_buf_free`); the peer applies it with
-/// `sha_receive` and merges, which repairs those sessions on its side.
+/// Frames for peer `peer` carrying this store's full state of the sessions in `ids` (from
+/// `sha_digest_diff`), each within the frame budget, as a frame list in `*frames` (free with
+/// `sha_buf_free`; walk it with `sha_next_frame`) and their number in `*count`; the peer
+/// applies each with `sha_receive`, which repairs those sessions on its side.
 ///
 /// # Safety
-/// `ids` must be null with `len` 0 or valid for `len` bytes; `frame` null or valid for one
-/// `sha_buf` write.
+/// `ids` must be null with `len` 0 or valid for `len` bytes; `frames` null or valid for one
+/// `sha_buf` write; `count` null or valid for one write.
 #[no_mangle]
-pub unsafe extern "C" fn sha_repair_frame(
+pub unsafe extern "C" fn sha_repair_frames(
     store: *mut ShaStore,
     peer: u64,
     ids: *const u8,
     len: usize,
-    frame: *mut ShaBuf,
+    frames: *mut ShaBuf,
+    count: *mut usize,
 ) -> ShaStatus {
     call(|| {
         // SAFETY: as the caller guarantees.
-        let out = unsafe { buf_out(frame, "frame") }?;
+        let out = unsafe { buf_out(frames, "frames") }?;
+        // SAFETY: as the caller guarantees.
+        let count = unsafe { Out::new(count, "count") }?;
         let s = self::store(store)?;
         // SAFETY: as the caller guarantees.
         let msg = unsafe { args::bytes(ids, len, "ids") }?;
         let max_id = s.read(|r| r.config().limits.max_session_id);
         let ids = decode_ids(msg, max_id)?;
-        give_bytes(&out, s.repair_frame(ReplicaId(peer), &ids)?);
+        let list = s.repair_frames(ReplicaId(peer), &ids)?;
+        count.set(list.len());
+        give_bytes(&out, frame_list(&list));
+        Ok(())
+    })
+}
+
+/// A frame list: for each frame, its length (u32, little endian) and its bytes.
+fn frame_list(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(frames.iter().map(|f| f.len() + 4).sum());
+    for f in frames {
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// Takes the next frame of a frame list (`sha_repair_frames`): `*cursor` and `*left` name
+/// what is left of the list; on `SHA_OK`, `*frame` and `*frame_len` name the frame (inside
+/// the list's buffer) and `*cursor`, `*left` move past it. `SHA_ERR_NOT_FOUND` when the list
+/// is used up; `SHA_ERR_BAD_FRAME` when what is left does not parse (nothing moves).
+///
+/// # Safety
+/// `cursor`, `left`, `frame` and `frame_len` must be null or valid for reads and writes of
+/// their types; `*cursor` must be null with `*left` 0 or valid for `*left` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sha_next_frame(
+    cursor: *mut *const u8,
+    left: *mut usize,
+    frame: *mut *const u8,
+    frame_len: *mut usize,
+) -> ShaStatus {
+    call(|| {
+        if cursor.is_null() || left.is_null() {
+            return Err(Failure::null(if cursor.is_null() {
+                "cursor"
+            } else {
+                "left"
+            }));
+        }
+        // SAFETY: as the caller guarantees.
+        let frame = unsafe { Out::new(frame, "frame") }?;
+        // SAFETY: as the caller guarantees.
+        let frame_len = unsafe { Out::new(frame_len, "frame_len") }?;
+        // SAFETY: non-null and valid for reads, as the caller guarantees.
+        let (at, n) = unsafe { (*cursor, *left) };
+        // SAFETY: as the caller guarantees for `*cursor` and `*left`.
+        let rest = unsafe { args::bytes(at, n, "cursor") }?;
+        if rest.is_empty() {
+            return Err(Failure::not_found("no frame left in the list"));
+        }
+        let bad = || Failure::new(ShaStatus::ErrBadFrame, "frame list is truncated");
+        let head: [u8; 4] = rest
+            .get(..4)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(bad)?;
+        let size = u32::from_le_bytes(head) as usize;
+        let body = rest.get(4..4 + size).ok_or_else(bad)?;
+        frame.set(body.as_ptr());
+        frame_len.set(size);
+        // SAFETY: non-null and valid for writes, as the caller guarantees; the new cursor
+        // stays inside (or one past) the caller's buffer.
+        unsafe {
+            *cursor = body.as_ptr().add(size);
+            *left = n - 4 - size;
+        }
         Ok(())
     })
 }

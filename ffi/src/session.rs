@@ -79,7 +79,7 @@ pub unsafe extern "C" fn sha_get_field(
             return Err(Failure::null("needed"));
         }
         let value = s
-            .get_field(session, key)
+            .get_field(session, key)?
             .ok_or_else(|| Failure::not_found("no such session or field"))?;
         // SAFETY: as the caller guarantees for `buf`, `cap` and `needed`.
         unsafe { copy_out(&value, buf, cap, needed) }
@@ -287,7 +287,7 @@ pub unsafe extern "C" fn sha_session_json(
         let out = unsafe { buf_out(out, "out") }?;
         let s = self::store(store)?;
         let view = s
-            .get(arg!(session, session_len))
+            .get(arg!(session, session_len))?
             .ok_or_else(|| Failure::not_found("no such session"))?;
         give_text(&out, report::session(&view));
         Ok(())

@@ -67,6 +67,11 @@ pub enum ShaStatus {
     ErrClosed = 34,
     /// `invalid_argument`: an argument or option is outside what the call accepts.
     ErrInvalidArgument = 35,
+    /// `catching_up`: the store may hold state older than its peers have collected (a
+    /// restored backup, a lost end of log) and refuses reads and writes until it caught up.
+    ErrCatchingUp = 36,
+    /// `busy`: the store's lock could not be had within the calling thread's budget.
+    ErrBusy = 37,
 }
 
 /// Every code with its C name, in value order.
@@ -101,6 +106,8 @@ pub(crate) const CODES: &[(ShaStatus, &CStr)] = &[
     (ShaStatus::ErrLocked, c"SHA_ERR_LOCKED"),
     (ShaStatus::ErrClosed, c"SHA_ERR_CLOSED"),
     (ShaStatus::ErrInvalidArgument, c"SHA_ERR_INVALID_ARGUMENT"),
+    (ShaStatus::ErrCatchingUp, c"SHA_ERR_CATCHING_UP"),
+    (ShaStatus::ErrBusy, c"SHA_ERR_BUSY"),
 ];
 
 impl ShaStatus {
@@ -127,6 +134,8 @@ impl ShaStatus {
             "locked" => ShaStatus::ErrLocked,
             "closed" => ShaStatus::ErrClosed,
             "invalid_argument" => ShaStatus::ErrInvalidArgument,
+            "catching_up" => ShaStatus::ErrCatchingUp,
+            "busy" => ShaStatus::ErrBusy,
             _ => ShaStatus::ErrUnknown,
         }
     }

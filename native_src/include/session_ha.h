@@ -96,7 +96,13 @@ typedef enum sha_status {
     /* The handle was closed (or is being closed by another thread). */
     SHA_ERR_CLOSED = 34,
     /* An argument or option is outside what the call accepts. */
-    SHA_ERR_INVALID_ARGUMENT = 35
+    SHA_ERR_INVALID_ARGUMENT = 35,
+    /* The store may hold state older than its peers have collected (restored from a backup,
+     * or recovery lost the end of its log): reads and writes are refused until it has caught
+     * up with a peer. */
+    SHA_ERR_CATCHING_UP = 36,
+    /* The store's lock could not be had within the calling thread's budget. */
+    SHA_ERR_BUSY = 37
 } sha_status;
 
 /* An open store. Opaque: only pointers to it exist. */
@@ -289,8 +295,8 @@ sha_status sha_digest_root(sha_store *store, sha_digest *root);
  *   1. A: sha_digest_summary -> summary; send it to B.
  *   2. B: sha_digest_compare(summary) -> entries; send them back to A.
  *   3. A: sha_digest_diff(entries) -> ids (and their count; 0 means consistent).
- *   4. A: sha_repair_frame(B, ids) -> frame for B's sha_receive; and B's
- *      sha_repair_frame(A, ids) for A, to repair both directions.
+ *   4. A: sha_repair_frames(B, ids) -> frames for B's sha_receive; and B's
+ *      sha_repair_frames(A, ids) for A, to repair both directions.
  * The messages are checksummed; a damaged one is SHA_ERR_BAD_FRAME. */
 
 /* Step 1: this store's digest summary in *summary (free with sha_buf_free). */
@@ -308,10 +314,19 @@ sha_status sha_digest_compare(sha_store *store, const uint8_t *summary, size_t l
 sha_status sha_digest_diff(sha_store *store, const uint8_t *entries, size_t len, sha_buf *ids,
                            size_t *count);
 
-/* Step 4: a frame for peer carrying this store's full state of the sessions in ids, in
- * *frame (free with sha_buf_free); the peer's sha_receive merges it. */
-sha_status sha_repair_frame(sha_store *store, uint64_t peer, const uint8_t *ids, size_t len,
-                            sha_buf *frame);
+/* Step 4: frames for peer carrying this store's full state of the sessions in ids (or that
+ * it lacks them), each within the frame budget, as a frame list in *frames (free with
+ * sha_buf_free) and how many in *count; the peer's sha_receive merges each. A frame list is,
+ * per frame, its length (u32, little endian) and its bytes; walk it with sha_next_frame. */
+sha_status sha_repair_frames(sha_store *store, uint64_t peer, const uint8_t *ids, size_t len,
+                             sha_buf *frames, size_t *count);
+
+/* Takes the next frame of a frame list: *cursor and *left name what is left of the list
+ * (start with frames.ptr, frames.len); on SHA_OK *frame and *frame_len name the frame,
+ * inside the list's buffer, and *cursor and *left move past it. SHA_ERR_NOT_FOUND once the
+ * list is used up, SHA_ERR_BAD_FRAME when what is left does not parse. */
+sha_status sha_next_frame(const uint8_t **cursor, size_t *left, const uint8_t **frame,
+                          size_t *frame_len);
 
 /* ---- durability ---------------------------------------------------------------------- */
 

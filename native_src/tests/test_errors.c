@@ -162,9 +162,11 @@ static void test_null_arguments_of_digest_and_durability_calls(void)
     CHECK_RC(sha_digest_diff(h, NULL, 4, &out, &count), SHA_ERR_NULL);
     CHECK_RC(sha_digest_diff(h, STR("x"), NULL, &count), SHA_ERR_NULL);
     CHECK_RC(sha_digest_diff(h, STR("x"), &out, NULL), SHA_ERR_NULL);
-    CHECK_RC(sha_repair_frame(NULL, 1, STR("x"), &out), SHA_ERR_NULL);
-    CHECK_RC(sha_repair_frame(h, 1, NULL, 4, &out), SHA_ERR_NULL);
-    CHECK_RC(sha_repair_frame(h, 1, STR("x"), NULL), SHA_ERR_NULL);
+    size_t frames = 0;
+    CHECK_RC(sha_repair_frames(NULL, 1, STR("x"), &out, &frames), SHA_ERR_NULL);
+    CHECK_RC(sha_repair_frames(h, 1, NULL, 4, &out, &frames), SHA_ERR_NULL);
+    CHECK_RC(sha_repair_frames(h, 1, STR("x"), NULL, &frames), SHA_ERR_NULL);
+    CHECK_RC(sha_repair_frames(h, 1, STR("x"), &out, NULL), SHA_ERR_NULL);
     CHECK_RC(sha_snapshot(NULL, &out), SHA_ERR_NULL);
     CHECK_RC(sha_snapshot(h, NULL), SHA_ERR_NULL);
     CHECK_RC(sha_verify(NULL, &intact, &out), SHA_ERR_NULL);
@@ -284,7 +286,9 @@ static void test_a_malformed_digest_message_is_a_bad_frame(void)
     summary.ptr[0] ^= 1;
     /* A summary is not an entries or ids message. */
     CHECK_RC(sha_digest_diff(f.store, summary.ptr, summary.len, &out, &count), SHA_ERR_BAD_FRAME);
-    CHECK_RC(sha_repair_frame(f.store, 1, summary.ptr, summary.len, &out), SHA_ERR_BAD_FRAME);
+    size_t frames = 0;
+    CHECK_RC(sha_repair_frames(f.store, 1, summary.ptr, summary.len, &out, &frames),
+             SHA_ERR_BAD_FRAME);
     CHECK(out.ptr == NULL);
     sha_buf_free(&summary);
     fixture_close(&f);
@@ -349,7 +353,8 @@ static void test_every_call_with_a_closed_handle_returns_closed(void)
     CHECK_RC(sha_digest_summary(h, &out), SHA_ERR_CLOSED);
     CHECK_RC(sha_digest_compare(h, STR("x"), &out), SHA_ERR_CLOSED);
     CHECK_RC(sha_digest_diff(h, STR("x"), &out, &n), SHA_ERR_CLOSED);
-    CHECK_RC(sha_repair_frame(h, 1, STR("x"), &out), SHA_ERR_CLOSED);
+    size_t frames = 0;
+    CHECK_RC(sha_repair_frames(h, 1, STR("x"), &out, &frames), SHA_ERR_CLOSED);
     CHECK_RC(sha_snapshot(h, &out), SHA_ERR_CLOSED);
     CHECK_RC(sha_verify(h, &b, &out), SHA_ERR_CLOSED);
     CHECK(out.ptr == NULL);

@@ -84,8 +84,10 @@ fn rewind(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<'_>
     handle::with(env, &h, |s| Ok(unit_result(env, s.rewind(ReplicaId(peer)))))
 }
 
+/// `{ok, [Frame]}`: this node's state of the given sessions for `peer`, in frames within the
+/// frame budget.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn repair_frame<'a>(
+fn repair_frames<'a>(
     env: Env<'a>,
     h: ResourceArc<Handle>,
     peer: u64,
@@ -98,8 +100,11 @@ fn repair_frame<'a>(
         })
         .collect::<NifResult<Vec<SessionId>>>()?;
     handle::with_dirty(env, &h, |s| {
-        Ok(match s.repair_frame(ReplicaId(peer), &ids) {
-            Ok(frame) => (atoms::ok(), bin(env, &frame)).encode(env),
+        Ok(match s.repair_frames(ReplicaId(peer), &ids) {
+            Ok(frames) => {
+                let list: Vec<Term<'a>> = frames.iter().map(|f| bin(env, f)).collect();
+                (atoms::ok(), list).encode(env)
+            }
             Err(e) => convert::error(env, &e),
         })
     })
@@ -107,7 +112,12 @@ fn repair_frame<'a>(
 
 #[rustler::nif]
 fn digest_root(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
-    handle::with(env, &h, |s| Ok(convert::digest(env, s.digest_root().0)))
+    handle::with(env, &h, |s| {
+        Ok(match s.digest_root() {
+            Ok(d) => convert::digest(env, d.0),
+            Err(e) => convert::error(env, &e),
+        })
+    })
 }
 
 /// All leaf sums, 16 bytes each, big endian, written straight into the result binary.
@@ -163,11 +173,15 @@ fn digest_entries<'a>(
         .map(|t| u16::try_from(t?.decode::<u32>()?).map_err(|_| NifError::BadArg))
         .collect::<NifResult<Vec<u16>>>()?;
     handle::with_dirty(env, &h, |s| {
-        let entries: Vec<Term<'a>> = s
-            .digest_entries(&leaves)
-            .iter()
-            .map(|(id, d)| (bin(env, id.as_bytes()), convert::digest(env, d.0)).encode(env))
-            .collect();
-        Ok(entries.encode(env))
+        Ok(match s.digest_entries(&leaves) {
+            Ok(entries) => {
+                let entries: Vec<Term<'a>> = entries
+                    .iter()
+                    .map(|(id, d)| (bin(env, id.as_bytes()), convert::digest(env, d.0)).encode(env))
+                    .collect();
+                entries.encode(env)
+            }
+            Err(e) => convert::error(env, &e),
+        })
     })
 }

@@ -136,7 +136,10 @@ fn get_normal<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifR
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn get_dirty<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
-    handle::with_dirty(env, &h, |s| view_result(env, s.get(sid.as_slice())))
+    handle::with_dirty(env, &h, |s| match s.get(sid.as_slice()) {
+        Ok(view) => view_result(env, view),
+        Err(e) => Ok(convert::error(env, &e)),
+    })
 }
 
 fn view_result<'a>(env: Env<'a>, view: Option<SessionView>) -> NifResult<Term<'a>> {
@@ -205,10 +208,10 @@ fn get_field_dirty<'a>(
     key: Binary<'a>,
 ) -> NifResult<Term<'a>> {
     handle::with_dirty(env, &h, |s| {
-        Ok(field_result(
-            env,
-            s.get_field(sid.as_slice(), key.as_slice()),
-        ))
+        Ok(match s.get_field(sid.as_slice(), key.as_slice()) {
+            Ok(v) => field_result(env, v),
+            Err(e) => convert::error(env, &e),
+        })
     })
 }
 
@@ -222,12 +225,13 @@ fn field_result(env: Env<'_>, v: Option<Bytes>) -> Term<'_> {
 #[rustler::nif(schedule = "DirtyCpu")]
 fn session_ids(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
     handle::with_dirty(env, &h, |s| {
-        let ids: Vec<Term<'_>> = s
-            .session_ids()
-            .iter()
-            .map(|id| bin(env, id.as_bytes()))
-            .collect();
-        Ok(ids.encode(env))
+        Ok(match s.session_ids() {
+            Ok(ids) => {
+                let ids: Vec<Term<'_>> = ids.iter().map(|id| bin(env, id.as_bytes())).collect();
+                ids.encode(env)
+            }
+            Err(e) => convert::error(env, &e),
+        })
     })
 }
 

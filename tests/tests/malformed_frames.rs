@@ -82,8 +82,9 @@ fn fixture() -> (Fixture, Samples) {
     let ops = east.frame_for(receiver.id()).unwrap().unwrap();
     let ops_for_acks = east.frame_for(ack_maker.id()).unwrap().unwrap();
     let repair = east
-        .repair_frame(receiver.id(), &[SessionId::from("s1")])
-        .unwrap();
+        .repair_frames(receiver.id(), &[SessionId::from("s1")])
+        .unwrap()
+        .remove(0);
 
     for i in 0..20 {
         let id = format!("session-{i:02}");

@@ -8,7 +8,10 @@
 //! `SIM_SEEDS=<n>` runs more seeds (`SIM_FROM=<k>` starts at seed k instead of 0),
 //! `SIM_SEED=<n>` replays one (with `SIM_TRACE=1` to print every event), `SIM_STEPS=<n>`
 //! changes the chaos steps per seed, `SIM_SKIP=I1,I4` leaves invariants unchecked (to look
-//! past a violation already known). A failing seed's message ends with the one command that
+//! past a violation already known; the violations it skipped are counted and named in any
+//! later failure), `SIM_CALM=1` runs the network and the stores' normal work only (no
+//! crash, restart, damage, backup, restore or death), `SIM_SHOW=<n>` prints that many
+//! failures in full. A failing seed's message ends with the one command that
 //! replays it.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
@@ -35,7 +38,13 @@ fn env_u64(name: &str) -> Option<u64> {
 fn params(seed: u64) -> Params {
     let steps = env_u64("SIM_STEPS").map_or(DEFAULT_STEPS, |s| s as u32);
     let skip = std::env::var("SIM_SKIP").unwrap_or_default();
-    Params::for_seed(seed, steps)
+    let calm = std::env::var("SIM_CALM").is_ok_and(|v| v == "1");
+    let params = if calm {
+        Params::calm(seed, steps)
+    } else {
+        Params::for_seed(seed, steps)
+    };
+    params
         .skipping(&skip)
         .unwrap_or_else(|e| panic!("SIM_SKIP: {e}"))
 }

@@ -3,6 +3,7 @@
 //! validation (sizes, limits) is a separate step done before a change is made.
 
 mod aw_set;
+mod causal_merge;
 mod counter;
 mod lww;
 mod op;
@@ -10,6 +11,7 @@ mod session;
 mod view;
 
 pub use aw_set::AwSet;
+pub use causal_merge::causal_merge;
 pub use counter::PnCounter;
 pub use lww::{LwwRegister, Stamp};
 pub use op::{FieldWrite, Op, OpKind, SessionId};

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::view::{Entries, SessionView};
 use super::{AwSet, LwwRegister, Merge, Op, OpKind, PnCounter, Stamp};
+use crate::causal::Dot;
 
 /// A session's replicated state.
 #[derive(Clone, Default, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct SessionState {
     pub sets: BTreeMap<Bytes, AwSet>,
     /// The longest deadline any touch gave, Unix ms; `None` when never touched.
     pub expires_at: Option<u64>,
+    /// The touch that gave `expires_at` (the highest dot among equal deadlines); `None` when
+    /// never touched or not known (states read from format-1 files).
+    pub touched_by: Option<Dot>,
     /// Set once the session ended; the highest end stamp seen.
     pub ended: Option<Stamp>,
 }
@@ -80,11 +84,10 @@ impl SessionState {
             }
             OpKind::Counter { key, p, n } => {
                 if *p > 0 || *n > 0 {
-                    self.counters.entry(key.clone()).or_default().apply_totals(
-                        op.dot.replica,
-                        *p,
-                        *n,
-                    );
+                    self.counters
+                        .entry(key.clone())
+                        .or_default()
+                        .apply_op(op.dot, *p, *n);
                 }
             }
             OpKind::SetAdd { key, elem } => {
@@ -102,10 +105,20 @@ impl SessionState {
                     .or_default()
                     .remove(elem, dots, op.dot);
             }
-            OpKind::Touch { deadline_ms } => {
-                self.expires_at = self.expires_at.max(Some(*deadline_ms));
-            }
+            OpKind::Touch { deadline_ms } => self.raise_expiry(*deadline_ms, Some(op.dot)),
             OpKind::End => {}
+        }
+    }
+
+    /// The longest deadline wins; among equal ones, the highest dot names it.
+    fn raise_expiry(&mut self, deadline_ms: u64, by: Option<Dot>) {
+        match self.expires_at {
+            Some(d) if d > deadline_ms => {}
+            Some(d) if d == deadline_ms => self.touched_by = self.touched_by.max(by),
+            _ => {
+                self.expires_at = Some(deadline_ms);
+                self.touched_by = by;
+            }
         }
     }
 
@@ -114,6 +127,7 @@ impl SessionState {
         self.counters.clear();
         self.sets.clear();
         self.expires_at = None;
+        self.touched_by = None;
         self.ended = self.ended.max(Some(stamp));
     }
 
@@ -122,19 +136,40 @@ impl SessionState {
         self.ended.is_some()
     }
 
+    /// Whether the session holds live content: a field value, a counter, a set element or a
+    /// deadline. A session without any reads, and hashes, as absent (so a replica that never
+    /// held it and one that holds it emptied agree).
+    pub fn has_content(&self) -> bool {
+        !self.is_ended()
+            && (self.expires_at.is_some()
+                || !self.counters.is_empty()
+                || self.fields.values().any(|r| r.value.is_some())
+                || self.sets.values().any(|s| !s.entries.is_empty()))
+    }
+
+    /// Whether the state holds nothing at all, not even a tombstone: the same as no state.
+    pub fn is_void(&self) -> bool {
+        !self.is_ended()
+            && self.expires_at.is_none()
+            && self.fields.is_empty()
+            && self.counters.is_empty()
+            && self.sets.is_empty()
+    }
+
     /// Whether the session's deadline has passed at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_at.is_some_and(|d| now_ms >= d)
     }
 
-    /// Whether a reader at `now_ms` sees the session (not ended, not expired).
+    /// Whether a reader at `now_ms` sees the session (it holds content, is not ended and
+    /// has not expired).
     pub fn is_live(&self, now_ms: u64) -> bool {
-        !self.is_ended() && !self.is_expired(now_ms)
+        self.has_content() && !self.is_expired(now_ms)
     }
 
     /// [`SessionState::is_live`], reading the clock only for a session that has a deadline.
     pub fn is_live_at(&self, now_ms: impl FnOnce() -> u64) -> bool {
-        !self.is_ended() && self.expires_at.is_none_or(|d| now_ms() < d)
+        self.has_content() && self.expires_at.is_none_or(|d| now_ms() < d)
     }
 
     /// The live content.
@@ -232,9 +267,9 @@ impl SessionState {
     }
 
     /// Writes the canonical encoding of the live state (see the module doc). Ended sessions
-    /// write nothing: they read, and hash, as absent.
+    /// and sessions without content write nothing: they read, and hash, as absent.
     fn write_canonical(&self, out: &mut Vec<u8>) {
-        if self.is_ended() {
+        if !self.has_content() {
             return;
         }
         out.put(b"F");
@@ -320,14 +355,15 @@ impl Merge for SessionState {
             .retain(|_, c| !(c.p.is_empty() && c.n.is_empty()));
         self.sets
             .retain(|_, s| !(s.entries.is_empty() && s.removed.is_empty()));
-        self.expires_at = self.expires_at.max(other.expires_at);
+        if let Some(d) = other.expires_at {
+            self.raise_expiry(d, other.touched_by);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::causal::Dot;
     use crate::clock::{ReplicaId, Timestamp};
     use crate::crdt::SessionId;
 

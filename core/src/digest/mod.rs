@@ -20,7 +20,7 @@ use crate::crdt::{SessionId, SessionState};
 pub(crate) use entries::{base_term, entry_terms, seed_of, state_terms};
 pub use tree::{DigestTree, LEAVES};
 
-/// A 128-bit digest. Zero means "absent" (no session, or an ended one).
+/// A 128-bit digest. Zero means "absent" (no session, an ended one, or one without content).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Digest(pub u128);
 
@@ -36,9 +36,10 @@ impl std::fmt::Display for Digest {
     }
 }
 
-/// The digest of one session computed from scratch (see the module doc); zero when ended.
+/// The digest of one session computed from scratch (see the module doc); zero when ended
+/// or without content (both read as absent).
 pub fn session_digest(id: &SessionId, state: &SessionState) -> Digest {
-    if state.is_ended() {
+    if !state.has_content() {
         return Digest(0);
     }
     let seed = seed_of(id);

@@ -130,7 +130,9 @@ impl Replica {
             // ever held; they would block every later epoch for good.
             self.stability.forget_epochs();
         }
-        let own = self.ctx.vv().clone();
+        // Only what is durable here counts as held here (I1): a crash cannot take back
+        // an op whose tombstone was collected on the strength of it.
+        let own = self.durable_vv().clone();
         let (s, m) = if self.unknown_origins().is_empty() {
             let acked = self
                 .peers

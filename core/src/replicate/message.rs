@@ -42,8 +42,9 @@ pub enum FrameBody {
         /// Full states of a range of sessions.
         sessions: Vec<(SessionId, SessionState)>,
     },
-    /// Full states of the sessions a digest comparison found different.
-    Repair(Vec<(SessionId, SessionState)>),
+    /// The sender's full states of sessions a digest comparison found different (`None`:
+    /// it does not hold that session), as of the frame's vector.
+    Repair(Vec<(SessionId, Option<SessionState>)>),
 }
 
 /// A batch of replication data from one replica to another.
@@ -53,9 +54,17 @@ pub struct Frame {
     pub sender: ReplicaId,
     /// Its region name.
     pub sender_name: String,
+    /// The sender's boot (one per run of its store): a higher boot means it restarted.
+    pub boot: u64,
+    /// The replica the frame is for.
+    pub to: ReplicaId,
+    /// The receiver's boot as the sender last heard it (0: never heard from it).
+    pub to_boot: u64,
     /// Per (sender, receiver) frame counter, from 1.
     pub frame_no: u64,
-    /// Everything the sender holds (an implicit acknowledgement).
+    /// An op frame: what the sender holds durably (an implicit acknowledgement). A frame
+    /// carrying state: the causal context of that state (the store makes it durable before
+    /// the frame leaves).
     pub vv: VersionVector,
     /// Replicas the sender removed from membership.
     pub removed: Vec<ReplicaId>,
@@ -70,7 +79,13 @@ pub struct Ack {
     pub from: ReplicaId,
     /// Its region name.
     pub from_name: String,
-    /// Its version vector after applying the frame.
+    /// Its boot.
+    pub boot: u64,
+    /// The replica the ack is for.
+    pub to: ReplicaId,
+    /// The receiver's boot as the acker last heard it.
+    pub to_boot: u64,
+    /// Its version vector after applying the frame (durable before the ack leaves).
     pub vv: VersionVector,
     /// Highest frame number it received from the frame's sender.
     pub frame_no: u64,
@@ -127,9 +142,12 @@ impl Message {
                             .iter()
                             .try_for_each(|(id, st)| check_state(id, st, limits))
                     }
-                    FrameBody::Repair(sessions) => sessions
-                        .iter()
-                        .try_for_each(|(id, st)| check_state(id, st, limits)),
+                    FrameBody::Repair(sessions) => {
+                        sessions.iter().try_for_each(|(id, st)| match st {
+                            Some(st) => check_state(id, st, limits),
+                            None => check_len("session id", id.0.len(), 1, limits.max_session_id),
+                        })
+                    }
                 }
             }
             Message::Ack(a) => {
@@ -226,6 +244,9 @@ fn check_state(id: &SessionId, st: &SessionState, l: &Limits) -> Result<(), Deco
     if let Some(end) = &st.ended {
         check_dot(&end.dot)?;
     }
+    if let Some(touch) = &st.touched_by {
+        check_dot(touch)?;
+    }
     for (k, r) in &st.fields {
         check_len("key", k.len(), 1, l.max_key)?;
         check_dot(&r.stamp.dot)?;
@@ -236,8 +257,9 @@ fn check_state(id: &SessionId, st: &SessionState, l: &Limits) -> Result<(), Deco
             l.max_value,
         )?;
     }
-    for k in st.counters.keys() {
+    for (k, c) in &st.counters {
         check_len("key", k.len(), 1, l.max_key)?;
+        c.dots().try_for_each(|d| check_dot(&d))?;
     }
     for (k, s) in &st.sets {
         check_len("key", k.len(), 1, l.max_key)?;

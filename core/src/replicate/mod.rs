@@ -2,9 +2,12 @@
 //! acks, state transfer, membership, tombstone collection), the messages replicas exchange,
 //! and the status an operator reads.
 
-mod change;
+pub(crate) mod change;
 mod config;
+mod durability;
+mod fence;
 mod gc;
+mod local;
 mod maintenance;
 mod message;
 mod oplog;
@@ -15,8 +18,10 @@ mod status;
 mod sync;
 mod transfer;
 
-pub use change::Change;
+pub use change::{decode_changes, encode_changes, Change, BODY_VERSION};
 pub use config::ReplicaConfig;
+pub use fence::FenceReason;
+pub use local::LocalWrite;
 pub use message::{Ack, Frame, FrameBody, Message, MAX_NAME, MAX_SEQ};
 pub use replica::Replica;
 pub use status::{PeerStatus, ReplicaStatus};

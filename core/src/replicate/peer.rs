@@ -58,6 +58,19 @@ pub(crate) struct Peer {
     pub(crate) incoming: Option<InTransfer>,
     /// Highest frame number received from this peer.
     pub(crate) frames_received: u64,
+    /// The peer's boot, as its latest message said (0: not heard from yet).
+    pub(crate) boot: u64,
+}
+
+/// How a message's boot compares with the last one heard from its sender.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Boot {
+    /// The same run (or the first message heard).
+    Current,
+    /// The sender restarted since its last message.
+    Restarted,
+    /// From an earlier run of the sender, delivered late: its vector is stale.
+    Stale,
 }
 
 impl Peer {
@@ -76,7 +89,31 @@ impl Peer {
             transfers_started: 0,
             incoming: None,
             frames_received: 0,
+            boot: 0,
         }
+    }
+
+    /// Takes the boot a message from this peer carries. After a restart nothing the peer
+    /// acknowledged before counts (it may have lost what it acknowledged, I2): its vector
+    /// now is `vv`, everything in flight to it is forgotten, transfers start over.
+    pub(crate) fn observe_boot(&mut self, boot: u64, vv: &VersionVector, now_ms: u64) -> Boot {
+        if boot < self.boot {
+            return Boot::Stale;
+        }
+        if boot == self.boot || self.boot == 0 {
+            self.boot = boot;
+            return Boot::Current;
+        }
+        self.boot = boot;
+        self.acked = vv.clone();
+        self.sent = vv.clone();
+        self.theirs = vv.clone();
+        self.frames_acked = self.frames_sent;
+        self.frames_received = 0;
+        self.transfer = None;
+        self.incoming = None;
+        self.last_progress_ms = now_ms;
+        Boot::Restarted
     }
 
     /// Frames sent and not yet acknowledged.

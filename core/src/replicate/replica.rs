@@ -12,14 +12,15 @@ use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use super::change::Change;
 use super::config::ReplicaConfig;
+use super::durability::Durability;
+use super::fence::FenceReason;
 use super::gc::{Stability, TombstoneIndex};
 use super::oplog::OpLog;
 use super::peer::Peer;
-use crate::causal::{CausalContext, Dot, VersionVector};
+use crate::causal::{CausalContext, VersionVector};
 use crate::clock::{Hlc, ReplicaId, TimeSource, Timestamp};
-use crate::crdt::{FieldWrite, Merge, Op, OpKind, SessionId, SessionState, SessionView};
+use crate::crdt::{Merge, Op, SessionId, SessionState, SessionView};
 use crate::digest::{self, session_digest, DigestTree};
-use crate::error::{Error, Result};
 
 /// One region's replica of the session store.
 pub struct Replica {
@@ -39,9 +40,12 @@ pub struct Replica {
     pub(crate) expiry: BTreeSet<(u64, SessionId)>,
     pub(crate) dirty: HashSet<SessionId, Xxh3DefaultBuilder>,
     pub(crate) names: HashMap<ReplicaId, String>,
-    /// Whether own ops wait for durability before being shipped, and up to where they are.
-    pub(crate) hold_own: bool,
-    pub(crate) own_durable: u64,
+    /// What of the vector is durable (fed by the store).
+    pub(crate) durability: Durability,
+    /// Set while reads and writes are refused until this replica has caught up.
+    pub(crate) fence: Option<FenceReason>,
+    /// This run of the store (increases at every open; 0 for a replica without a store).
+    pub(crate) boot: u64,
     /// Sessions this replica ended because their deadline passed.
     pub(crate) expired_total: u64,
     /// Digests of sessions restored from snapshots, waiting for `finish_restore`.
@@ -88,8 +92,9 @@ impl Replica {
             expiry: BTreeSet::new(),
             dirty: HashSet::default(),
             names: HashMap::new(),
-            hold_own: false,
-            own_durable: 0,
+            durability: Durability::default(),
+            fence: None,
+            boot: 0,
             expired_total: 0,
             retained_ends: std::collections::VecDeque::new(),
             restored_digests: Vec::new(),
@@ -126,288 +131,39 @@ impl Replica {
         self.clock.last()
     }
 
-    // ----- local writes -------------------------------------------------------------------
-
-    /// Sets one field of a session (creating the session if needed).
-    ///
-    /// # Errors
-    /// Limits ([`Error::InvalidSessionId`], [`Error::InvalidKey`], [`Error::ValueTooLarge`],
-    /// [`Error::TooManyFields`], [`Error::SessionTooLarge`]) or [`Error::SessionEnded`].
-    pub fn put(
-        &mut self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
-    ) -> Result<Op> {
-        self.write_fields(
-            session.into(),
-            vec![FieldWrite {
-                key: key.into(),
-                value: Some(value.into()),
-            }],
-        )
-    }
-
-    /// Sets several fields of a session in one change.
-    ///
-    /// # Errors
-    /// As [`Replica::put`].
-    pub fn put_fields(
-        &mut self,
-        session: impl Into<SessionId>,
-        fields: Vec<(Bytes, Bytes)>,
-    ) -> Result<Op> {
-        let writes = fields
-            .into_iter()
-            .map(|(key, v)| FieldWrite {
-                key,
-                value: Some(v),
-            })
-            .collect();
-        self.write_fields(session.into(), writes)
-    }
-
-    /// Deletes one field of a session.
-    ///
-    /// # Errors
-    /// As [`Replica::put`].
-    pub fn delete_field(
-        &mut self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-    ) -> Result<Op> {
-        self.write_fields(
-            session.into(),
-            vec![FieldWrite {
-                key: key.into(),
-                value: None,
-            }],
-        )
-    }
-
-    fn write_fields(&mut self, session: SessionId, mut writes: Vec<FieldWrite>) -> Result<Op> {
-        let limits = self.config.limits;
-        limits.check_session_id(session.as_bytes())?;
-        for w in &writes {
-            limits.check_key(&w.key)?;
-            if let Some(v) = &w.value {
-                limits.check_value(v)?;
-            }
-        }
-        if writes.is_empty() {
-            return Err(Error::InvalidArgument(
-                "a put needs at least one field".into(),
-            ));
-        }
-        if writes.len() > 1 {
-            // Last write of a key wins within one call; the op holds each key once, in order.
-            let by_key: BTreeMap<Bytes, Option<Bytes>> =
-                writes.into_iter().map(|w| (w.key, w.value)).collect();
-            writes = by_key
-                .into_iter()
-                .map(|(key, value)| FieldWrite { key, value })
-                .collect();
-        }
-        let state = self.writable(&session)?;
-        let (mut grow_entries, mut grow_bytes) = (0isize, 0isize);
-        for w in &writes {
-            if let Some(old) = state
-                .and_then(|s| s.fields.get(&w.key))
-                .and_then(|r| r.value.as_ref())
-            {
-                grow_entries -= 1;
-                grow_bytes -= (w.key.len() + old.len()) as isize;
-            }
-            if let Some(v) = &w.value {
-                grow_entries += 1;
-                grow_bytes += (w.key.len() + v.len()) as isize;
-            }
-        }
-        // The session can only exceed a limit if it grows (a session over a limit, built by
-        // merges from peers with other limits, may still shrink).
-        if grow_entries > 0 || grow_bytes > 0 {
-            let (entries, bytes) = state.map_or((0, 0), SessionState::live_size);
-            self.check_size(
-                entries.saturating_add_signed(grow_entries),
-                bytes.saturating_add_signed(grow_bytes),
-            )?;
-        }
-        Ok(self.commit_local(session, OpKind::Put(writes)))
-    }
-
-    /// Adds `delta` to a counter of a session.
-    ///
-    /// # Errors
-    /// Limits, [`Error::SessionEnded`], or [`Error::CounterOverflow`].
-    pub fn counter_add(
-        &mut self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-        delta: i64,
-    ) -> Result<Op> {
-        let (session, key) = (session.into(), key.into());
-        self.config.limits.check_session_id(session.as_bytes())?;
-        self.config.limits.check_key(&key)?;
-        let state = self.writable(&session)?;
-        let counter = state.and_then(|s| s.counters.get(&key));
-        let value = counter.map_or(0, |c| c.value());
-        value.checked_add(delta).ok_or(Error::CounterOverflow)?;
-        let (mut p, mut n) = counter.map_or((0, 0), |c| c.totals(self.id));
-        if delta >= 0 {
-            p = p
-                .checked_add(delta.unsigned_abs())
-                .ok_or(Error::CounterOverflow)?;
-        } else {
-            n = n
-                .checked_add(delta.unsigned_abs())
-                .ok_or(Error::CounterOverflow)?;
-        }
-        if counter.is_none() {
-            let (entries, bytes) = state.map_or((0, 0), SessionState::live_size);
-            self.check_size(entries + 1, bytes + key.len() + 8)?;
-        }
-        Ok(self.commit_local(session, OpKind::Counter { key, p, n }))
-    }
-
-    /// Adds an element to a set of a session.
-    ///
-    /// # Errors
-    /// Limits or [`Error::SessionEnded`].
-    pub fn set_add(
-        &mut self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-        elem: impl Into<Bytes>,
-    ) -> Result<Op> {
-        let (session, key, elem) = (session.into(), key.into(), elem.into());
-        self.config.limits.check_session_id(session.as_bytes())?;
-        self.config.limits.check_key(&key)?;
-        self.config.limits.check_value(&elem)?;
-        let state = self.writable(&session)?;
-        let set = state.and_then(|s| s.sets.get(&key));
-        if !set.is_some_and(|s| s.contains(&elem)) {
-            let (entries, bytes) = state.map_or((0, 0), SessionState::live_size);
-            let key_bytes = if set.is_some_and(|s| !s.entries.is_empty()) {
-                0
-            } else {
-                key.len()
-            };
-            self.check_size(entries + 1, bytes + key_bytes + elem.len())?;
-        }
-        Ok(self.commit_local(session, OpKind::SetAdd { key, elem }))
-    }
-
-    /// Removes an element from a set of a session (the adds this replica has seen).
-    ///
-    /// # Errors
-    /// Limits or [`Error::SessionEnded`].
-    pub fn set_remove(
-        &mut self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-        elem: impl Into<Bytes>,
-    ) -> Result<Op> {
-        let (session, key, elem) = (session.into(), key.into(), elem.into());
-        self.config.limits.check_session_id(session.as_bytes())?;
-        self.config.limits.check_key(&key)?;
-        self.config.limits.check_value(&elem)?;
-        let state = self.writable(&session)?;
-        let dots = state
-            .and_then(|s| s.sets.get(&key))
-            .map(|s| s.dots_of(&elem))
-            .unwrap_or_default();
-        Ok(self.commit_local(session, OpKind::SetRemove { key, elem, dots }))
-    }
-
-    /// Extends a session's life to `ttl_ms` from now (the longest deadline any replica set
-    /// wins). After the deadline the session reads as absent everywhere and never comes back.
-    ///
-    /// # Errors
-    /// [`Error::InvalidTtl`] for 0 or a deadline past the clock's range, limits, or
-    /// [`Error::SessionEnded`].
-    pub fn touch(&mut self, session: impl Into<SessionId>, ttl_ms: u64) -> Result<Op> {
-        let session = session.into();
-        self.config.limits.check_session_id(session.as_bytes())?;
-        let deadline = self
-            .now_ms()
-            .checked_add(ttl_ms)
-            .filter(|d| ttl_ms > 0 && *d < 1 << 48);
-        let deadline_ms = deadline.ok_or(Error::InvalidTtl(ttl_ms))?;
-        self.writable(&session)?;
-        Ok(self.commit_local(session, OpKind::Touch { deadline_ms }))
-    }
-
-    /// Ends (deletes) a session for good: it reads as absent everywhere, and no late,
-    /// duplicated or reordered change brings it back. Ending an ended session is harmless.
-    ///
-    /// # Errors
-    /// [`Error::InvalidSessionId`].
-    pub fn end(&mut self, session: impl Into<SessionId>) -> Result<Op> {
-        let session = session.into();
-        self.config.limits.check_session_id(session.as_bytes())?;
-        Ok(self.commit_local(session, OpKind::End))
-    }
-
-    /// The session's state if a local write may change it (`None`: it does not exist yet).
-    fn writable(&self, session: &SessionId) -> Result<Option<&SessionState>> {
-        match self.sessions.get(session) {
-            Some(s) if !s.is_live_at(|| self.now_ms()) => Err(Error::SessionEnded),
-            other => Ok(other),
-        }
-    }
-
-    fn check_size(&self, entries: usize, bytes: usize) -> Result<()> {
-        let l = &self.config.limits;
-        if entries > l.max_fields {
-            return Err(Error::TooManyFields {
-                count: entries,
-                max: l.max_fields,
-            });
-        }
-        if bytes > l.max_session_bytes {
-            return Err(Error::SessionTooLarge {
-                bytes,
-                max: l.max_session_bytes,
-            });
-        }
-        Ok(())
-    }
-
-    /// Makes a local op with the next dot and applies it.
-    pub(crate) fn commit_local(&mut self, session: SessionId, kind: OpKind) -> Op {
-        let seq = self.ctx.vv().get(self.id) + 1;
-        let op = Op {
-            dot: Dot {
-                replica: self.id,
-                seq,
-            },
-            ts: self.clock.tick(),
-            session,
-            kind,
-        };
-        self.apply_op(&op);
-        op
-    }
+    // ----- applying changes ----------------------------------------------------------------
 
     /// Applies an op not seen before and maintains every index. Returns false for a
     /// duplicate.
     pub(crate) fn apply_op(&mut self, op: &Op) -> bool {
+        let origin = op.dot.replica;
+        let before = self.ctx.vv().get(origin);
         if !self.ctx.insert(op.dot) {
             return false;
+        }
+        let top = self.ctx.vv().get(origin);
+        if top > before {
+            self.durability.raised(origin, top);
         }
         self.clock.observe(op.ts);
         let state = self.sessions.entry(op.session.clone()).or_default();
         let before = state.expires_at;
-        let was_ended = state.is_ended();
+        let had_content = state.has_content();
         let seed = digest::seed_of(&op.session);
         let terms_before = digest::entry_terms(seed, state, op);
         state.apply(op);
-        let delta = match (was_ended || state.is_ended(), terms_before) {
-            (false, Some(old)) => {
+        // The digest moves by the op's terms while the session keeps content; it is
+        // recomputed when the session gains or loses all of it (absent hashes as zero).
+        let delta = match (had_content && state.has_content(), terms_before) {
+            (true, Some(old)) => {
                 digest::entry_terms(seed, state, op).map(|new| new.wrapping_sub(old))
             }
             _ => None,
         };
+        if state.is_void() {
+            // An op that left nothing (a remove that observed no add) makes no session.
+            self.sessions.remove(&op.session);
+        }
         self.tombstones.record(op);
         self.log.push(op);
         self.after_change(&op.session, before, delta.map(|d| (seed, d)));
@@ -570,12 +326,96 @@ impl Replica {
             Change::Merge { session, state } => self.merge_state(session, state),
             Change::Adopt(vv) => self.adopt(vv),
             Change::Removed(id) => self.mark_removed(*id),
+            Change::Replace { session, state } => self.set_session(session, state.clone()),
+            Change::Member { id, name } => {
+                // A member removed later in the log stays removed.
+                let _ = self.add_peer(*id, name);
+            }
+            Change::Fence(reason) => self.fence = Some(*reason),
+            Change::Unfence => self.fence = None,
         }
+    }
+
+    /// Sets a session's state to exactly `state` (`None`: forgets it) and maintains every
+    /// index: a causal merge's result, or its replay.
+    pub(crate) fn set_session(&mut self, session: &SessionId, state: Option<SessionState>) {
+        let before =
+            self.sessions
+                .get(session)
+                .and_then(|s| if s.is_ended() { None } else { s.expires_at });
+        match state {
+            Some(state) => {
+                self.tombstones.record_state(session, &state);
+                self.sessions.insert(session.clone(), state);
+                self.after_change(session, before, None);
+            }
+            None => {
+                if self.sessions.remove(session).is_some() {
+                    if let Some(d) = before {
+                        self.expiry.remove(&(d, session.clone()));
+                    }
+                    self.digest.update(session, crate::digest::Digest(0));
+                    self.dirty.insert(session.clone());
+                    self.abort_transfers_past(session);
+                }
+            }
+        }
+    }
+
+    // ----- durability ------------------------------------------------------------------------
+
+    /// From now on only changes the store reports durable count as durable (see
+    /// `durability.rs`): everything held now is durable, up to WAL record `lsn`.
+    pub fn track_durability(&mut self, lsn: u64) {
+        let held = self.ctx.vv().clone();
+        self.durability.start(&held, lsn);
+    }
+
+    /// The changes made since the last call are in WAL record `lsn`.
+    pub fn note_logged(&mut self, lsn: u64) {
+        self.durability.logged(lsn);
+    }
+
+    /// The WAL is durable up to record `lsn`.
+    pub fn note_durable(&mut self, lsn: u64) {
+        self.durability.durable_through(lsn);
+    }
+
+    /// What this replica holds durably (everything it holds, when no store tracks it).
+    pub fn durable_vv(&self) -> &VersionVector {
+        self.durability.vector().unwrap_or(self.ctx.vv())
+    }
+
+    /// The last WAL record holding changes of this replica (0 without a store).
+    pub fn logged_lsn(&self) -> u64 {
+        self.durability.logged_lsn()
+    }
+
+    /// Whether changes were applied that no WAL record holds yet.
+    pub fn has_unlogged_changes(&self) -> bool {
+        self.durability.has_unlogged()
+    }
+
+    /// This run's boot number (see [`Replica::set_boot`]).
+    pub fn boot(&self) -> u64 {
+        self.boot
+    }
+
+    /// Sets the boot number the store recorded for this run; messages carry it, so peers
+    /// learn of a restart and stop trusting what this replica acknowledged before it.
+    pub fn set_boot(&mut self, boot: u64) {
+        self.boot = boot;
     }
 
     /// Everything `vv` covers is held now (a state transfer completed).
     pub(crate) fn adopt(&mut self, vv: &VersionVector) {
+        let before = self.ctx.vv().clone();
         self.ctx.adopt(vv);
+        for (origin, top) in self.ctx.vv().iter() {
+            if top > before.get(origin) {
+                self.durability.raised(origin, top);
+            }
+        }
         let ts = self.clock.last();
         self.log.raise_floor(vv, ts);
     }

@@ -1,10 +1,8 @@
-//! Rebuilding a [`Replica`] from durable state (snapshot entries, then replayed changes), and
-//! holding back its own ops from peers until they are durable, so that a crash can never make
-//! it reuse a sequence number a peer already saw.
+//! Rebuilding a [`Replica`] from durable state: snapshot entries, then replayed changes.
 
 use super::replica::Replica;
 use crate::causal::CausalContext;
-use crate::clock::{ReplicaId, Timestamp};
+use crate::clock::ReplicaId;
 use crate::crdt::{SessionId, SessionState};
 
 impl Replica {
@@ -18,24 +16,23 @@ impl Replica {
         self.removed.keys().copied().collect()
     }
 
-    /// Restores the causal context, clock and removed members saved in a snapshot. The op
-    /// log starts empty above the restored vector: a peer that needs older ops gets a state
-    /// transfer.
+    /// Restores what a snapshot saved beyond sessions: the causal context, the clock,
+    /// membership (members and removed ones) and the catch-up fence. The op log starts empty
+    /// above the restored vector: a peer that needs older ops gets a state transfer.
     #[doc(hidden)]
-    pub fn restore_meta(
-        &mut self,
-        context: CausalContext,
-        clock: Timestamp,
-        removed: &[ReplicaId],
-    ) {
-        self.clock.observe(clock);
-        self.ctx = context;
+    pub fn restore_meta(&mut self, meta: &crate::snapshot::SnapshotMeta) {
+        self.clock.observe(meta.clock);
+        self.ctx = meta.context.clone();
         let vv = self.ctx.vv().clone();
-        self.log.raise_floor(&vv, clock);
-        for &id in removed {
+        self.log.raise_floor(&vv, meta.clock);
+        for &id in &meta.removed {
             self.mark_removed(id);
         }
-        self.own_durable = self.ctx.vv().get(self.id);
+        for (id, name) in &meta.members {
+            // A member that is removed stays removed.
+            let _ = self.add_member(*id, name);
+        }
+        self.fence = meta.fence;
     }
 
     /// Puts a session's state as a snapshot holds it (replacing what was there).
@@ -91,27 +88,6 @@ impl Replica {
                 .push((id.clone(), crate::digest::Digest(0)));
             self.digest.update(id, crate::digest::Digest(0));
             self.dirty.insert(id.clone());
-        }
-    }
-
-    /// From now on, this replica's own ops are shipped to peers only once
-    /// [`Replica::release_own_ops_through`] says they are durable.
-    pub fn hold_own_ops_until_durable(&mut self) {
-        self.hold_own = true;
-        self.own_durable = self.ctx.vv().get(self.id);
-    }
-
-    /// This replica's own ops up to `seq` are durable and may be shipped.
-    pub fn release_own_ops_through(&mut self, seq: u64) {
-        self.own_durable = self.own_durable.max(seq);
-    }
-
-    /// Highest own seq that may be shipped.
-    pub(crate) fn own_ship_limit(&self) -> u64 {
-        if self.hold_own {
-            self.own_durable
-        } else {
-            u64::MAX
         }
     }
 }

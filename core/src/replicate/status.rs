@@ -41,8 +41,10 @@ pub struct ReplicaStatus {
     pub name: String,
     /// Physical time of the reading (Unix ms).
     pub now_ms: u64,
-    /// What it holds.
+    /// What it holds in memory.
     pub vv: VersionVector,
+    /// What it holds durably: all a crash now would keep, and all it acknowledges (I1).
+    pub durable_vv: VersionVector,
     /// Sessions held, ended ones (tombstones) included.
     pub sessions: usize,
     /// Sessions with live content (not ended).
@@ -70,6 +72,10 @@ pub struct ReplicaStatus {
     /// Origins seen in ops that are neither members nor removed: they block collection until
     /// they become peers or are removed.
     pub unknown_origins: Vec<ReplicaId>,
+    /// Why reads and writes are refused until this replica has caught up, if they are.
+    pub fence: Option<super::FenceReason>,
+    /// This run's boot number.
+    pub boot: u64,
 }
 
 impl super::Replica {
@@ -122,6 +128,7 @@ impl super::Replica {
             name: self.name.clone(),
             now_ms: now,
             vv: vv.clone(),
+            durable_vv: self.durable_vv().clone(),
             sessions: self.sessions.len(),
             live_sessions: self.digest.len(),
             digest_root: self.digest.root(),
@@ -135,6 +142,8 @@ impl super::Replica {
             removed: self.removed.keys().copied().collect(),
             expired_total: self.expired_total,
             unknown_origins: self.unknown_origins(),
+            fence: self.fence,
+            boot: self.boot,
         }
     }
 }

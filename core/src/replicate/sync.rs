@@ -8,12 +8,12 @@
 
 use super::change::Change;
 use super::message::{Ack, Frame, FrameBody, Message};
-use super::peer::Peer;
+use super::peer::{Boot, Peer};
 use super::replica::Replica;
 use super::transfer::ChunkOutcome;
 use crate::causal::Gap;
 use crate::clock::ReplicaId;
-use crate::crdt::{OpKind, SessionId};
+use crate::crdt::{causal_merge, OpKind, SessionId, SessionState};
 use crate::error::{Error, Result};
 
 /// What applying a frame did.
@@ -44,13 +44,44 @@ impl Replica {
     /// # Errors
     /// [`Error::OwnFrame`] for this replica's own id, [`Error::RemovedReplica`] for a removed one.
     pub fn add_peer(&mut self, id: ReplicaId, name: &str) -> Result<()> {
+        self.add_member(id, name).map(drop)
+    }
+
+    /// [`Replica::add_peer`], returning the change to log when `id` is a new member
+    /// (membership is durable: a restarted replica still waits for a member that is down).
+    ///
+    /// # Errors
+    /// As [`Replica::add_peer`].
+    pub fn add_member(&mut self, id: ReplicaId, name: &str) -> Result<Option<Change>> {
         self.check_sender(id)?;
         let now = self.now_ms();
-        self.peers
-            .entry(id)
-            .or_insert_with(|| Peer::new(name.to_string(), now));
         self.names.insert(id, name.to_string());
-        Ok(())
+        if self.peers.contains_key(&id) {
+            return Ok(None);
+        }
+        self.peers.insert(id, Peer::new(name.to_string(), now));
+        Ok(Some(Change::Member {
+            id,
+            name: name.to_string(),
+        }))
+    }
+
+    /// The peer entry of a message's sender, registering an unknown sender as a member
+    /// (logged in `changes`).
+    fn sender_entry(&mut self, id: ReplicaId, name: &str, changes: &mut Vec<Change>) -> &mut Peer {
+        if !self.peers.contains_key(&id) {
+            let now = self.now_ms();
+            self.peers.insert(id, Peer::new(name.to_string(), now));
+            changes.push(Change::Member {
+                id,
+                name: name.to_string(),
+            });
+        }
+        self.names.insert(id, name.to_string());
+        let Some(peer) = self.peers.get_mut(&id) else {
+            unreachable!("inserted above")
+        };
+        peer
     }
 
     /// The peers, with their region names.
@@ -119,12 +150,9 @@ impl Replica {
         let mut ops = Vec::new();
         let mut size = 0;
         let mut sent = Vec::new();
-        'origins: for (origin, top) in self.ctx.vv().iter() {
-            let top = if origin == self.id {
-                top.min(self.own_ship_limit())
-            } else {
-                top
-            };
+        // Only what is durable here is shipped (I1): a crash can never take back an op a
+        // peer holds, whatever its origin.
+        'origins: for (origin, top) in self.durable_vv().iter() {
             let from = peer
                 .acked
                 .get(origin)
@@ -166,38 +194,65 @@ impl Replica {
         Ok(self.make_frame(peer_id, FrameBody::Ops(Vec::new())))
     }
 
-    /// A frame carrying the full states of `ids` (those held) for `peer`: the repair of
-    /// sessions a digest comparison found different.
+    /// Frames carrying this replica's full state of each of `ids` (or that it does not hold
+    /// it) for `peer`, each within the frame budget: the repair of sessions a digest
+    /// comparison found different.
     ///
     /// # Errors
     /// [`Error::UnknownPeer`].
-    pub fn repair_frame(&mut self, peer_id: ReplicaId, ids: &[SessionId]) -> Result<Frame> {
+    pub fn repair_frames(&mut self, peer_id: ReplicaId, ids: &[SessionId]) -> Result<Vec<Frame>> {
         if !self.peers.contains_key(&peer_id) {
             return Err(Error::UnknownPeer(peer_id));
         }
-        let body = FrameBody::Repair(self.export_sessions(ids));
-        Ok(self.make_frame(peer_id, body))
+        let budget = self.config.frame_budget;
+        let mut frames = Vec::new();
+        let mut batch = Vec::new();
+        let mut size = 0;
+        for id in ids {
+            let state = self.sessions.get(id).cloned();
+            let s = id.0.len() + state.as_ref().map_or(8, SessionState::approx_size);
+            if size + s > budget && !batch.is_empty() {
+                let body = FrameBody::Repair(std::mem::take(&mut batch));
+                frames.push(self.make_frame(peer_id, body));
+                size = 0;
+            }
+            size += s;
+            batch.push((id.clone(), state));
+        }
+        if !batch.is_empty() {
+            frames.push(self.make_frame(peer_id, FrameBody::Repair(batch)));
+        }
+        Ok(frames)
     }
 
     fn make_frame(&mut self, peer_id: ReplicaId, body: FrameBody) -> Frame {
-        let frame_no = match self.peers.get_mut(&peer_id) {
+        let (frame_no, to_boot) = match self.peers.get_mut(&peer_id) {
             Some(p) => {
                 p.frames_sent += 1;
-                p.frames_sent
+                (p.frames_sent, p.boot)
             }
-            None => 1,
+            None => (1, 0),
+        };
+        // An op frame acknowledges what is durable here (I1); a frame carrying state names
+        // the context that state reflects, which the store makes durable before it leaves.
+        let vv = match body {
+            FrameBody::Ops(_) => self.durable_vv().clone(),
+            FrameBody::State { .. } | FrameBody::Repair(_) => self.ctx.vv().clone(),
         };
         Frame {
             sender: self.id,
             sender_name: self.name.clone(),
+            boot: self.boot,
+            to: peer_id,
+            to_boot,
             frame_no,
-            vv: self.ctx.vv().clone(),
+            vv,
             removed: self.removed.keys().copied().collect(),
             body,
         }
     }
 
-    /// Applies a frame from a peer (an unknown sender becomes a peer).
+    /// Applies a frame from a peer (an unknown sender becomes a member).
     ///
     /// # Errors
     /// [`Error::OwnFrame`] or [`Error::RemovedReplica`]; the replica is then unchanged.
@@ -206,23 +261,15 @@ impl Replica {
         let now = self.now_ms();
         let mut changes = Vec::new();
         self.adopt_removals(&frame.removed, &mut changes);
-        let peer = self
-            .peers
-            .entry(frame.sender)
-            .or_insert_with(|| Peer::new(frame.sender_name.clone(), now));
-        peer.frames_received = peer.frames_received.max(frame.frame_no);
-        peer.theirs.merge(&frame.vv);
-        peer.acknowledge(&frame.vv, now);
-        self.names.insert(frame.sender, frame.sender_name.clone());
+        let peer = self.sender_entry(frame.sender, &frame.sender_name, &mut changes);
+        let boot = peer.observe_boot(frame.boot, &frame.vv, now);
+        if boot != Boot::Stale {
+            peer.frames_received = peer.frames_received.max(frame.frame_no);
+            peer.theirs.merge(&frame.vv);
+            peer.acknowledge(&frame.vv, now);
+        }
         let (mut applied, mut duplicates, mut transfer_broken) = (0, 0, false);
         let mut missing = Vec::new();
-        // A repair is a snapshot of the sender at `frame.vv`. Unlike ops, it carries no dots
-        // to recognise as seen, so one taken before tombstones we have since collected (a
-        // late or duplicated frame) would bring back ended sessions, deleted fields and
-        // removed elements. A fresh snapshot always covers our stable frontier, which is at
-        // most what the sender acknowledged; a stale one is dropped as if lost. (Transfer
-        // chunks are checked the same way when they complete, see `transfer.rs`.)
-        let fresh = frame.vv.dominates(self.stability.frontier());
         match frame.body {
             FrameBody::Ops(ops) => {
                 for op in ops {
@@ -259,18 +306,24 @@ impl Replica {
                 sessions,
             } => {
                 let chunk = (transfer, index, last);
-                let outcome = self.take_state_chunk(
-                    frame.sender,
-                    chunk,
-                    covers,
-                    sessions,
-                    &frame.vv,
-                    &mut changes,
-                );
+                let outcome =
+                    self.take_state_chunk(frame.sender, chunk, covers, sessions, &mut changes);
                 transfer_broken = matches!(outcome, ChunkOutcome::Broken);
             }
-            FrameBody::Repair(sessions) if fresh => self.merge_sessions(sessions, &mut changes),
-            FrameBody::Repair(_) => {}
+            // A repair is the sender's state of some sessions at `frame.vv`: merged causally,
+            // so a stale copy never brings back what either side has collected (I4).
+            FrameBody::Repair(sessions) => {
+                for (session, state) in sessions {
+                    self.end_if_expired(&session, &mut changes);
+                    self.merge_causally(&session, state.as_ref(), &frame.vv, &mut changes);
+                }
+            }
+        }
+        if boot != Boot::Stale {
+            self.check_history(frame.sender, &frame.vv, &mut changes);
+        }
+        if frame.to == self.id && frame.to_boot == self.boot {
+            self.maybe_lift_fence(frame.sender, &frame.vv, &mut changes);
         }
         let mut ack = self.make_ack(frame.sender, transfer_broken);
         ack.gaps.extend(missing);
@@ -282,15 +335,24 @@ impl Replica {
         })
     }
 
-    fn merge_sessions(
+    /// Merges a peer's state of `session` (`None`: it does not hold it) with the peer's
+    /// context `theirs` (see `crdt::causal_merge`); logs the result when it changed anything.
+    pub(crate) fn merge_causally(
         &mut self,
-        sessions: Vec<(SessionId, crate::crdt::SessionState)>,
+        session: &SessionId,
+        state: Option<&SessionState>,
+        theirs: &crate::causal::VersionVector,
         changes: &mut Vec<Change>,
     ) {
-        for (session, state) in sessions {
-            self.end_if_expired(&session, changes);
-            self.merge_state(&session, &state);
-            changes.push(Change::Merge { session, state });
+        let here = self.sessions.get(session);
+        let ctx = &self.ctx;
+        let merged = causal_merge(here, state, |d| ctx.contains(d), theirs);
+        if merged.as_ref() != here {
+            self.set_session(session, merged.clone());
+            changes.push(Change::Replace {
+                session: session.clone(),
+                state: merged,
+            });
         }
     }
 
@@ -309,11 +371,15 @@ impl Replica {
     }
 
     fn make_ack(&self, to: ReplicaId, transfer_broken: bool) -> Ack {
+        let peer = self.peers.get(&to);
         Ack {
             from: self.id,
             from_name: self.name.clone(),
+            boot: self.boot,
+            to,
+            to_boot: peer.map_or(0, |p| p.boot),
             vv: self.ctx.vv().clone(),
-            frame_no: self.peers.get(&to).map_or(0, |p| p.frames_received),
+            frame_no: peer.map_or(0, |p| p.frames_received),
             gaps: self.ctx.gaps(),
             removed: self.removed.keys().copied().collect(),
             transfer_broken,
@@ -329,10 +395,10 @@ impl Replica {
         let now = self.now_ms();
         let mut changes = Vec::new();
         self.adopt_removals(&ack.removed, &mut changes);
-        let peer = self
-            .peers
-            .entry(ack.from)
-            .or_insert_with(|| Peer::new(ack.from_name.clone(), now));
+        let peer = self.sender_entry(ack.from, &ack.from_name, &mut changes);
+        if peer.observe_boot(ack.boot, &ack.vv, now) == Boot::Stale {
+            return Ok(changes);
+        }
         peer.acknowledge(&ack.vv, now);
         peer.frames_acked = peer.frames_acked.max(ack.frame_no.min(peer.frames_sent));
         if ack.frame_no >= peer.frames_sent && !peer.acked.dominates(&peer.sent) {
@@ -352,7 +418,10 @@ impl Replica {
             peer.transfer = None;
             peer.sent = peer.acked.clone();
         }
-        self.names.insert(ack.from, ack.from_name.clone());
+        self.check_history(ack.from, &ack.vv, &mut changes);
+        if ack.to == self.id && ack.to_boot == self.boot {
+            self.maybe_lift_fence(ack.from, &ack.vv, &mut changes);
+        }
         Ok(changes)
     }
 

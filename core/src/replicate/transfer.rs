@@ -5,9 +5,10 @@
 //!   after the scan passed it (or appears behind the scan) is sent again; the last chunk
 //!   goes out once the scan is done and nothing is left to send again, and its `covers` is
 //!   the sender's vector at that moment, which every state sent reflects, and no more;
-//! - the receiver stages the chunks (the latest copy of each session) and merges them, and
-//!   adopts `covers`, only when the last chunk arrives in order and is not older than its
-//!   stable frontier. A chunk out of order breaks the transfer: the staged copies are dropped
+//! - the receiver stages the chunks (the latest copy of each session) and, only when the last
+//!   chunk arrives in order, merges them causally with `covers` (so neither side's collected
+//!   tombstones come back, and a session the sender no longer holds is dropped here) and
+//!   adopts `covers`. A chunk out of order breaks the transfer: the staged copies are dropped
 //!   and the ack asks the sender to start again.
 //!
 //! So a receiver never holds an effect its vector does not name, even when the sender dies
@@ -134,18 +135,16 @@ impl Replica {
     }
 
     /// Takes chunk `index` of transfer `id` from `sender`, carrying `sessions`; on the last
-    /// chunk, merges everything staged and adopts `covers`, unless `vv` (the sender's vector
-    /// when it made the chunk) is older than our stable frontier.
+    /// chunk, merges everything staged causally with `covers` (the sender's context) and
+    /// adopts `covers`.
     pub(crate) fn take_state_chunk(
         &mut self,
         sender: ReplicaId,
         (id, index, last): (u64, u32, bool),
         covers: VersionVector,
         sessions: Vec<(SessionId, SessionState)>,
-        vv: &VersionVector,
         changes: &mut Vec<Change>,
     ) -> ChunkOutcome {
-        let fresh = vv.dominates(self.stability.frontier());
         let Some(peer) = self.peers.get_mut(&sender) else {
             return ChunkOutcome::Broken;
         };
@@ -170,14 +169,22 @@ impl Replica {
             peer.incoming = Some(t);
             return ChunkOutcome::Staged;
         }
-        if !fresh {
-            // Made before tombstones we have since collected: it could bring them back.
-            return ChunkOutcome::Broken;
+        // A transfer is the sender's whole state at `covers`: a session held here that it did
+        // not send, whose every entry it has seen, was ended and collected there (I4). The
+        // merges come before the adoption: what counts as "seen here" is what this replica
+        // held before the transfer.
+        let gone: Vec<SessionId> = self
+            .sessions
+            .keys()
+            .filter(|k| !t.staged.contains_key(*k))
+            .cloned()
+            .collect();
+        for session in gone {
+            self.merge_causally(&session, None, &covers, changes);
         }
         for (session, state) in t.staged {
             self.end_if_expired(&session, changes);
-            self.merge_state(&session, &state);
-            changes.push(Change::Merge { session, state });
+            self.merge_causally(&session, Some(&state), &covers, changes);
         }
         self.adopt(&covers);
         changes.push(Change::Adopt(covers));

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! The raw chunk payloads, concatenated, are a stream of entries, each `len u32` followed by
-//! the bincode of a [`SnapEntry`]; an entry may span chunks. The last entry is the
+//! the bincode of a [`SnapEntry`] (version 2; version 1 files hold `format_v1::SnapEntryV1`,
+//! converted as they are read); an entry may span chunks. The last entry is the
 //! [`SnapEntry::Meta`] of the replica. Every length is checked against its limit before
 //! anything is allocated for it.
 
@@ -23,13 +24,14 @@ use crate::causal::CausalContext;
 use crate::clock::{ReplicaId, Timestamp};
 use crate::crdt::{SessionId, SessionState};
 use crate::error::DecodeError;
+use crate::replicate::FenceReason;
 
 /// Magic of a snapshot file.
 pub const MAGIC: [u8; 4] = *b"SHAS";
 /// Magic of a snapshot footer.
 pub const FOOTER_MAGIC: [u8; 4] = *b"SHAE";
-/// Snapshot format version written by this build.
-pub const VERSION: u16 = 1;
+/// Snapshot format version written by this build; version 1 (see `format_v1`) is read.
+pub const VERSION: u16 = 2;
 /// Header and footer sizes.
 pub const HEADER_LEN: usize = 32;
 /// Footer size.
@@ -88,6 +90,10 @@ pub struct SnapshotMeta {
     pub removed: Vec<ReplicaId>,
     /// When the snapshot was cut (Unix ms).
     pub created_ms: u64,
+    /// Members at the cut, with their region names (membership is durable).
+    pub members: Vec<(ReplicaId, String)>,
+    /// The catch-up fence at the cut, if raised.
+    pub fence: Option<FenceReason>,
 }
 
 /// One entry of a snapshot.
@@ -104,6 +110,8 @@ pub enum SnapEntry {
 /// A snapshot file's header.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Header {
+    /// The format version the file was written in (this build writes [`VERSION`]).
+    pub version: u16,
     /// What the file holds.
     pub kind: SnapKind,
     /// The snapshot's generation (unique per store, increasing).
@@ -137,7 +145,7 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..4].copy_from_slice(&MAGIC);
-        b[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        b[4..6].copy_from_slice(&self.version.to_le_bytes());
         b[6] = self.kind.to_u8();
         b[8..16].copy_from_slice(&self.generation.to_le_bytes());
         b[16..24].copy_from_slice(&self.covers_seq.to_le_bytes());
@@ -167,7 +175,7 @@ impl Header {
             return Err(DecodeError::ChecksumMismatch { expected, actual });
         }
         let version = u16::from_le_bytes([b[4], b[5]]);
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion {
                 found: version,
                 supported: VERSION,
@@ -179,6 +187,7 @@ impl Header {
             ));
         }
         Ok(Header {
+            version,
             kind: SnapKind::from_u8(b[6])?,
             generation: u64_at(b, 8),
             covers_seq: u64_at(b, 16),
@@ -300,4 +309,12 @@ pub fn decode_chunk_payload(
         ))),
         Err(e) => Err(DecodeError::Decompress(e.to_string())),
     }
+}
+
+/// Decodes one entry body of a file of format `version`.
+pub(crate) fn decode_entry(version: u16, body: &[u8]) -> Result<SnapEntry, DecodeError> {
+    if version == 1 {
+        return crate::codec::from_bytes::<crate::format_v1::SnapEntryV1>(body).map(Into::into);
+    }
+    crate::codec::from_bytes(body)
 }

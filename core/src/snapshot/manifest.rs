@@ -1,12 +1,19 @@
-//! The manifest: which snapshot chain is live and from which WAL record recovery replays.
-//! Two slots, `MANIFEST-0` and `MANIFEST-1`; generation `g` goes to slot `g % 2`, so the
-//! previous generation stays intact while the next is written (temp file, fsync, rename,
-//! directory fsync). Recovery takes the newest generation that verifies and loads, and falls
-//! back to the other one.
+//! The manifest: which snapshot chain is live (and the one before it, as a fallback), from
+//! which WAL record recovery replays, and where the log is known to end. Two slots,
+//! `MANIFEST-0` and `MANIFEST-1`; generation `g` goes to slot `g % 2`, so the previous
+//! generation stays intact while the next is written (temp file, fsync, rename, directory
+//! fsync). Recovery takes the newest generation that verifies and loads, then its fallback
+//! chain, then the other slot.
+//!
+//! A generation is installed at every snapshot, at every open (a new `boot`, and `log_end`
+//! as recovered) and at a clean close (`clean`, with `log_end` the last record): so a
+//! damaged or missing end of the log is corruption, not a torn write (I3 in
+//! `docs/INVARIANTS.md`).
 //!
 //! ```text
-//! 0 "SHAM"  4 version u16  6 reserved u16 (0)  8 body_len u32  12 crc32 of bytes 0..12 and body
-//! 16 body: bincode of Manifest
+//! 0 "SHAM"  4 version u16 (2; 1 is read)  6 reserved u16 (0)  8 body_len u32
+//! 12 crc32 of bytes 0..12 and body
+//! 16 body: bincode of Manifest (version 2) or of format_v1::ManifestV1 (version 1)
 //! ```
 
 use std::path::Path;
@@ -16,11 +23,13 @@ use serde::{Deserialize, Serialize};
 use super::format::{u32_at, SnapKind};
 use crate::codec;
 use crate::error::{DecodeError, Error, Result};
+use crate::format_v1::ManifestV1;
 use crate::fs::Vfs;
+use crate::replicate::FenceReason;
 
 /// Magic of a manifest.
 pub const MAGIC: [u8; 4] = *b"SHAM";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 const HEADER_LEN: usize = 16;
 const MAX_BODY: usize = 16 << 20;
 /// File names of the two slots.
@@ -41,6 +50,17 @@ pub struct SnapRef {
     pub bytes: u64,
 }
 
+/// A snapshot chain: a base, the deltas on it, and the WAL record replay starts from.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Chain {
+    /// The base snapshot, if any.
+    pub base: Option<SnapRef>,
+    /// Delta snapshots chained on the base, oldest first.
+    pub deltas: Vec<SnapRef>,
+    /// First WAL sequence number recovery needs (everything below is in the chain).
+    pub wal_from: u64,
+}
+
 /// One generation of the manifest.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Manifest {
@@ -50,12 +70,28 @@ pub struct Manifest {
     pub region: String,
     /// Its incarnation.
     pub incarnation: u32,
+    /// The run of the store that installed it (increases at every open).
+    pub boot: u64,
     /// The base snapshot, if any.
     pub base: Option<SnapRef>,
     /// Delta snapshots chained on the base, oldest first.
     pub deltas: Vec<SnapRef>,
     /// First WAL sequence number recovery needs (everything below is in the chain).
     pub wal_from: u64,
+    /// The chain before this one, kept whole as recovery's fallback.
+    pub fallback: Option<Chain>,
+    /// Every WAL record up to this was durable when this generation was installed.
+    pub log_end: u64,
+    /// Installed by a clean close: the log ends exactly at `log_end`.
+    pub clean: bool,
+    /// The run that installed it synced with `FsyncPolicy::Never`: a power cut may have lost
+    /// records that were shipped (see I2).
+    pub unsynced: bool,
+    /// Earlier incarnations of this directory, retired for good (a replica that may have lost
+    /// part of its own history continues as a new incarnation, I2).
+    pub retired: Vec<u32>,
+    /// The catch-up fence, if raised when this generation was installed (I4).
+    pub fence: Option<FenceReason>,
     /// When this generation was installed (Unix ms).
     pub created_ms: u64,
 }
@@ -69,6 +105,63 @@ impl Manifest {
     /// Every snapshot file of the chain, base first.
     pub fn chain(&self) -> impl Iterator<Item = &SnapRef> {
         self.base.iter().chain(self.deltas.iter())
+    }
+
+    /// The live chain.
+    pub fn current(&self) -> Chain {
+        Chain {
+            base: self.base.clone(),
+            deltas: self.deltas.clone(),
+            wal_from: self.wal_from,
+        }
+    }
+
+    /// A first manifest (generation 0, nothing snapshotted) for a new store.
+    pub fn new(region: &str, incarnation: u32, created_ms: u64) -> Manifest {
+        Manifest {
+            generation: 0,
+            region: region.to_string(),
+            incarnation,
+            boot: 0,
+            base: None,
+            deltas: Vec::new(),
+            wal_from: 1,
+            fallback: None,
+            log_end: 0,
+            clean: false,
+            unsynced: false,
+            retired: Vec::new(),
+            fence: None,
+            created_ms,
+        }
+    }
+
+    /// This manifest with its fallback chain in place of the live one, if it has one.
+    pub fn with_fallback(&self) -> Option<Manifest> {
+        let f = self.fallback.clone()?;
+        Some(Manifest {
+            base: f.base,
+            deltas: f.deltas,
+            wal_from: f.wal_from,
+            fallback: None,
+            ..self.clone()
+        })
+    }
+
+    /// Every snapshot file this manifest keeps alive (live chain and fallback).
+    pub fn files(&self) -> impl Iterator<Item = &SnapRef> {
+        self.chain().chain(
+            self.fallback
+                .iter()
+                .flat_map(|c| c.base.iter().chain(c.deltas.iter())),
+        )
+    }
+
+    /// The first WAL record any chain it names needs.
+    pub fn oldest_wal_needed(&self) -> u64 {
+        self.fallback
+            .as_ref()
+            .map_or(self.wal_from, |f| f.wal_from.min(self.wal_from))
     }
 
     /// Bytes of the deltas.
@@ -109,7 +202,7 @@ impl Manifest {
             return Err(DecodeError::BadMagic { found: magic });
         }
         let version = u16::from_le_bytes([b[4], b[5]]);
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion {
                 found: version,
                 supported: VERSION,
@@ -139,6 +232,25 @@ impl Manifest {
             return Err(DecodeError::Malformed(
                 "reserved manifest bytes are not zero".into(),
             ));
+        }
+        if version == 1 {
+            let m: ManifestV1 = codec::from_bytes(&b[HEADER_LEN..])?;
+            return Ok(Manifest {
+                generation: m.generation,
+                region: m.region,
+                incarnation: m.incarnation,
+                boot: 0,
+                base: m.base,
+                deltas: m.deltas,
+                wal_from: m.wal_from,
+                fallback: None,
+                log_end: m.wal_from.saturating_sub(1),
+                clean: false,
+                unsynced: false,
+                retired: Vec::new(),
+                fence: None,
+                created_ms: m.created_ms,
+            });
         }
         codec::from_bytes(&b[HEADER_LEN..])
     }

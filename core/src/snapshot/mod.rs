@@ -7,7 +7,9 @@ mod manifest;
 mod reader;
 mod writer;
 
-pub use format::{Footer, Header, SnapEntry, SnapKind, SnapshotMeta, MAX_CHUNK};
-pub use manifest::{install as install_manifest, read_slots, Manifest, Slots, SnapRef, SLOTS};
+pub use format::{Footer, Header, SnapEntry, SnapKind, SnapshotMeta, MAX_CHUNK, VERSION};
+pub use manifest::{
+    install as install_manifest, read_slots, Chain, Manifest, Slots, SnapRef, SLOTS,
+};
 pub use reader::{read_snapshot, read_snapshot_pipelined, SnapshotReader};
 pub use writer::{SnapshotWriter, Written};

@@ -6,10 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    decode_chunk_header, decode_chunk_payload, Footer, Header, SnapEntry, SnapshotMeta,
-    CHUNK_HEADER_LEN, FOOTER_LEN, HEADER_LEN, MAX_ENTRY,
+    decode_chunk_header, decode_chunk_payload, decode_entry, Footer, Header, SnapEntry,
+    SnapshotMeta, CHUNK_HEADER_LEN, FOOTER_LEN, HEADER_LEN, MAX_ENTRY,
 };
-use crate::codec;
 use crate::error::{DecodeError, Error, Result};
 use crate::fs::{Vfs, VfsFile};
 
@@ -187,8 +186,8 @@ impl SnapshotReader {
             return self.finish().map(|()| None);
         };
         let body = &self.raw[self.raw_pos + 4..self.raw_pos + 4 + len];
-        let entry: SnapEntry =
-            codec::from_bytes(body).map_err(|e| corrupt(&self.path, self.offset, e))?;
+        let entry = decode_entry(self.header.version, body)
+            .map_err(|e| corrupt(&self.path, self.offset, e))?;
         self.raw_pos += 4 + len;
         self.entries_read += 1;
         if self.meta.is_some() {
@@ -224,7 +223,7 @@ impl SnapshotReader {
             self.entries_read += 1;
         }
         if let Some((body, at)) = last {
-            match codec::from_bytes::<SnapEntry>(&body) {
+            match decode_entry(self.header.version, &body) {
                 Ok(SnapEntry::Meta(m)) => self.meta = Some(m),
                 Ok(_) => {}
                 Err(e) => return Err(corrupt(&self.path, at, e)),

@@ -19,6 +19,7 @@ use crate::clock::ReplicaId;
 use crate::crdt::SessionId;
 use crate::error::{Error, Result};
 use crate::fs::{parent_dir, Vfs};
+use crate::replicate::FenceReason;
 use crate::snapshot::{
     install_manifest, read_slots, read_snapshot, Header, Manifest, SnapEntry, SnapKind, SnapRef,
     SnapshotMeta, SnapshotReader, SnapshotWriter,
@@ -73,20 +74,13 @@ impl Store {
         let _no_snapshots = self.inner.snap.lock();
         let (meta, cut) = {
             let st = self.inner.state.read();
-            let meta = SnapshotMeta {
-                region: self.inner.config.region.clone(),
-                incarnation: self.inner.incarnation,
-                context: st.replica.context().clone(),
-                clock: st.replica.clock_last(),
-                removed: st.replica.removed_members(),
-                created_ms: st.replica.now_ms(),
-            };
-            (meta, self.inner.wal.last_seq())
+            (self.inner.meta_of(&st.replica), self.inner.wal.last_seq())
         };
         let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
             Error::InvalidArgument(format!("{} is not a file name", file.display()))
         })?;
         let header = Header {
+            version: crate::snapshot::VERSION,
             kind: SnapKind::Backup,
             generation: 0,
             covers_seq: cut,
@@ -110,6 +104,10 @@ impl Store {
         }
         let vv = meta.context.vv().clone();
         w.push(&SnapEntry::Meta(meta))?;
+        // The sessions were copied after the cut and may hold writes not yet durable in the
+        // log: those must be durable before a file holds them, or a crash could make this
+        // replica hand their dots out again while the backup keeps the old ops (I2).
+        self.inner.wal.sync()?;
         let written = w.finish()?;
         let mut read_back = 0;
         read_snapshot(fs.as_ref(), file, |_| read_back += 1)?;
@@ -172,6 +170,7 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
     let retired = ReplicaId::from_region(&meta.region, meta.incarnation);
     let name = layout::snap_name(1, SnapKind::Base);
     let header = Header {
+        version: crate::snapshot::VERSION,
         kind: SnapKind::Base,
         generation: 1,
         covers_seq: 0,
@@ -192,17 +191,19 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
     }
     let mut removed = meta.removed.clone();
     removed.push(retired);
+    // Its state is as old as the backup: with members to catch up with, it serves nothing
+    // until it has (I4); a lone store has nobody who could have collected anything since.
+    let fence = (!meta.members.is_empty()).then_some(FenceReason::Restored);
     let new_meta = SnapshotMeta {
         incarnation,
         removed,
+        fence,
         ..meta.clone()
     };
     w.push(&SnapEntry::Meta(new_meta))?;
     let written = w.finish()?;
     let manifest = Manifest {
         generation: 1,
-        region: meta.region.clone(),
-        incarnation,
         base: Some(SnapRef {
             file: written.name,
             kind: SnapKind::Base,
@@ -210,9 +211,8 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
             covers_seq: 0,
             bytes: written.bytes,
         }),
-        deltas: Vec::new(),
-        wal_from: 1,
-        created_ms: meta.created_ms,
+        fence,
+        ..Manifest::new(&meta.region, incarnation, meta.created_ms)
     };
     install_manifest(fs.as_ref(), dir, &manifest)?;
     Ok(RestoreReport {

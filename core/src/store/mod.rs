@@ -13,15 +13,14 @@ mod replication;
 mod snapshotter;
 mod status;
 mod verify;
+mod writes;
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use backup::{restore_backup, BackupReport, RestoreReport};
@@ -37,11 +36,12 @@ pub use verify::{
 
 use crate::clock::{ReplicaId, TimeSource, WallClock};
 use crate::codec;
-use crate::crdt::{Op, SessionId, SessionView};
+use crate::crdt::SessionId;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fs::{DirLock, OsFs, Vfs};
-use crate::replicate::{Change, Replica};
+use crate::replicate::change::encode_refs;
+use crate::replicate::{encode_changes, Change, Replica};
 use crate::wal::Wal;
 use snapshotter::SnapState;
 
@@ -57,11 +57,9 @@ pub fn set_thread_lock_budget(budget: Option<Duration>) {
     LOCK_BUDGET.with(|b| b.set(budget));
 }
 
-/// State under the store's lock: the replica and the own ops waiting for durability.
+/// State under the store's lock: the replica.
 pub(crate) struct State {
     pub(crate) replica: Replica,
-    /// `(wal seq, own seq)` of records holding own ops not yet known durable.
-    own_pending: VecDeque<(u64, u64)>,
 }
 
 pub(crate) struct Inner {
@@ -72,6 +70,9 @@ pub(crate) struct Inner {
     pub(crate) state: RwLock<State>,
     pub(crate) wal: Wal,
     pub(crate) snap: Mutex<SnapState>,
+    /// Set when the log failed with changes applied in memory that no durable record holds:
+    /// from then on nothing is served from memory (I5).
+    pub(crate) tainted: AtomicBool,
     closed: AtomicBool,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -150,8 +151,8 @@ impl Store {
             config,
             state: RwLock::new(State {
                 replica: recovered.replica,
-                own_pending: VecDeque::new(),
             }),
+            tainted: AtomicBool::new(false),
             wal: recovered.wal,
             snap: Mutex::new(snap),
             closed: AtomicBool::new(false),
@@ -189,206 +190,37 @@ impl Store {
         self.inner.incarnation
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         Ok(())
     }
 
-    /// Applies a local change and logs it; returns its WAL sequence number once durable
-    /// (or once queued, under [`WriteMode::Queued`]).
-    fn write(&self, f: impl FnOnce(&mut Replica) -> Result<Op>) -> Result<u64> {
-        self.check_open()?;
-        let (lsn, wake) = {
-            let mut st = self.inner.lock_write()?;
-            if let Some(why) = self.inner.wal.failure() {
-                return Err(why);
-            }
-            let op = f(&mut st.replica)?;
-            let own = op.dot.seq;
-            let (lsn, wake) = self
-                .inner
-                .wal
-                .append_quiet(&codec::to_bytes(&[Change::Op(op)][..]))?;
-            st.own_pending.push_back((lsn, own));
-            self.release_durable(&mut st);
-            (lsn, wake)
-        };
-        if wake {
-            self.inner.wal.wake_writer();
-        }
-        if self.inner.config.write_mode == WriteMode::WaitDurable {
-            self.inner.wal.wait_durable(lsn)?;
-        }
-        Ok(lsn)
-    }
-
-    /// Waits until the record `lsn` (from a write under [`WriteMode::Queued`]) is durable.
-    ///
-    /// # Errors
-    /// [`Error::Poisoned`] / [`Error::NoSpace`] when the log failed, [`Error::Closed`].
-    pub fn wait_durable(&self, lsn: u64) -> Result<()> {
-        self.inner.wal.wait_durable(lsn)
-    }
-
-    /// WAL sequence number up to which everything is durable.
-    pub fn durable_lsn(&self) -> u64 {
-        self.inner.wal.durable_seq()
-    }
-
-    /// Sets one field. See [`Replica::put`].
-    ///
-    /// # Errors
-    /// As [`Replica::put`], plus log failures ([`Error::Poisoned`], [`Error::NoSpace`]) and
-    /// [`Error::Closed`].
-    pub fn put(
-        &self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
-    ) -> Result<u64> {
-        let (s, k, v) = (session.into(), key.into(), value.into());
-        self.write(|r| r.put(s, k, v))
-    }
-
-    /// Sets several fields in one change. See [`Replica::put_fields`].
-    ///
-    /// # Errors
-    /// As [`Store::put`].
-    pub fn put_fields(
-        &self,
-        session: impl Into<SessionId>,
-        fields: Vec<(Bytes, Bytes)>,
-    ) -> Result<u64> {
-        let s = session.into();
-        self.write(|r| r.put_fields(s, fields))
-    }
-
-    /// Deletes one field. See [`Replica::delete_field`].
-    ///
-    /// # Errors
-    /// As [`Store::put`].
-    pub fn delete_field(
-        &self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-    ) -> Result<u64> {
-        let (s, k) = (session.into(), key.into());
-        self.write(|r| r.delete_field(s, k))
-    }
-
-    /// Ends (deletes) a session for good. See [`Replica::end`].
-    ///
-    /// # Errors
-    /// As [`Store::put`].
-    pub fn end(&self, session: impl Into<SessionId>) -> Result<u64> {
-        let s = session.into();
-        self.write(|r| r.end(s))
-    }
-
-    /// Extends a session's life. See [`Replica::touch`].
-    ///
-    /// # Errors
-    /// As [`Store::put`].
-    pub fn touch(&self, session: impl Into<SessionId>, ttl_ms: u64) -> Result<u64> {
-        let s = session.into();
-        self.write(|r| r.touch(s, ttl_ms))
-    }
-
-    /// Adds to a counter. See [`Replica::counter_add`].
-    ///
-    /// # Errors
-    /// As [`Store::put`].
-    pub fn counter_add(
-        &self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-        delta: i64,
-    ) -> Result<u64> {
-        let (s, k) = (session.into(), key.into());
-        self.write(|r| r.counter_add(s, k, delta))
-    }
-
-    /// Adds a set element. See [`Replica::set_add`].
-    ///
-    /// # Errors
-    /// As [`Store::put`].
-    pub fn set_add(
-        &self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-        elem: impl Into<Bytes>,
-    ) -> Result<u64> {
-        let (s, k, e) = (session.into(), key.into(), elem.into());
-        self.write(|r| r.set_add(s, k, e))
-    }
-
-    /// Removes a set element. See [`Replica::set_remove`].
-    ///
-    /// # Errors
-    /// As [`Store::put`].
-    pub fn set_remove(
-        &self,
-        session: impl Into<SessionId>,
-        key: impl Into<Bytes>,
-        elem: impl Into<Bytes>,
-    ) -> Result<u64> {
-        let (s, k, e) = (session.into(), key.into(), elem.into());
-        self.write(|r| r.set_remove(s, k, e))
-    }
-
-    /// A session as a reader sees it. See [`Replica::get`].
-    pub fn get(&self, session: &[u8]) -> Option<SessionView> {
-        self.inner.state.read().replica.get(session)
-    }
-
-    /// One field's value. See [`Replica::get_field`].
-    pub fn get_field(&self, session: &[u8], key: &[u8]) -> Option<Bytes> {
-        self.inner.state.read().replica.get_field(session, key)
-    }
-
-    /// [`Store::get`] within this thread's lock budget.
-    ///
-    /// # Errors
-    /// [`Error::Busy`] (see [`set_thread_lock_budget`]).
-    pub fn try_get(&self, session: &[u8]) -> Result<Option<SessionView>> {
-        Ok(self.inner.lock_read()?.replica.get(session))
-    }
-
-    /// [`Store::get_field`] within this thread's lock budget.
-    ///
-    /// # Errors
-    /// [`Error::Busy`] (see [`set_thread_lock_budget`]).
-    pub fn try_get_field(&self, session: &[u8], key: &[u8]) -> Result<Option<Bytes>> {
-        Ok(self.inner.lock_read()?.replica.get_field(session, key))
-    }
-
-    /// Ids of the sessions a reader sees, in order.
-    pub fn session_ids(&self) -> Vec<SessionId> {
-        self.inner.state.read().replica.session_ids()
-    }
-
-    /// Runs `f` on the replica under the read lock (for reads this API does not wrap).
-    pub fn read<T>(&self, f: impl FnOnce(&Replica) -> T) -> T {
-        f(&self.inner.state.read().replica)
-    }
-
     // ----- digests -------------------------------------------------------------------------
 
     /// Root of the digest tree.
-    pub fn digest_root(&self) -> Digest {
-        self.inner.state.read().replica.digests().root()
+    ///
+    /// # Errors
+    /// The log's failure while the store is tainted (I5).
+    pub fn digest_root(&self) -> Result<Digest> {
+        self.serving(|r| r.digests().root())
     }
 
     /// Leaf sums of the digest tree (what a peer needs to find differing buckets).
-    pub fn digest_leaves(&self) -> Vec<u128> {
-        self.inner.state.read().replica.digests().leaves().to_vec()
+    ///
+    /// # Errors
+    /// As [`Store::digest_root`].
+    pub fn digest_leaves(&self) -> Result<Vec<u128>> {
+        self.serving(|r| r.digests().leaves().to_vec())
     }
 
     /// Sessions and digests in the given leaf buckets.
-    pub fn digest_entries(&self, leaves: &[u16]) -> Vec<(SessionId, Digest)> {
-        self.inner.state.read().replica.digests().entries(leaves)
+    ///
+    /// # Errors
+    /// As [`Store::digest_root`].
+    pub fn digest_entries(&self, leaves: &[u16]) -> Result<Vec<(SessionId, Digest)>> {
+        self.serving(|r| r.digests().entries(leaves))
     }
 
     // ----- durability ----------------------------------------------------------------------
@@ -482,6 +314,7 @@ impl Inner {
 
     fn tick(&self) -> Result<()> {
         let mut st = self.state.write();
+        self.note_durable(&mut st);
         let changes = st.replica.tick();
         self.log_changes(&mut st, &changes).map(|_| ())
     }
@@ -492,42 +325,74 @@ impl Inner {
     /// Changes too large for one record (a completed state transfer of a big store) go into
     /// several consecutive records, in order; the transfer's `Adopt` is the last change, so
     /// a crash between them leaves merged sessions but not the claim to hold them all.
-    fn log_changes(&self, st: &mut State, changes: &[Change]) -> Result<Option<u64>> {
+    pub(crate) fn log_changes(&self, st: &mut State, changes: &[Change]) -> Result<Option<u64>> {
         if changes.is_empty() {
             return Ok(None);
         }
-        let body = codec::to_bytes(&changes);
-        let limit = self.wal.config().max_record_size as usize / 2;
-        let lsn = if body.len() <= limit || changes.len() == 1 {
-            self.wal.append(&body)?
-        } else {
-            let mut last = 0;
-            let mut batch: Vec<&Change> = Vec::new();
-            let mut size = 0;
-            for c in changes {
-                let len = codec::to_bytes(c).len();
-                if !batch.is_empty() && size + len > limit {
-                    last = self.wal.append(&codec::to_bytes(&batch))?;
-                    batch.clear();
-                    size = 0;
-                }
-                batch.push(c);
-                size += len;
+        match self.append_changes(changes) {
+            Ok(lsn) => {
+                st.replica.note_logged(lsn);
+                Ok(Some(lsn))
             }
-            if !batch.is_empty() {
-                last = self.wal.append(&codec::to_bytes(&batch))?;
+            Err(e) => {
+                // The changes are applied in memory and no record holds them.
+                self.tainted.store(true, Ordering::Release);
+                Err(e)
             }
-            last
-        };
-        let me = st.replica.id();
-        let own = changes.iter().filter_map(|c| match c {
-            Change::Op(op) if op.dot.replica == me => Some(op.dot.seq),
-            _ => None,
-        });
-        if let Some(seq) = own.max() {
-            st.own_pending.push_back((lsn, seq));
         }
-        Ok(Some(lsn))
+    }
+
+    fn append_changes(&self, changes: &[Change]) -> Result<u64> {
+        let body = encode_changes(changes);
+        let limit = self.wal.config().max_record_size as usize / 2;
+        if body.len() <= limit || changes.len() == 1 {
+            return self.wal.append(&body);
+        }
+        let mut last = 0;
+        let mut batch: Vec<&Change> = Vec::new();
+        let mut size = 0;
+        for c in changes {
+            let len = codec::to_bytes(c).len();
+            if !batch.is_empty() && size + len > limit {
+                last = self.wal.append(&encode_refs(&batch))?;
+                batch.clear();
+                size = 0;
+            }
+            batch.push(c);
+            size += len;
+        }
+        if !batch.is_empty() {
+            last = self.wal.append(&encode_refs(&batch))?;
+        }
+        Ok(last)
+    }
+
+    /// Tells the replica how far the log is durable.
+    pub(crate) fn note_durable(&self, st: &mut State) {
+        st.replica.note_durable(self.wal.durable_seq());
+    }
+
+    /// Whether memory may hold changes the log did not take (I5): the log failed with
+    /// changes applied and not durable.
+    pub(crate) fn is_tainted(&self, st: &State) -> bool {
+        if !self.wal.has_failed() {
+            return false;
+        }
+        self.tainted.load(Ordering::Acquire)
+            || st.replica.has_unlogged_changes()
+            || st.replica.logged_lsn() > self.wal.durable_seq()
+    }
+
+    /// Refuses while tainted, with the log's failure.
+    pub(crate) fn check_serving(&self, st: &State) -> Result<()> {
+        if self.is_tainted(st) {
+            self.tainted.store(true, Ordering::Release);
+            return Err(self
+                .wal
+                .failure()
+                .unwrap_or_else(|| Error::Poisoned("the log failed".into())));
+        }
+        Ok(())
     }
 }
 

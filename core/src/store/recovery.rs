@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 use super::config::StoreConfig;
 use super::layout;
 use crate::clock::TimeSource;
-use crate::codec;
 use crate::error::{Error, Result};
 use crate::fs::Vfs;
-use crate::replicate::{Change, Replica};
+use crate::replicate::{decode_changes, Change, Replica};
 use crate::snapshot::{read_snapshot_pipelined, Manifest, SnapEntry};
 use crate::wal::{self, Wal, WalConfig};
 
@@ -105,7 +104,7 @@ pub(crate) fn load_chain(
     }
     replica.finish_restore();
     if let Some(meta) = meta {
-        replica.restore_meta(meta.context, meta.clock, &meta.removed);
+        replica.restore_meta(&meta);
     }
     // Snapshot content is durable already: only what the WAL replays is new.
     replica.take_dirty();
@@ -119,7 +118,7 @@ pub(crate) fn replay_record(
     seq: u64,
     body: &[u8],
 ) -> Result<()> {
-    let changes: Vec<Change> = codec::from_bytes(body).map_err(|source| Error::Corrupt {
+    let changes: Vec<Change> = decode_changes(body).map_err(|source| Error::Corrupt {
         path: wal_dir.to_path_buf(),
         offset: seq,
         source,
@@ -146,7 +145,7 @@ fn try_generation(
         m.covers_seq(),
         |seq, body| replay_record(&mut replica, &wal_dir, seq, body),
     )?;
-    replica.hold_own_ops_until_durable();
+    replica.track_durability(wal.durable_seq());
     Ok((replica, wal, report))
 }
 
@@ -246,15 +245,7 @@ fn create(
     started: Instant,
 ) -> Result<Recovered> {
     let incarnation = layout::new_incarnation(fs.as_ref());
-    let manifest = Manifest {
-        generation: 0,
-        region: config.region.clone(),
-        incarnation,
-        base: None,
-        deltas: Vec::new(),
-        wal_from: 1,
-        created_ms: time.now_ms(),
-    };
+    let manifest = Manifest::new(&config.region, incarnation, time.now_ms());
     fs.create_dir_all(&layout::snap_dir(dir))?;
     fs.sync_dir(dir)?;
     crate::snapshot::install_manifest(fs.as_ref(), dir, &manifest)?;
@@ -271,7 +262,7 @@ fn create(
         0,
         |_, _| Ok(()),
     )?;
-    replica.hold_own_ops_until_durable();
+    replica.track_durability(wal.durable_seq());
     report.created = true;
     report.incarnation = incarnation;
     report.wal = wal_report;

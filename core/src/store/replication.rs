@@ -1,11 +1,12 @@
 //! A [`Store`]'s side of replication: peers, frames out, messages in. Acks leave only once
-//! what they acknowledge is durable, and own ops are released to peers only once durable.
+//! what they acknowledge is durable, ops only once durable here, and frames that carry state
+//! only once everything they may reflect is durable (I1 in `docs/INVARIANTS.md`).
 
-use super::{State, Store};
+use super::Store;
 use crate::clock::ReplicaId;
 use crate::crdt::SessionId;
 use crate::error::{Error, Result};
-use crate::replicate::Message;
+use crate::replicate::{FrameBody, Message};
 
 /// What applying a message did, for a caller that waits for durability itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,12 +18,18 @@ pub struct Receipt {
 }
 
 impl Store {
-    /// Registers a peer. See [`Replica::add_peer`](crate::Replica::add_peer).
+    /// Registers a peer (a new member is logged: membership survives a restart). See
+    /// [`Replica::add_peer`](crate::Replica::add_peer).
     ///
     /// # Errors
-    /// As [`Replica::add_peer`](crate::Replica::add_peer).
+    /// As [`Replica::add_peer`](crate::Replica::add_peer), plus log failures.
     pub fn add_peer(&self, id: ReplicaId, name: &str) -> Result<()> {
-        self.inner.state.write().replica.add_peer(id, name)
+        self.check_open()?;
+        let mut st = self.inner.lock_write()?;
+        if let Some(change) = st.replica.add_member(id, name)? {
+            self.inner.log_changes(&mut st, &[change])?;
+        }
+        Ok(())
     }
 
     /// Removes a replica from membership for good (logged). See [`Replica::remove_member`](crate::Replica::remove_member).
@@ -42,55 +49,84 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn release_durable(&self, st: &mut State) {
-        let durable = self.inner.wal.durable_seq();
-        let mut top = None;
-        while let Some(&(lsn, own)) = st.own_pending.front() {
-            if lsn > durable {
-                break;
+    /// Lifts the catch-up fence by hand (logged): for an operator who knows no member is left
+    /// to catch up with, so this replica's state is the best there is. See I4.
+    ///
+    /// # Errors
+    /// Log failures, [`Error::Closed`].
+    pub fn lift_fence(&self) -> Result<()> {
+        self.check_open()?;
+        let lsn = {
+            let mut st = self.inner.state.write();
+            match st.replica.lift_fence() {
+                Some(change) => self.inner.log_changes(&mut st, &[change])?,
+                None => None,
             }
-            top = Some(own);
-            st.own_pending.pop_front();
+        };
+        if let Some(lsn) = lsn {
+            self.inner.wal.wait_durable(lsn)?;
         }
-        if let Some(own) = top {
-            st.replica.release_own_ops_through(own);
-        }
+        Ok(())
     }
 
     /// The next encoded frame for `peer`, if there is anything to send. See
-    /// [`Replica::frame_for`](crate::Replica::frame_for).
+    /// [`Replica::frame_for`](crate::Replica::frame_for). A frame that carries state (a
+    /// transfer chunk) is returned only once every record it may reflect is durable (I1).
     ///
     /// # Errors
-    /// [`Error::UnknownPeer`], [`Error::Closed`].
+    /// [`Error::UnknownPeer`], [`Error::Closed`], the log's failure while tainted.
     pub fn frame_for(&self, peer: ReplicaId) -> Result<Option<Vec<u8>>> {
         self.check_open()?;
-        let frame = {
-            let mut st = self.inner.state.write();
-            self.release_durable(&mut st);
-            st.replica.frame_for(peer)?
+        let (frame, needs) = {
+            let mut st = self.inner.lock_write()?;
+            self.inner.check_serving(&st)?;
+            self.inner.note_durable(&mut st);
+            let frame = st.replica.frame_for(peer)?;
+            let carries_state = frame
+                .as_ref()
+                .is_some_and(|f| !matches!(f.body, FrameBody::Ops(_)));
+            (frame, carries_state.then(|| st.replica.logged_lsn()))
         };
+        if let Some(lsn) = needs {
+            self.inner.wal.wait_durable(lsn)?;
+        }
         Ok(frame.map(|f| Message::Frame(f).encode()))
     }
 
     /// An encoded heartbeat frame for `peer`. See [`Replica::heartbeat`](crate::Replica::heartbeat).
     ///
     /// # Errors
-    /// [`Error::UnknownPeer`], [`Error::Closed`].
+    /// [`Error::UnknownPeer`], [`Error::Closed`], the log's failure while tainted.
     pub fn heartbeat(&self, peer: ReplicaId) -> Result<Vec<u8>> {
         self.check_open()?;
-        let frame = self.inner.state.write().replica.heartbeat(peer)?;
+        let frame = {
+            let mut st = self.inner.lock_write()?;
+            self.inner.check_serving(&st)?;
+            self.inner.note_durable(&mut st);
+            st.replica.heartbeat(peer)?
+        };
         Ok(Message::Frame(frame).encode())
     }
 
-    /// An encoded repair frame carrying the full states of `ids`. See
-    /// [`Replica::repair_frame`](crate::Replica::repair_frame).
+    /// Encoded repair frames carrying this replica's full state of `ids` (or that it lacks
+    /// them), each within the frame budget, returned once what they reflect is durable. See
+    /// [`Replica::repair_frames`](crate::Replica::repair_frames).
     ///
     /// # Errors
-    /// [`Error::UnknownPeer`], [`Error::Closed`].
-    pub fn repair_frame(&self, peer: ReplicaId, ids: &[SessionId]) -> Result<Vec<u8>> {
+    /// [`Error::UnknownPeer`], [`Error::Closed`], the log's failure while tainted.
+    pub fn repair_frames(&self, peer: ReplicaId, ids: &[SessionId]) -> Result<Vec<Vec<u8>>> {
         self.check_open()?;
-        let frame = self.inner.state.write().replica.repair_frame(peer, ids)?;
-        Ok(Message::Frame(frame).encode())
+        let (frames, lsn) = {
+            let mut st = self.inner.lock_write()?;
+            self.inner.check_serving(&st)?;
+            let frames = st.replica.repair_frames(peer, ids)?;
+            (frames, st.replica.logged_lsn())
+        };
+        self.inner.wal.wait_durable(lsn)?;
+        Ok(frames
+            .into_iter()
+            .map(|f| Message::Frame(f).encode())
+            .collect())
     }
 
     /// Forgets what was sent to `peer` and not acknowledged. See [`Replica::rewind`](crate::Replica::rewind).
@@ -117,7 +153,8 @@ impl Store {
 
     /// [`Store::receive`] without the wait: the caller must send `reply` only after
     /// [`Store::wait_durable`] of `lsn` succeeded (the NIF does so without blocking a
-    /// scheduler).
+    /// scheduler). The ack claims everything applied here when it was made, so `lsn` is the
+    /// last record appended then: every change it covers is durable once `lsn` is (I1).
     ///
     /// # Errors
     /// As [`Store::receive`].
@@ -125,23 +162,24 @@ impl Store {
         self.check_open()?;
         let msg =
             Message::decode(bytes, &self.inner.config.replica.limits).map_err(Error::Frame)?;
-        let (ack, lsn) = {
-            let mut st = self.inner.state.write();
-            if let Some(why) = self.inner.wal.failure() {
-                return Err(why);
+        let mut st = self.inner.state.write();
+        if let Some(why) = self.inner.wal.failure() {
+            return Err(why);
+        }
+        let (ack, changes) = match msg {
+            Message::Frame(frame) => {
+                let applied = st.replica.apply_frame(frame)?;
+                (Some(applied.ack), applied.changes)
             }
-            match msg {
-                Message::Frame(frame) => {
-                    let applied = st.replica.apply_frame(frame)?;
-                    let lsn = self.inner.log_changes(&mut st, &applied.changes)?;
-                    (Some(applied.ack), lsn)
-                }
-                Message::Ack(ack) => {
-                    let changes = st.replica.on_ack(&ack)?;
-                    (None, self.inner.log_changes(&mut st, &changes)?)
-                }
-            }
+            Message::Ack(ack) => (None, st.replica.on_ack(&ack)?),
         };
+        let logged = self.inner.log_changes(&mut st, &changes)?;
+        self.inner.note_durable(&mut st);
+        let lsn = match ack {
+            Some(_) => Some(st.replica.logged_lsn()).filter(|&l| l > self.inner.wal.durable_seq()),
+            None => logged,
+        };
+        drop(st);
         Ok(Receipt {
             reply: ack.map(|a| Message::Ack(a).encode()),
             lsn,
@@ -178,7 +216,7 @@ mod tests {
     use crate::FsyncPolicy;
 
     #[test]
-    fn own_writes_waiting_for_durability_are_released_without_peers_or_status_calls() {
+    fn own_writes_count_as_durable_once_their_records_are_without_peers_or_status_calls() {
         let tmp = tempfile::tempdir().unwrap();
         let config = StoreConfig {
             fsync: FsyncPolicy::Always,
@@ -191,9 +229,8 @@ mod tests {
         for i in 0..200 {
             store.put(format!("s{i}").into_bytes(), "k", "v").unwrap();
         }
-        // Every write but the last was durable when the next one came, so at most the last
-        // waits: nothing grows with the number of writes.
-        let pending = store.inner.state.read().own_pending.len();
-        assert!(pending <= 1, "{pending} own writes still held");
+        // Every write was durable when it returned: the next call that looks (a frame, a
+        // heartbeat, the status) counts them all as durable.
+        assert_eq!(store.status().replica.durable_vv.get(store.id()), 200);
     }
 }

@@ -58,6 +58,20 @@ pub struct SnapshotReport {
 }
 
 impl Inner {
+    /// The replica's state beyond sessions, for a snapshot or backup cut now.
+    pub(crate) fn meta_of(&self, replica: &crate::replicate::Replica) -> SnapshotMeta {
+        SnapshotMeta {
+            region: self.config.region.clone(),
+            incarnation: self.incarnation,
+            context: replica.context().clone(),
+            clock: replica.clock_last(),
+            removed: replica.removed_members(),
+            created_ms: replica.now_ms(),
+            members: replica.peers(),
+            fence: replica.fence(),
+        }
+    }
+
     fn base_due(&self, s: &SnapState) -> bool {
         let p = &self.config.compaction;
         let Some(base) = &s.manifest.base else {
@@ -77,15 +91,7 @@ impl Inner {
         let (dirty, cut, meta) = {
             let mut st = self.state.write();
             let dirty = st.replica.take_dirty();
-            let meta = SnapshotMeta {
-                region: self.config.region.clone(),
-                incarnation: self.incarnation,
-                context: st.replica.context().clone(),
-                clock: st.replica.clock_last(),
-                removed: st.replica.removed_members(),
-                created_ms: st.replica.now_ms(),
-            };
-            (dirty, self.wal.last_seq(), meta)
+            (dirty, self.wal.last_seq(), self.meta_of(&st.replica))
         };
         if !base && dirty.is_empty() && cut == snap.manifest.covers_seq() {
             return Ok(SnapshotReport {
@@ -126,6 +132,7 @@ impl Inner {
         let name = layout::snap_name(generation, kind);
         let dir = layout::snap_dir(&self.dir);
         let header = Header {
+            version: crate::snapshot::VERSION,
             kind,
             generation,
             covers_seq: cut,

@@ -60,7 +60,7 @@ impl Store {
     pub fn status(&self) -> StoreStatus {
         let replica = {
             let mut st = self.inner.state.write();
-            self.release_durable(&mut st);
+            self.inner.note_durable(&mut st);
             st.replica.status()
         };
         let wal = &self.inner.wal;

@@ -394,7 +394,7 @@ mod tests {
 
         let (store, _) = Store::open(&dir, config()).unwrap();
         assert_eq!(store.status().replica.vv, state.replica.vv);
-        assert_eq!(store.digest_root(), state.replica.digest_root);
+        assert_eq!(store.digest_root().unwrap(), state.replica.digest_root);
     }
 
     #[test]

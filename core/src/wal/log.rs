@@ -341,6 +341,11 @@ impl Wal {
         Ok(removed)
     }
 
+    /// Whether a failure poisoned the log (without taking a lock).
+    pub fn has_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
     /// The failure that poisoned the log, if one did: every append and wait now fails with it
     /// until the log is reopened.
     pub fn failure(&self) -> Option<Error> {

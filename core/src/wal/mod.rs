@@ -81,6 +81,17 @@ pub enum WriterMode {
     Inline,
 }
 
+/// What opening a log does with damage that is not a torn tail.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WalRecovery {
+    /// Refuse to open: [`Error::Corrupt`] naming the file and offset (the default).
+    Strict,
+    /// Keep every record before the first damage, set the rest aside (`.broken` files, never
+    /// deleted) and open; [`RecoveryReport::damage_cut`] says what went aside. For a replica
+    /// whose peers can refill what it lost.
+    KeepPrefix,
+}
+
 /// How a [`Wal`] behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalConfig {
@@ -95,6 +106,8 @@ pub struct WalConfig {
     pub queue_limit_bytes: usize,
     /// Who writes the log.
     pub writer: WriterMode,
+    /// What open does with damage.
+    pub recovery: WalRecovery,
 }
 
 impl Default for WalConfig {
@@ -105,6 +118,7 @@ impl Default for WalConfig {
             max_record_size: 16 << 20,
             queue_limit_bytes: 64 << 20,
             writer: WriterMode::Thread,
+            recovery: WalRecovery::Strict,
         }
     }
 }
@@ -155,6 +169,19 @@ pub struct SegmentInfo {
     pub bytes: u64,
 }
 
+/// Damage that ended the records a [`WalRecovery::KeepPrefix`] open kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamageCut {
+    /// The damage (file, offset, what).
+    pub error: String,
+    /// Records up to this sequence number were kept.
+    pub kept_through: u64,
+    /// Segment files renamed aside (the damaged segment's tail is in `broken_files`).
+    pub segments_set_aside: Vec<PathBuf>,
+    /// Bytes in them.
+    pub bytes_set_aside: u64,
+}
+
 /// What [`Wal::open`] found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -180,6 +207,8 @@ pub struct RecoveryReport {
     pub broken_files: Vec<PathBuf>,
     /// Half-created segment files that were removed.
     pub temp_files_removed: Vec<PathBuf>,
+    /// Under [`WalRecovery::KeepPrefix`]: the damage that ended what was kept, if any.
+    pub damage_cut: Option<DamageCut>,
     /// How long recovery took.
     pub elapsed: Duration,
 }

@@ -34,7 +34,7 @@ use super::segment::{
     SegmentHeader,
 };
 use super::writer::Active;
-use super::{RecoveryReport, SegmentInfo, WalConfig, SEGMENT_HEADER_LEN};
+use super::{DamageCut, RecoveryReport, SegmentInfo, WalConfig, WalRecovery, SEGMENT_HEADER_LEN};
 use crate::error::{DecodeError, Error, Result};
 use crate::fs::Vfs;
 
@@ -103,6 +103,15 @@ fn remove_leftovers(fs: &dyn Vfs, dir: &Path, names: &[String]) -> Result<Vec<Pa
     Ok(removed)
 }
 
+/// Where damage stopped a [`WalRecovery::KeepPrefix`] recovery.
+struct Cut {
+    /// Index (in `firsts`) of the segment the damage is in.
+    index: usize,
+    /// Offset of the damage in it (0: the whole segment is unusable).
+    offset: usize,
+    error: Error,
+}
+
 /// Recovers the log in `dir` (which exists and is locked). See the module doc.
 pub(crate) fn recover(
     fs: &dyn Vfs,
@@ -111,6 +120,7 @@ pub(crate) fn recover(
     replay_after: u64,
     apply: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<Recovered> {
+    let keep_prefix = config.recovery == WalRecovery::KeepPrefix;
     let started = Instant::now();
     let mut report = RecoveryReport::default();
     let names = fs.list_dir(dir)?;
@@ -121,7 +131,23 @@ pub(crate) fn recover(
     let mut segments = Vec::with_capacity(firsts.len());
     let mut prev_end: Option<u64> = None;
     let mut last: Option<(SegmentHeader, u64, Option<TornTail>)> = None;
-    for (i, &first) in firsts.iter().enumerate() {
+    let mut cut: Option<Cut> = None;
+    // Damage at `$offset` of segment `$i`: corruption, or under `KeepPrefix` the end of what
+    // is kept.
+    macro_rules! damaged {
+        ($i:expr, $path:expr, $offset:expr, $reason:expr) => {{
+            let error = corrupt($path, $offset as u64, $reason);
+            if !keep_prefix {
+                return Err(error);
+            }
+            cut = Some(Cut {
+                index: $i,
+                offset: $offset,
+                error,
+            });
+        }};
+    }
+    'segments: for (i, &first) in firsts.iter().enumerate() {
         let is_last = i + 1 == firsts.len();
         let path = dir.join(segment_name(first));
         if let Some(&next) = firsts.get(i + 1) {
@@ -139,16 +165,25 @@ pub(crate) fn recover(
             }
         }
         let bytes = fs.read_file(&path)?;
-        let header = SegmentHeader::decode(&bytes).map_err(|e| corrupt(&path, 0, e))?;
+        let header = match SegmentHeader::decode(&bytes) {
+            Ok(h) => h,
+            Err(e) => {
+                damaged!(i, &path, 0, e);
+                break 'segments;
+            }
+        };
         if header.first_seq != first {
             let why = format!(
                 "header says the first seq is {}, the file name says {first}",
                 header.first_seq
             );
-            return Err(corrupt(&path, 0, DecodeError::Malformed(why)));
+            damaged!(i, &path, 0, DecodeError::Malformed(why));
+            break 'segments;
         }
-        check_continuity(prev_end, first, replay_after)
-            .map_err(|why| corrupt(&path, 0, DecodeError::Malformed(why)))?;
+        if let Err(why) = check_continuity(prev_end, first, replay_after) {
+            damaged!(i, &path, 0, DecodeError::Malformed(why));
+            break 'segments;
+        }
         report.segments_read += 1;
 
         let mut expected = first;
@@ -163,7 +198,11 @@ pub(crate) fn recover(
                 Step::Record { offset, rec } => {
                     if rec.seq != expected {
                         let why = format!("record has seq {}, expected {expected}", rec.seq);
-                        return Err(corrupt(&path, offset as u64, DecodeError::Malformed(why)));
+                        damaged!(i, &path, offset, DecodeError::Malformed(why));
+                        break Some(TornTail {
+                            offset,
+                            bytes: bytes[offset..].to_vec(),
+                        });
                     }
                     if rec.seq > replay_after {
                         apply(rec.seq, rec.body)?;
@@ -191,7 +230,7 @@ pub(crate) fn recover(
                         }
                     }
                     if next_valid.is_some() || !is_last {
-                        return Err(corrupt(&path, offset as u64, reason));
+                        damaged!(i, &path, offset, reason);
                     }
                     break Some(TornTail {
                         offset,
@@ -207,8 +246,18 @@ pub(crate) fn recover(
             first_seq: first,
             bytes: kept,
         });
-        if is_last {
+        if is_last || cut.is_some() {
             last = Some((header, expected - first, torn));
+        }
+        if cut.is_some() {
+            break;
+        }
+    }
+    if let Some(c) = &cut {
+        report.damage_cut = Some(set_aside_after(fs, dir, &firsts, c, prev_end)?);
+        if c.offset == 0 {
+            // The damaged segment itself went aside: a new one starts after the prefix.
+            last = None;
         }
     }
 
@@ -268,6 +317,45 @@ pub(crate) fn recover(
         segments,
         active,
         next_seq,
+    })
+}
+
+/// Under `KeepPrefix`, after damage at `cut`: every later segment is renamed aside (and the
+/// damaged segment too when the damage is in its header); returns what was cut.
+fn set_aside_after(
+    fs: &dyn Vfs,
+    dir: &Path,
+    firsts: &[u64],
+    cut: &Cut,
+    kept_end: Option<u64>,
+) -> Result<DamageCut> {
+    let from = if cut.offset == 0 {
+        cut.index
+    } else {
+        cut.index + 1
+    };
+    let mut set_aside_files = Vec::new();
+    let mut bytes = 0;
+    for &first in &firsts[from..] {
+        let path = dir.join(segment_name(first));
+        bytes += fs.file_len(&path)?;
+        let mut attempt = 0;
+        let mut to = broken_path(&path, 0, attempt);
+        while fs.exists(&to)? {
+            attempt += 1;
+            to = broken_path(&path, 0, attempt);
+        }
+        fs.rename(&path, &to)?;
+        set_aside_files.push(to);
+    }
+    if !set_aside_files.is_empty() {
+        fs.sync_dir(dir)?;
+    }
+    Ok(DamageCut {
+        error: cut.error.to_string(),
+        kept_through: kept_end.unwrap_or(0),
+        segments_set_aside: set_aside_files,
+        bytes_set_aside: bytes,
     })
 }
 

@@ -11,7 +11,7 @@
 //! the progress (so waiters wake with it); it is data, because `Error` is not `Clone`.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -84,5 +84,7 @@ pub(crate) struct Shared {
     /// Mirrors of the queue's last assigned and the progress's durable seq, for lock-free reads.
     pub last_seq: AtomicU64,
     pub durable_seq: AtomicU64,
+    /// Set once a failure poisoned the log (for lock-free checks).
+    pub failed: AtomicBool,
     pub segments: Mutex<Vec<SegmentInfo>>,
 }

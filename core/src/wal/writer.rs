@@ -93,6 +93,9 @@ impl Drop for ExitGuard {
         {
             let mut p = self.0.progress.lock();
             if p.failure.is_none() {
+                if panicked.is_some() {
+                    self.0.failed.store(true, Ordering::Release);
+                }
                 p.failure = panicked;
             }
             p.writer_gone = true;
@@ -359,6 +362,7 @@ impl Writer {
         };
         if let Some(f) = &failure {
             self.shared.queue.lock().failure = Some(f.clone());
+            self.shared.failed.store(true, Ordering::Release);
         }
         {
             let mut p = self.shared.progress.lock();

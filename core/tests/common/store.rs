@@ -65,7 +65,7 @@ pub fn write_n(store: &Store, n: u64) -> Result<u64> {
 
 /// Whether the store holds write number `n`.
 pub fn holds(store: &Store, n: u64) -> bool {
-    let Some(view) = store.get(session_of(n).as_bytes()) else {
+    let Some(view) = store.get(session_of(n).as_bytes()).unwrap() else {
         return false;
     };
     match n % 3 {

@@ -275,6 +275,37 @@ impl World {
             self.after_reopen(at, stop, &rec, verified)?;
         }
         self.register_peers(at);
+        self.hello(at)
+    }
+
+    /// Region `at` and every running region greet each other as the Erlang server does
+    /// (`docs/DECISIONS.md`): a region that comes back under a new id has its earlier
+    /// incarnations retired from membership by its peers, and retires theirs.
+    ///
+    /// # Errors
+    /// A refusal that is not a failed log.
+    pub fn hello(&mut self, at: usize) -> Result<(), String> {
+        for k in self.live() {
+            if k == at {
+                continue;
+            }
+            for (x, y) in [(k, at), (at, k)] {
+                for old in self.nodes[y].old_ids() {
+                    let removed = self.nodes[x]
+                        .inspect(|r| r.removed_members().contains(&old))
+                        .unwrap_or(true);
+                    if removed {
+                        continue;
+                    }
+                    self.log(|| format!("r{x} retires r{y}'s old incarnation {old}"));
+                    self.count("old incarnations retired");
+                    match self.nodes[x].remove_member(old) {
+                        Ok(()) => self.on_durable(x),
+                        Err(e) => self.refused(x, "remove_member", &e)?,
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

@@ -191,8 +191,22 @@ impl Model {
     /// What every session touched by an op `vv` covers must be at quiescence: `None` for a
     /// session that ended, `Some` for one that must be live.
     pub fn expected(&self, vv: &VersionVector) -> BTreeMap<SessionId, Option<Expected>> {
+        self.expected_with(vv, &BTreeSet::new())
+    }
+
+    /// [`Model::expected`] for a replica that also holds the effects of the ops `extra`
+    /// names, which its vector does not cover (state a repair brought from a region that
+    /// was then lost).
+    pub fn expected_with(
+        &self,
+        vv: &VersionVector,
+        extra: &BTreeSet<Dot>,
+    ) -> BTreeMap<SessionId, Option<Expected>> {
         let mut out: BTreeMap<SessionId, Option<Expected>> = BTreeMap::new();
-        let acked: Vec<&Op> = self.ops().filter(|op| vv.contains(op.dot)).collect();
+        let acked: Vec<&Op> = self
+            .ops()
+            .filter(|op| vv.contains(op.dot) || extra.contains(&op.dot))
+            .collect();
         let ended: BTreeSet<&SessionId> = acked
             .iter()
             .filter(|op| matches!(op.kind, OpKind::End))

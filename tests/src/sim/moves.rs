@@ -5,7 +5,7 @@
 //! what their digests say differs, links are cut and healed, and the survivors remove the
 //! region that died.
 
-use session_ha::{FrameBody, Limits, Message, ReplicaId};
+use session_ha::{FrameBody, Limits, Message, ReplicaId, SessionId, SessionState, VersionVector};
 
 use super::node::{classify, Refusal};
 use super::params::Invariant;
@@ -62,21 +62,39 @@ impl World {
                             }
                         }
                     }
-                    FrameBody::State { sessions, .. } | FrameBody::Repair(sessions) => {
-                        for (sid, state) in sessions {
-                            self.model.mark_session_seen(sid, &frame.vv);
-                            if let Some(why) = super::check::leaked_by_state(&self.model, state) {
-                                let what = format!(
-                                    "I5 violated: r{from} shipped the state of {sid:?} holding a value that must stay invisible ({why})"
-                                );
-                                self.violation(Invariant::I5, what)?;
-                            }
-                        }
+                    FrameBody::State { sessions, .. } => {
+                        let states = sessions.iter().map(|(sid, st)| (sid, Some(st)));
+                        self.observe_states(from, &frame.vv, states.collect())?;
+                    }
+                    FrameBody::Repair(sessions) => {
+                        let states = sessions.iter().map(|(sid, st)| (sid, st.as_ref()));
+                        self.observe_states(from, &frame.vv, states.collect())?;
                     }
                 }
                 Ok(())
             }
         }
+    }
+
+    /// The session states a frame from `from` carries, as of the frame's vector `vv`: every
+    /// op they may reflect is seen, and none may hold a value that must stay invisible (I5).
+    fn observe_states(
+        &mut self,
+        from: usize,
+        vv: &VersionVector,
+        states: Vec<(&SessionId, Option<&SessionState>)>,
+    ) -> Result<(), String> {
+        for (sid, state) in states {
+            self.model.mark_session_seen(sid, vv);
+            let leak = state.and_then(|st| super::check::leaked_by_state(&self.model, st));
+            if let Some(why) = leak {
+                let what = format!(
+                    "I5 violated: r{from} shipped the state of {sid:?} holding a value that must stay invisible ({why})"
+                );
+                self.violation(Invariant::I5, what)?;
+            }
+        }
+        Ok(())
     }
 
     /// Region `from` sends its peer `to` every frame it has for it (up to a bound), and

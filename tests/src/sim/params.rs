@@ -97,6 +97,8 @@ pub struct Params {
     pub removal_at: Option<u32>,
     /// Most local writes per step.
     pub writes_per_step: u64,
+    /// Nothing happens to disks or regions (`SIM_CALM=1`, see [`Params::calm`]).
+    pub calm: bool,
     /// Invariants not checked (`SIM_SKIP`): to look past a violation already known, e.g. to
     /// see what else a core breaks. Empty in every normal run.
     pub skipped: Vec<Invariant>,
@@ -170,6 +172,7 @@ impl Params {
             death,
             removal_at,
             writes_per_step: rng.range(1, 4),
+            calm: false,
             skipped: Vec::new(),
         }
     }
@@ -209,6 +212,7 @@ impl Params {
         p.truth_pm = 0;
         p.death = None;
         p.removal_at = None;
+        p.calm = true;
         p
     }
 }

@@ -124,7 +124,12 @@ impl World {
         let skipped = if self.skipped_violations.is_empty() {
             String::new()
         } else {
-            format!(" (after skipped violations {:?})", self.skipped_violations)
+            let counts: Vec<String> = self
+                .skipped_violations
+                .iter()
+                .map(|(i, n)| format!("{i:?} x{n}"))
+                .collect();
+            format!(" [after skipped violations {}]", counts.join(", "))
         };
         format!(
             "seed {} ({} regions, {:?}, death {:?}), step {}, t+{}ms{skipped}: {what}\n  replay: {}",
@@ -328,6 +333,9 @@ impl World {
 /// when not the defaults).
 pub fn replay_line(p: &Params) -> String {
     let mut env = format!("SIM_SEED={}", p.seed);
+    if p.calm {
+        env.push_str(" SIM_CALM=1");
+    }
     if p.steps != super::DEFAULT_STEPS {
         env.push_str(&format!(" SIM_STEPS={}", p.steps));
     }

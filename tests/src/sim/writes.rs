@@ -224,7 +224,11 @@ pub fn random_write(world: &mut World, pool: &mut SessionPool, at: usize) -> Res
         return Ok(());
     }
     let now = world.now();
-    let was_live = before.state.as_ref().is_none_or(|s| s.is_live(now));
+    // Writable unless ended or past its deadline (an emptied session may be written again).
+    let was_live = before
+        .state
+        .as_ref()
+        .is_none_or(|s| !s.is_ended() && !s.is_expired(now));
     let target = target.map(|(_, set, elem)| (set, elem));
     let (write, kind, value) = choose(world, at, &session, target, roll, &before);
     let result = world.nodes[at].write(&write);

@@ -93,20 +93,26 @@ pub struct Recovery {
 
 impl Recovery {
     fn from_report(id: ReplicaId, r: &RecoveryReport) -> Recovery {
-        // SHIM(recovery-report): the report will say what recovery cut, lost and whether it
-        // re-incarnated; today only truncated bytes, fallbacks and quarantine say so.
         Recovery {
             id,
             created: r.created,
-            reported_cut: r.wal.bytes_truncated > 0
+            reported_cut: r.wal.damage_cut.is_some()
+                || r.wal.bytes_truncated > 0
                 || !r.fallbacks.is_empty()
                 || r.quarantined.is_some(),
             quarantined: r.quarantined.is_some(),
             summary: format!(
-                "gen {} replayed {} truncated {}B fallbacks {:?}{}",
+                "gen {} replayed {} truncated {}B{} fallbacks {:?}{}",
                 r.manifest_generation,
                 r.wal.records_replayed,
                 r.wal.bytes_truncated,
+                r.wal
+                    .damage_cut
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!(
+                        " cut after {} ({})",
+                        c.kept_through, c.error
+                    )),
                 r.fallbacks,
                 if r.created { " (created)" } else { "" }
             ),
@@ -221,6 +227,12 @@ impl Node {
             .as_ref()
             .map(Store::id)
             .or(self.ids.last().copied())
+    }
+
+    /// The ids its stores had before the current one (retired incarnations).
+    pub fn old_ids(&self) -> Vec<ReplicaId> {
+        let n = self.ids.len().saturating_sub(1);
+        self.ids[..n].to_vec()
     }
 
     /// Whether this node's stores ever had `id` (old incarnations included).
@@ -373,15 +385,15 @@ impl Node {
             .receive_deferred(bytes)
     }
 
-    /// Encoded repair frames carrying the full states of `ids` for `peer`.
+    /// Encoded repair frames carrying the full states of `ids` (or their absence) for `peer`.
     ///
     /// # Errors
     /// The store's refusal.
     pub fn repair_frames(&self, peer: ReplicaId, ids: &[SessionId]) -> Result<Vec<Vec<u8>>, Error> {
-        // SHIM(repair-frames): `Store::repair_frames(peer, ids) -> Vec<Vec<u8>>` replaces the
-        // single frame.
-        let s = self.store.as_ref().ok_or(Error::Closed)?;
-        Ok(vec![s.repair_frame(peer, ids)?])
+        self.store
+            .as_ref()
+            .ok_or(Error::Closed)?
+            .repair_frames(peer, ids)
     }
 
     /// The sessions whose digests differ between this node and `other` (the digest exchange
@@ -395,13 +407,15 @@ impl Node {
             self.store.as_ref().ok_or(Error::Closed)?,
             other.store.as_ref().ok_or(Error::Closed)?,
         );
-        let theirs = b.digest_leaves();
+        let theirs = b.digest_leaves()?;
+        // Refused while tainted, as the store's own digest calls are.
+        a.digest_root()?;
         let leaves = a.read(|r| r.digests().differing_leaves(&theirs));
         if leaves.is_empty() {
             return Ok(Vec::new());
         }
-        let mine = a.digest_entries(&leaves);
-        let theirs = b.digest_entries(&leaves);
+        let mine = a.digest_entries(&leaves)?;
+        let theirs = b.digest_entries(&leaves)?;
         let mut ids: Vec<SessionId> = mine
             .iter()
             .filter(|e| !theirs.contains(e))
@@ -414,8 +428,16 @@ impl Node {
     }
 
     /// Lifts a replica's catch-up fence by hand (an operator's call when no member is left).
-    pub fn lift_fence(&self) {
-        // SHIM(fence): `Store::lift_fence()` does not exist yet; nothing is fenced today.
+    ///
+    /// # Errors
+    /// The store's refusal.
+    pub fn lift_fence(&self) -> Result<(), Error> {
+        self.store.as_ref().ok_or(Error::Closed)?.lift_fence()
+    }
+
+    /// Why the store refuses reads and writes until it has caught up, if it does.
+    pub fn fence(&self) -> Option<String> {
+        self.inspect(|r| r.fence().map(|f| f.to_string())).flatten()
     }
 
     // ----- maintenance and durability -------------------------------------------------------
@@ -467,13 +489,14 @@ impl Node {
     /// # Errors
     /// The store's refusal (fenced or tainted).
     pub fn client_view(&self) -> Result<Vec<(SessionId, SessionView)>, Error> {
-        // SHIM(reads-result): `session_ids` and `get` will return `Result` and refuse while
-        // fenced or tainted; today they always answer.
         let s = self.store.as_ref().ok_or(Error::Closed)?;
-        Ok(s.session_ids()
-            .into_iter()
-            .filter_map(|id| s.get(id.as_bytes()).map(|v| (id, v)))
-            .collect())
+        let mut view = Vec::new();
+        for id in s.session_ids()? {
+            if let Some(v) = s.get(id.as_bytes())? {
+                view.push((id, v));
+            }
+        }
+        Ok(view)
     }
 }
 

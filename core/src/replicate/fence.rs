@@ -1,0 +1,122 @@
+//! The catch-up fence: a replica whose state may be older than what the cluster already
+//! collected (a restored backup, a new incarnation after a lost suffix of its log) or that
+//! lacks part of its own history (a peer holds more of it) refuses reads and writes until it
+//! has caught up with a member. See I4 and I2 in `docs/INVARIANTS.md`.
+//!
+//! Catching up means: the replica's vector dominates the vector a member sent it *after* the
+//! fence was raised (the message names this replica and its current boot, so an old message
+//! in flight does not count), or a state transfer from a member completed. Every tombstone
+//! collected anywhere was acknowledged by every member, so it is below every member's
+//! vector: catching up with any one member brings every end back.
+
+use serde::{Deserialize, Serialize};
+
+use super::change::Change;
+use super::replica::Replica;
+use crate::causal::VersionVector;
+use crate::clock::ReplicaId;
+use crate::error::{Error, Result};
+
+/// Why a replica is fenced.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum FenceReason {
+    /// Restored from a backup: its state is as old as the backup.
+    Restored,
+    /// Recovery cut or lost part of the log, so its state may be older than what it had
+    /// acknowledged; it continues as a new incarnation.
+    LostTail,
+    /// A peer holds more of this replica's own history than it does.
+    HistoryRegression {
+        /// The peer.
+        peer: ReplicaId,
+        /// The highest own seq held here.
+        ours: u64,
+        /// The highest own seq the peer holds.
+        theirs: u64,
+    },
+}
+
+impl std::fmt::Display for FenceReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FenceReason::Restored => write!(f, "restored from a backup"),
+            FenceReason::LostTail => write!(f, "recovery lost the end of the log"),
+            FenceReason::HistoryRegression { peer, ours, theirs } => write!(
+                f,
+                "peer {peer} holds this replica's ops up to {theirs}, it holds {ours}"
+            ),
+        }
+    }
+}
+
+impl Replica {
+    /// Why reads and writes are refused, if they are.
+    pub fn fence(&self) -> Option<FenceReason> {
+        self.fence
+    }
+
+    /// Refuses while fenced.
+    ///
+    /// # Errors
+    /// [`Error::CatchingUp`].
+    pub fn check_unfenced(&self) -> Result<()> {
+        match self.fence {
+            Some(reason) => Err(Error::CatchingUp(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Raises the fence (also on replay of a logged [`Change::Fence`]).
+    pub(crate) fn raise_fence(&mut self, reason: FenceReason) -> Change {
+        self.fence = Some(reason);
+        Change::Fence(reason)
+    }
+
+    /// Lifts the fence by hand (an operator who knows no member is left to catch up with).
+    /// Returns the change to log, if the replica was fenced.
+    pub fn lift_fence(&mut self) -> Option<Change> {
+        self.fence.take().map(|_| Change::Unfence)
+    }
+
+    /// After a message from `peer` that carried `vv` and was addressed to this replica's
+    /// current boot: lifts the fence when this replica has caught up (see the module doc).
+    pub(crate) fn maybe_lift_fence(
+        &mut self,
+        peer: ReplicaId,
+        vv: &VersionVector,
+        changes: &mut Vec<Change>,
+    ) {
+        let Some(reason) = self.fence else {
+            return;
+        };
+        let fits = match reason {
+            FenceReason::HistoryRegression {
+                peer: p, theirs, ..
+            } => p == peer && self.ctx.vv().get(self.id) >= theirs,
+            FenceReason::Restored | FenceReason::LostTail => true,
+        };
+        if fits && self.ctx.vv().dominates(vv) {
+            self.fence = None;
+            changes.push(Change::Unfence);
+        }
+    }
+
+    /// Whether `peer`'s vector shows more of this replica's own history than it holds; if
+    /// so raises the fence (see I2).
+    pub(crate) fn check_history(
+        &mut self,
+        peer: ReplicaId,
+        vv: &VersionVector,
+        changes: &mut Vec<Change>,
+    ) {
+        let (ours, theirs) = (self.ctx.vv().get(self.id), vv.get(self.id));
+        let worse = match self.fence {
+            Some(FenceReason::HistoryRegression { theirs: t, .. }) => theirs > t,
+            _ => true,
+        };
+        if theirs > ours && worse {
+            let reason = FenceReason::HistoryRegression { peer, ours, theirs };
+            changes.push(self.raise_fence(reason));
+        }
+    }
+}
