@@ -214,6 +214,7 @@ pub fn durable_claims(world: &mut World, j: usize, force: bool) -> Result<(), St
             return Ok(());
         }
         world.count("disk truth read");
+        let said = world.nodes[j].durable_vector();
         match world.nodes[j].durable_truth().map_err(|e| world.fail(e))? {
             Some(vv) => world.regions[j].ever_durable.merge(&vv),
             None => {
@@ -222,6 +223,11 @@ pub fn durable_claims(world: &mut World, j: usize, force: bool) -> Result<(), St
             }
         }
         world.regions[j].truth_at_calls = Some(calls);
+        // What the store's status counts as durable, at the same instant.
+        if let Some(what) = said.and_then(|v| excess(world, &v, &world.regions[j].ever_durable)) {
+            let what = format!("I1 violated: r{j}'s status counts {what} durable");
+            world.violation(Invariant::I1, what)?;
+        }
     }
     let r = &world.regions[j];
     if let Some(what) = excess(world, &r.claims, &r.ever_durable) {

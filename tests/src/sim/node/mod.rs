@@ -69,7 +69,6 @@ pub fn classify(e: &Error) -> Refusal {
     match e.kind() {
         "ended" => Refusal::SessionEnded,
         "poisoned" | "no_space" | "io" => Refusal::LogFailed,
-        // SHIM(fence): the fence's error does not exist yet; its documented name.
         "catching_up" => Refusal::CatchingUp,
         "removed_replica" => Refusal::RemovedSender,
         _ => Refusal::Other,
@@ -93,6 +92,8 @@ pub struct Recovery {
 
 impl Recovery {
     fn from_report(id: ReplicaId, r: &RecoveryReport) -> Recovery {
+        // SHIM(recovery-report): what recovery cut, lost and whether it re-incarnated will be
+        // in the report; today a damage cut, a torn tail, a fallback or a quarantine say so.
         Recovery {
             id,
             created: r.created,
@@ -472,16 +473,22 @@ impl Node {
     }
 
     /// What the store's peers are believed to hold, as its status reports it:
-    /// `(peer id, region, acknowledged vector)`.
+    /// `(peer id, region, acknowledged vector)`. Read from inside (the store's own status
+    /// call would also bring its bookkeeping up to date, which a check must not do).
     pub fn beliefs(&self) -> Vec<(ReplicaId, String, VersionVector)> {
-        self.store.as_ref().map_or_else(Vec::new, |s| {
-            s.status()
-                .replica
+        self.inspect(|r| {
+            r.status()
                 .peers
                 .into_iter()
                 .map(|p| (p.id, p.name, p.acked))
                 .collect()
         })
+        .unwrap_or_default()
+    }
+
+    /// The vector the store says it holds durably (what it acknowledges, I1).
+    pub fn durable_vector(&self) -> Option<VersionVector> {
+        self.inspect(|r| r.status().durable_vv)
     }
 
     /// Every session a client reading this store sees, or the store's refusal to serve reads.
