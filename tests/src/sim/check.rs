@@ -62,6 +62,12 @@ pub fn step_invariants(world: &mut World) -> Result<(), String> {
     if let Some(e) = world.errors.first() {
         return Err(e.clone());
     }
+    if let Some(sid) = &world.watch {
+        for i in world.live() {
+            let st = world.nodes[i].inspect(|r| r.session_state(sid.as_bytes()).cloned());
+            world.log(|| format!("watch r{i} {sid:?}: {st:?}"));
+        }
+    }
     for i in world.live() {
         check_region(world, i)?;
     }
@@ -164,8 +170,41 @@ fn check_region(world: &mut World, i: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Before a claim of region `j` counts as not durable, its disk's dry run
+/// (`recovered_state`) is checked against opening a store on the same disk image: the
+/// tools an operator trusts must recover what opening recovers.
+///
+/// # Errors
+/// When opening recovers more than the dry run said (the dry run is wrong).
+fn dry_run_agrees_with_opening(world: &mut World, j: usize) -> Result<(), String> {
+    let opened = world.nodes[j]
+        .durable_truth_by_opening()
+        .map_err(|e| world.fail(e))?;
+    let Some(opened) = opened else {
+        return Ok(());
+    };
+    let r = &world.regions[j];
+    if let Some(what) = excess_as(world, &opened, &r.ever_durable, "recovered_state says") {
+        let why = world.nodes[j].describe_recovery();
+        return Err(world.fail(format!(
+            "recovered_state of r{j}'s disk says less than opening it recovers: opening holds {what}; {why}"
+        )));
+    }
+    Ok(())
+}
+
 /// The first entry of `claimed` that `held` does not cover, described.
 fn excess(world: &World, claimed: &VersionVector, held: &VersionVector) -> Option<String> {
+    excess_as(world, claimed, held, "its disk holds")
+}
+
+/// [`excess`] with `held` described as `held_is`.
+fn excess_as(
+    world: &World,
+    claimed: &VersionVector,
+    held: &VersionVector,
+    held_is: &str,
+) -> Option<String> {
     claimed
         .iter()
         .find(|(origin, seq)| held.get(*origin) < *seq)
@@ -173,7 +212,7 @@ fn excess(world: &World, claimed: &VersionVector, held: &VersionVector) -> Optio
             let name = world
                 .index_of(origin)
                 .map_or_else(|| origin.to_string(), |o| format!("r{o}"));
-            format!("{name}:{seq} (its disk holds {name}:{})", held.get(origin))
+            format!("{name}:{seq} ({held_is} {name}:{})", held.get(origin))
         })
 }
 
@@ -224,17 +263,28 @@ pub fn durable_claims(world: &mut World, j: usize, force: bool) -> Result<(), St
         }
         world.regions[j].truth_at_calls = Some(calls);
         // What the store's status counts as durable, at the same instant.
-        if let Some(what) = said.and_then(|v| excess(world, &v, &world.regions[j].ever_durable)) {
-            let what = format!("I1 violated: r{j}'s status counts {what} durable");
+        let over = said.and_then(|v| {
+            excess(world, &v, &world.regions[j].ever_durable)?;
+            Some(v)
+        });
+        if over.is_some() {
+            dry_run_agrees_with_opening(world, j)?;
+        }
+        if let Some(what) = over.and_then(|v| excess(world, &v, &world.regions[j].ever_durable)) {
+            let why = world.nodes[j].describe_recovery();
+            let what = format!("I1 violated: r{j}'s status counts {what} durable; {why}");
             world.violation(Invariant::I1, what)?;
         }
     }
     let r = &world.regions[j];
+    if excess(world, &r.claims, &r.ever_durable).is_some() {
+        dry_run_agrees_with_opening(world, j)?;
+    }
+    let r = &world.regions[j];
     if let Some(what) = excess(world, &r.claims, &r.ever_durable) {
-        world.violation(
-            Invariant::I1,
-            format!("I1 violated: r{j} put {what} on the wire"),
-        )?;
+        let why = world.nodes[j].describe_recovery();
+        let what = format!("I1 violated: r{j} put {what} on the wire; {why}");
+        world.violation(Invariant::I1, what)?;
         // Skipped: count each excess once.
         let claims = world.regions[j].claims.clone();
         world.regions[j].ever_durable.merge(&claims);

@@ -14,7 +14,7 @@
 //! - and opening the store recovers what the dry run (`recovered_state`) said it would.
 
 use session_ha::fs::Fault;
-use session_ha::{FsyncPolicy, RecoveryMode, VersionVector};
+use session_ha::{Dot, FsyncPolicy, RecoveryMode, VersionVector};
 
 use super::check;
 use super::node::{Damage, Recovery};
@@ -381,6 +381,26 @@ impl World {
                 }
             }
         }
+        // A replica that lost records it held durably (damage, or written records a power cut
+        // under `Never` took) may have lost history others saw: it must come back as a new
+        // incarnation (I2), whatever origins the lost records were of.
+        let lost_durable = stop.never_cut || (!stop.restored && !vv.dominates(&truth));
+        if lost_durable && rec.id == stop.id {
+            let what = match excess_of(&truth, &vv) {
+                Some((origin, seq)) => {
+                    let name = self.origin(Dot {
+                        replica: origin,
+                        seq,
+                    });
+                    format!("{name}:{seq} and what followed it")
+                }
+                None => "written records a power cut under Never took".to_string(),
+            };
+            let what = format!(
+                "I2 violated: r{at} came back as the same replica after losing records it held ({what}); peers that saw them believe it holds them, and its next writes may reuse dots"
+            );
+            self.violation(Invariant::I2, what)?;
+        }
         let kept = vv.get(stop.id);
         for (dot, seen) in self.own_ops_after(stop.id, kept) {
             if seen && rec.id == stop.id {
@@ -435,4 +455,11 @@ impl World {
     fn time_now(&self) -> u64 {
         self.now()
     }
+}
+
+/// The first entry of `held` that `now` does not cover: `(origin, seq held)`.
+fn excess_of(held: &VersionVector, now: &VersionVector) -> Option<(session_ha::ReplicaId, u64)> {
+    held.iter()
+        .find(|(origin, seq)| now.get(*origin) < *seq)
+        .map(|(origin, _)| (origin, now.get(origin) + 1))
 }

@@ -138,7 +138,7 @@ impl World {
     pub fn refused(&mut self, at: usize, call: &str, e: &session_ha::Error) -> Result<(), String> {
         match classify(e) {
             Refusal::LogFailed => {
-                self.on_log_failed(at, &e.to_string());
+                self.on_log_failed(at, &format!("{call}: {e}"));
                 Ok(())
             }
             Refusal::CatchingUp => {
@@ -321,7 +321,7 @@ impl World {
         }
         let ids = match self.nodes[a].differing_sessions(&self.nodes[b]) {
             Ok(ids) => ids,
-            Err(e) => return self.refused(a, "differing_sessions", &e),
+            Err((who, e)) => return self.refused(who, "differing_sessions", &e),
         };
         if ids.is_empty() {
             return Ok(());

@@ -48,6 +48,9 @@ pub struct World {
     /// Violations found where they cannot be returned at once (a message read on its way
     /// out); the step's checks report the first.
     pub errors: Vec<String>,
+    /// A session whose state on every region is traced after every step (`SIM_WATCH=<id>`
+    /// with `SIM_TRACE=1`).
+    pub watch: Option<SessionId>,
     /// Violations of invariants skipped by `SIM_SKIP`, counted (and named in any failure).
     pub skipped_violations: BTreeMap<Invariant, u64>,
 }
@@ -86,6 +89,10 @@ impl World {
             next_value: 0,
             errors: Vec::new(),
             skipped_violations: BTreeMap::new(),
+            watch: trace
+                .then(|| std::env::var("SIM_WATCH").ok())
+                .flatten()
+                .map(|s| SessionId::from(s.as_str())),
         };
         for i in 0..n {
             world.start(i)?;

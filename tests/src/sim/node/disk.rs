@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use session_ha::fs::{Fault, FaultyFs, Repeat, Vfs};
-use session_ha::store::{recovered_state, restore_backup, verify_dir};
+use session_ha::store::{dry_run_recovery, recovered_state, restore_backup, verify_dir};
 use session_ha::wal::SEGMENT_HEADER_LEN;
 use session_ha::{Error, FsyncPolicy, ReplicaId, VersionVector};
 
@@ -97,6 +97,54 @@ impl Node {
         Ok(recovered_state(&image, &self.dir)
             .map_err(io_err)?
             .map(|s| s.replica.vv))
+    }
+
+    /// What recovering the disk after a power cut now would do, in one line (for failure
+    /// messages).
+    pub fn describe_recovery(&self) -> String {
+        let image = if self.is_up() && self.config.fsync == FsyncPolicy::Never {
+            match self.written_image() {
+                Ok(image) => image,
+                Err(e) => return e,
+            }
+        } else {
+            self.fs.crash_image()
+        };
+        match dry_run_recovery(&image, &self.dir) {
+            Ok(p) => format!(
+                "a recovery now would use generation {:?} covering {} and replay {} records, \
+                 cutting {}B; fallbacks {:?}; failure {:?}",
+                p.generation,
+                p.covers_seq,
+                p.records_to_replay,
+                p.bytes_to_truncate,
+                p.fallbacks,
+                p.failure
+            ),
+            Err(e) => format!("a recovery now cannot read the disk: {e}"),
+        }
+    }
+
+    /// The version vector opening a store on a copy of the disk as a power cut now would
+    /// leave it actually recovers (the slow cross-check of [`Node::durable_truth`], whose
+    /// dry run must agree with it). `None` when the copy does not open.
+    pub fn durable_truth_by_opening(&self) -> Result<Option<VersionVector>, String> {
+        let image = if self.is_up() && self.config.fsync == FsyncPolicy::Never {
+            self.written_image()?
+        } else {
+            self.fs.crash_image()
+        };
+        let config = self.store_config(session_ha::RecoveryMode::Strict);
+        let time: Arc<dyn session_ha::TimeSource> = Arc::new(self.time.clone());
+        Ok(
+            session_ha::Store::open_with(Arc::new(image), &self.dir, config, time)
+                .ok()
+                .map(|(store, _)| {
+                    let vv = store.read(|r| r.version_vector().clone());
+                    store.kill();
+                    vv
+                }),
+        )
     }
 
     /// A copy of the disk holding everything written, synced or not (nothing is lost).

@@ -176,7 +176,7 @@ impl Node {
         }
     }
 
-    fn store_config(&self, recovery: RecoveryMode) -> StoreConfig {
+    pub(crate) fn store_config(&self, recovery: RecoveryMode) -> StoreConfig {
         StoreConfig {
             replica: self.config.replica.clone(),
             fsync: self.config.fsync,
@@ -401,26 +401,25 @@ impl Node {
     /// a repair starts with).
     ///
     /// # Errors
-    /// Either store's refusal.
-    pub fn differing_sessions(&self, other: &Node) -> Result<Vec<SessionId>, Error> {
+    /// The refusal, with the index of the node that refused.
+    pub fn differing_sessions(&self, other: &Node) -> Result<Vec<SessionId>, (usize, Error)> {
         // SHIM(digest-middle-level): the comparison will start from the middle level.
-        let (a, b) = (
-            self.store.as_ref().ok_or(Error::Closed)?,
-            other.store.as_ref().ok_or(Error::Closed)?,
-        );
-        let theirs = b.digest_leaves()?;
+        let (mine, yours) = (self.index, other.index);
+        let a = self.store.as_ref().ok_or((mine, Error::Closed))?;
+        let b = other.store.as_ref().ok_or((yours, Error::Closed))?;
+        let theirs = b.digest_leaves().map_err(|e| (yours, e))?;
         // Refused while tainted, as the store's own digest calls are.
-        a.digest_root()?;
+        a.digest_root().map_err(|e| (mine, e))?;
         let leaves = a.read(|r| r.digests().differing_leaves(&theirs));
         if leaves.is_empty() {
             return Ok(Vec::new());
         }
-        let mine = a.digest_entries(&leaves)?;
-        let theirs = b.digest_entries(&leaves)?;
-        let mut ids: Vec<SessionId> = mine
+        let ours = a.digest_entries(&leaves).map_err(|e| (mine, e))?;
+        let theirs = b.digest_entries(&leaves).map_err(|e| (yours, e))?;
+        let mut ids: Vec<SessionId> = ours
             .iter()
             .filter(|e| !theirs.contains(e))
-            .chain(theirs.iter().filter(|e| !mine.contains(e)))
+            .chain(theirs.iter().filter(|e| !ours.contains(e)))
             .map(|(id, _)| id.clone())
             .collect();
         ids.sort();
