@@ -15,10 +15,7 @@ fn verify_exits_0_on_an_intact_store() {
     let text = stdout(&out);
     assert_eq!(code(&out), 0, "{text}");
     assert!(text.contains(": intact"), "{text}");
-    assert!(
-        text.contains("snap/snap-00000000000000000001.base"),
-        "{text}"
-    );
+    assert!(text.contains(&base_name(&dir)), "{text}");
     assert!(text.contains("wal/wal-00000000000000000001.log"), "{text}");
     assert!(!text.contains("DAMAGED"), "{text}");
     assert_eq!(

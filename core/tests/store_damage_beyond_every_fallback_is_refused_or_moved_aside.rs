@@ -1,9 +1,12 @@
 //! Damage that no manifest generation can recover from (both manifest slots, the base both
-//! generations share, a WAL record in the middle of the log): under `RecoveryMode::Strict`
+//! chains share, a WAL record in the middle of the log): under `RecoveryMode::Strict`
 //! opening fails with `Error::DataLoss` whose message names the damaged files and the WAL
-//! range, touching nothing; under `RecoveryMode::RebuildFromPeers` the directory is moved
-//! aside whole to `<dir>.quarantine-<ms>` and the store reopens empty as a new incarnation.
-//! Damage a fallback can recover from is never moved aside.
+//! range, touching nothing. Under `RecoveryMode::RebuildFromPeers` damage to the log keeps
+//! every record before it, sets the rest aside and continues as a new incarnation, naming
+//! exactly the records lost (its peers refill them); damage to every snapshot chain moves the
+//! directory aside whole to `<dir>.quarantine-<ms>` and the store reopens empty as a new
+//! incarnation, fenced until its peers have refilled it. Damage a fallback can recover from
+//! is never moved aside.
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
 mod common;
@@ -12,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use common::store::{flip_bit, record_spans, segments, store_config, tree, Writes};
 use session_ha::fs::OsFs;
-use session_ha::{Error, RecoveryMode, Store, StoreConfig};
+use session_ha::replicate::FenceReason;
+use session_ha::{Error, RecoveryMode, ReplicaId, Store, StoreConfig};
 
 struct Damaged {
     _root: tempfile::TempDir,
@@ -23,7 +27,7 @@ struct Damaged {
     named: Vec<String>,
 }
 
-/// A store with a base (generation 1), a delta (generation 2) and a WAL tail.
+/// A store with a base, a delta on it and a WAL tail (24 writes, one record each).
 fn store() -> (tempfile::TempDir, PathBuf, u32, Writes, String, String) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("store");
@@ -61,8 +65,7 @@ fn shared_base() -> Damaged {
     flip_bit(&path, 8 * 50);
     let named = vec![
         path.display().to_string(),
-        "manifest generation 2".into(),
-        "manifest generation 1".into(),
+        "fallback chain".into(),
         "the log holds WAL records".into(),
     ];
     Damaged {
@@ -133,8 +136,19 @@ fn moved_aside(d: &Damaged, what: &str) {
         "{what}: a new incarnation"
     );
     assert_eq!(store.incarnation(), report.incarnation);
-    assert!(store.session_ids().unwrap().is_empty(), "{what}: not empty");
+    // Empty, it would answer "no such session" for sessions its peers hold: it says it is
+    // catching up instead, until they refilled it (or an operator lifts the fence).
+    assert_eq!(report.fence, Some(FenceReason::Rebuilt));
+    assert!(matches!(
+        store.session_ids(),
+        Err(Error::CatchingUp(FenceReason::Rebuilt))
+    ));
+    assert!(
+        store.read(|r| r.sessions().count()) == 0,
+        "{what}: not empty"
+    );
     assert!(!d.writes.acked.is_empty());
+    store.lift_fence().unwrap();
 
     // The new store works and stays; the quarantined directory stays as it was.
     let mut w = Writes::default();
@@ -180,8 +194,45 @@ fn rebuild_from_peers_moves_a_damaged_shared_base_aside() {
 }
 
 #[test]
-fn rebuild_from_peers_moves_a_damaged_wal_record_aside() {
-    moved_aside(&mid_log_record(), "mid-log record");
+fn rebuild_from_peers_keeps_the_log_before_a_damaged_record_and_names_what_is_lost() {
+    let d = mid_log_record();
+    let (store, report) = Store::open(&d.dir, rebuild()).unwrap();
+    assert!(report.quarantined.is_none(), "{report:?}");
+    let cut = report
+        .wal
+        .damage_cut
+        .clone()
+        .expect("the damage cut the log");
+    let kept = cut.kept_through;
+    assert_eq!(report.lost, Some((kept + 1, 24)), "{report:?}");
+    assert!(cut.error.contains(&d.named[0]), "{cut:?}");
+    assert!(
+        !report.wal.broken_files.is_empty(),
+        "the damaged bytes are kept aside"
+    );
+    // It may have lost acknowledged records of its own: a new incarnation (I2).
+    assert_ne!(store.incarnation(), d.incarnation);
+    assert_eq!(
+        report.reincarnated_from,
+        Some(ReplicaId::from_region("us-east-1", d.incarnation))
+    );
+    for &n in &d.writes.acked {
+        assert_eq!(
+            common::store::holds(&store, n),
+            n <= kept,
+            "write {n} (kept through {kept})"
+        );
+    }
+    // It carries on, and the next open finds nothing more to cut.
+    let mut w = Writes::default();
+    w.write_many(&store, 2).unwrap();
+    store.close().unwrap();
+    drop(store);
+    let (_, report) = Store::open(&d.dir, rebuild()).unwrap();
+    assert!(
+        report.wal.damage_cut.is_none() && report.lost.is_none(),
+        "{report:?}"
+    );
 }
 
 #[test]
@@ -190,7 +241,10 @@ fn rebuild_from_peers_keeps_a_store_a_fallback_can_recover() {
     flip_bit(&dir.join("snap").join(delta), 8 * 40);
     let (store, report) = Store::open(&dir, rebuild()).unwrap();
     assert!(report.quarantined.is_none(), "{report:?}");
-    assert_eq!(report.manifest_generation, 1);
+    assert!(
+        report.lost.is_none() && report.reincarnated_from.is_none(),
+        "{report:?}"
+    );
     assert_eq!(store.incarnation(), incarnation);
     w.check(&store, "recoverable damage under RebuildFromPeers");
     let siblings = std::fs::read_dir(dir.parent().unwrap()).unwrap().count();

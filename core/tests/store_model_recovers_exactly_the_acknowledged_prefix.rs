@@ -142,7 +142,9 @@ struct Run {
     fs: FaultyFs,
     time: ManualTime,
     store: Option<Store>,
-    incarnation: u32,
+    /// Every incarnation the store has been, oldest first (a crash that cuts a tail makes it
+    /// continue as a new one).
+    incarnations: Vec<u32>,
     model: Replica,
     /// Ops acknowledged (write returned Ok), in order.
     acked: Vec<Op>,
@@ -180,7 +182,7 @@ impl Run {
             fs,
             time,
             store: Some(store),
-            incarnation,
+            incarnations: vec![incarnation],
             acked: Vec::new(),
             in_flight: None,
             log_failed: false,
@@ -235,16 +237,19 @@ impl Run {
         }
     }
 
-    /// A replica holding exactly `ops`.
+    /// A replica holding exactly `ops`, as the store's current incarnation.
     fn replay(&self, ops: &[Op]) -> Replica {
         let mut r = Replica::new(
             REGION,
-            self.incarnation,
+            self.incarnations[0],
             ReplicaConfig::default(),
             Arc::new(self.time.clone()),
         );
         for op in ops {
             r.replay(&Change::Op(op.clone()));
+        }
+        for &i in &self.incarnations[1..] {
+            r.reincarnate(i);
         }
         r
     }
@@ -268,7 +273,14 @@ impl Run {
         )
         .unwrap_or_else(|e| panic!("crash at action {at}: reopen failed: {e}"));
         assert!(report.fallbacks.is_empty(), "{:?}", report.fallbacks);
-        assert_eq!(store.incarnation(), self.incarnation);
+        // A cut tail may have held what was acknowledged: the store continues as a new
+        // incarnation then, and only then (I2).
+        let cut = report.wal.bytes_truncated > 0;
+        assert_eq!(report.reincarnated_from.is_some(), cut, "{report:?}");
+        if cut {
+            self.incarnations.push(store.incarnation());
+        }
+        assert_eq!(Some(&store.incarnation()), self.incarnations.last());
         let acked = self.replay(&self.acked);
         let model = if Run::same(&store, &acked) {
             acked

@@ -81,7 +81,6 @@ fn a_crash_right_after_the_manifest_install_replays_nothing_and_numbering_goes_o
     );
     crash(&fs, Some(store), None);
     let (store, report) = open_on(&fs, store_config()).unwrap();
-    assert_eq!(report.manifest_generation, 2);
     assert_eq!(report.covers_seq, covers);
     assert_eq!(report.wal.records_replayed, 0, "{report:?}");
     w.check(&store, "crash right after the install");
@@ -125,7 +124,8 @@ fn a_log_that_ends_before_covers_seq_is_not_a_gap_and_numbering_starts_after_it(
     assert!(
         v.warnings
             .iter()
-            .any(|w| w.starts_with("manifest generation 0 cannot serve as a fallback")),
+            .any(|w| w.starts_with("the chain of manifest generation ")
+                && w.contains("from WAL record 1 cannot serve as a fallback")),
         "{:?}",
         v.warnings
     );

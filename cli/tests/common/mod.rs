@@ -73,6 +73,23 @@ pub fn snapshotted_store(dir: &Path, n: usize, m: usize) {
     store.close().unwrap();
 }
 
+/// The name of the one base snapshot of `dir` (what [`snapshotted_store`] made), as the
+/// commands print it: `snap/snap-<generation>.base`.
+pub fn base_name(dir: &Path) -> String {
+    let bases = files_in(dir, "snap", ".base");
+    assert_eq!(bases.len(), 1, "{bases:?}");
+    let name = bases[0].file_name().unwrap().to_string_lossy().into_owned();
+    format!("snap/{name}")
+}
+
+/// The newest manifest generation of `dir`.
+pub fn newest_generation(dir: &Path) -> u64 {
+    session_ha::snapshot::read_slots(&session_ha::fs::OsFs, dir)
+        .unwrap()
+        .valid[0]
+        .generation
+}
+
 /// Files in `sub` of `dir` whose names end with `suffix`, sorted.
 pub fn files_in(dir: &Path, sub: &str, suffix: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))

@@ -25,6 +25,9 @@ pub enum FenceReason {
     /// Recovery cut or lost part of the log, so its state may be older than what it had
     /// acknowledged; it continues as a new incarnation.
     LostTail,
+    /// Its directory was damaged beyond every fallback and moved aside: it starts empty and
+    /// is refilled by its peers.
+    Rebuilt,
     /// A peer holds more of this replica's own history than it does.
     HistoryRegression {
         /// The peer.
@@ -41,6 +44,7 @@ impl std::fmt::Display for FenceReason {
         match self {
             FenceReason::Restored => write!(f, "restored from a backup"),
             FenceReason::LostTail => write!(f, "recovery lost the end of the log"),
+            FenceReason::Rebuilt => write!(f, "rebuilt empty after damage, refilled by peers"),
             FenceReason::HistoryRegression { peer, ours, theirs } => write!(
                 f,
                 "peer {peer} holds this replica's ops up to {theirs}, it holds {ours}"
@@ -66,10 +70,16 @@ impl Replica {
         }
     }
 
-    /// Raises the fence (also on replay of a logged [`Change::Fence`]).
-    pub(crate) fn raise_fence(&mut self, reason: FenceReason) -> Change {
+    /// Raises the fence (also on replay of a logged [`Change::Fence`]); returns the change
+    /// to log.
+    pub fn raise_fence(&mut self, reason: FenceReason) -> Change {
         self.fence = Some(reason);
         Change::Fence(reason)
+    }
+
+    /// Sets the fence as a manifest recorded it (recovery).
+    pub(crate) fn set_fence(&mut self, fence: Option<FenceReason>) {
+        self.fence = fence;
     }
 
     /// Lifts the fence by hand (an operator who knows no member is left to catch up with).
@@ -93,7 +103,7 @@ impl Replica {
             FenceReason::HistoryRegression {
                 peer: p, theirs, ..
             } => p == peer && self.ctx.vv().get(self.id) >= theirs,
-            FenceReason::Restored | FenceReason::LostTail => true,
+            FenceReason::Restored | FenceReason::LostTail | FenceReason::Rebuilt => true,
         };
         if fits && self.ctx.vv().dominates(vv) {
             self.fence = None;

@@ -214,6 +214,16 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
         fence,
         ..Manifest::new(&meta.region, incarnation, meta.created_ms)
     };
+    // Both slots hold it (generations 0 and 1): a store always has both from then on, so a
+    // missing slot is damage `verify` reports.
+    install_manifest(
+        fs.as_ref(),
+        dir,
+        &Manifest {
+            generation: 0,
+            ..manifest.clone()
+        },
+    )?;
     install_manifest(fs.as_ref(), dir, &manifest)?;
     Ok(RestoreReport {
         dir: dir.to_path_buf(),

@@ -8,6 +8,7 @@
 mod backup;
 mod config;
 mod layout;
+mod open;
 mod recovery;
 mod replication;
 mod snapshotter;
@@ -116,24 +117,8 @@ impl Store {
         config: StoreConfig,
         time: Arc<dyn TimeSource>,
     ) -> Result<(Store, RecoveryReport)> {
-        crate::fs::create_dir_durably(fs.as_ref(), dir)?;
-        let lock = fs.lock_dir(dir)?;
-        let (recovered, lock) = match recovery::recover(&fs, dir, &config, &time) {
-            Ok(r) => (r, lock),
-            Err(e)
-                if recovery::is_damage(&e) && config.recovery == RecoveryMode::RebuildFromPeers =>
-            {
-                let moved = quarantine(&fs, dir, time.now_ms())?;
-                drop(lock);
-                crate::fs::create_dir_durably(fs.as_ref(), dir)?;
-                let lock = fs.lock_dir(dir)?;
-                let mut r = recovery::recover(&fs, dir, &config, &time)?;
-                r.report.fallbacks.push(format!("moved aside after: {e}"));
-                r.report.quarantined = Some(moved);
-                (r, lock)
-            }
-            Err(e) => return Err(e),
-        };
+        let opened = open::open(&fs, dir, &config, &time)?;
+        let (recovered, lock) = (opened.recovered, opened.lock);
         let report = recovered.report.clone();
         let now = Instant::now();
         let snap = SnapState {
@@ -257,9 +242,36 @@ impl Store {
         if let Some(h) = self.background.lock().take() {
             let _ = h.join();
         }
-        let result = self.inner.wal.close();
+        let mut result = self.inner.wal.close();
+        if result.is_ok() {
+            result = self.record_clean_close();
+        }
         self.inner.lock.lock().take();
         result
+    }
+
+    /// After the log closed cleanly: the manifest records exactly where it ends (I3), unless
+    /// memory holds changes the log refused.
+    fn record_clean_close(&self) -> Result<()> {
+        let st = self.inner.state.read();
+        if self.inner.is_tainted(&st) || st.replica.has_unlogged_changes() {
+            return Ok(());
+        }
+        let fence = st.replica.fence();
+        let now_ms = st.replica.now_ms();
+        drop(st);
+        let mut snap = self.inner.snap.lock();
+        let log_end = self.inner.wal.last_seq();
+        let m = open::record_clean_close(
+            self.inner.fs.as_ref(),
+            &self.inner.dir,
+            &snap.manifest,
+            log_end,
+            fence,
+            now_ms,
+        )?;
+        snap.manifest = m;
+        Ok(())
     }
 
     /// Stops the store as a crash would: nothing queued is written, nothing more is synced
@@ -394,19 +406,6 @@ impl Inner {
         }
         Ok(())
     }
-}
-
-/// Moves a damaged store directory aside; returns where.
-fn quarantine(fs: &Arc<dyn Vfs>, dir: &Path, now_ms: u64) -> Result<PathBuf> {
-    let mut name = dir
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".quarantine-{now_ms}"));
-    let to = dir.with_file_name(name);
-    fs.rename(dir, &to)?;
-    fs.sync_dir(crate::fs::parent_dir(dir))?;
-    Ok(to)
 }
 
 fn spawn_background(inner: &Arc<Inner>) -> Result<Option<JoinHandle<()>>> {

@@ -1,9 +1,11 @@
 //! Recovery: manifest -> base -> deltas -> WAL tail, every checksum verified.
 //!
-//! The newest manifest generation that verifies is tried first; if its chain or the WAL it
-//! needs is damaged, the previous generation (whose files and WAL are kept until the next
-//! install) is tried. What could not be used, and why, goes into the [`RecoveryReport`]; when
-//! no generation works the error names every failure and the WAL range that is gone.
+//! The newest manifest generation that verifies is tried first, with its live chain, then
+//! its fallback chain, then the other slot's generation (whose files and WAL are kept until
+//! the next snapshot). What could not be used, and why, goes into the [`RecoveryReport`];
+//! when nothing works the error names every failure and the WAL range that is gone. What
+//! the recovered state means for this replica (is anything acknowledged missing, must it
+//! continue as a new incarnation) is decided in `open.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::fs::Vfs;
 use crate::replicate::{decode_changes, Change, Replica};
 use crate::snapshot::{read_snapshot_pipelined, Manifest, SnapEntry};
-use crate::wal::{self, Wal, WalConfig};
+use crate::wal::{self, Wal, WalConfig, WalRecovery};
 
 /// What opening a store found and did.
 #[derive(Clone, Debug, Default)]
@@ -41,6 +43,21 @@ pub struct RecoveryReport {
     pub fallbacks: Vec<String>,
     /// Where a damaged directory was moved ([`super::RecoveryMode::RebuildFromPeers`]).
     pub quarantined: Option<PathBuf>,
+    /// This run's boot number.
+    pub boot: u64,
+    /// Whether the previous run closed cleanly (the manifest recorded where its log ended).
+    pub clean_shutdown: bool,
+    /// Every record up to this was durable as the newest manifest recorded.
+    pub log_end_recorded: u64,
+    /// Records that were durable but are gone (damage before the recorded end, or what a
+    /// damaged log had after the damage), as `(first, last)`; `last` is unknown (0) when the
+    /// damage hid it. Only [`super::RecoveryMode::RebuildFromPeers`] opens with a loss;
+    /// peers refill it.
+    pub lost: Option<(u64, u64)>,
+    /// The incarnation this replica was before it continued as a new one (I2), when it did.
+    pub reincarnated_from: Option<crate::clock::ReplicaId>,
+    /// Why reads and writes are refused until the replica has caught up, if they are.
+    pub fence: Option<crate::replicate::FenceReason>,
     /// How long recovery took.
     pub elapsed: Duration,
 }
@@ -49,7 +66,11 @@ pub struct RecoveryReport {
 pub(crate) struct Recovered {
     pub(crate) replica: Replica,
     pub(crate) wal: Wal,
+    /// The manifest whose chain was loaded (the live chain, or a fallback put in its place).
     pub(crate) manifest: Manifest,
+    /// The newest manifest that verifies: its boot, log end and clean flag are the record.
+    pub(crate) newest: Manifest,
+    /// The other slot's manifest, if it verifies.
     pub(crate) previous: Option<Manifest>,
     pub(crate) report: RecoveryReport,
 }
@@ -73,6 +94,50 @@ pub(crate) fn wal_config(config: &StoreConfig) -> WalConfig {
     }
 }
 
+/// The chains to try, best first: each valid manifest's live chain, then its fallback.
+pub(crate) fn candidates(valid: &[Manifest]) -> Vec<Manifest> {
+    labelled_candidates(valid)
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// The chains a store keeps whole and that must therefore load: the newest manifest's live
+/// chain and its fallback, and the other slot's live chain (its own fallback may already
+/// be deleted).
+pub(crate) fn kept_chains(valid: &[Manifest]) -> Vec<Manifest> {
+    let mut out: Vec<Manifest> = Vec::new();
+    let newest = valid
+        .first()
+        .into_iter()
+        .flat_map(|m| std::iter::once(m.clone()).chain(m.with_fallback()));
+    for c in newest.chain(valid.iter().skip(1).cloned()) {
+        if !out.iter().any(|o| o.current() == c.current()) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`candidates`], each with how a report names it ("manifest generation 7", "manifest
+/// generation 7, fallback chain").
+fn labelled_candidates(valid: &[Manifest]) -> Vec<(Manifest, String)> {
+    let mut out: Vec<(Manifest, String)> = Vec::new();
+    for m in valid {
+        let live = (m.clone(), format!("manifest generation {}", m.generation));
+        let fallback = m.with_fallback().map(|f| {
+            let label = format!("manifest generation {}, fallback chain", m.generation);
+            (f, label)
+        });
+        for (c, label) in std::iter::once(live).chain(fallback) {
+            if !out.iter().any(|(o, _)| o.current() == c.current()) {
+                out.push((c, label));
+            }
+        }
+    }
+    out
+}
+
 /// Loads the snapshot chain of `m` into a fresh replica (nothing is modified on disk).
 pub(crate) fn load_chain(
     fs: &dyn Vfs,
@@ -82,6 +147,9 @@ pub(crate) fn load_chain(
     time: Arc<dyn TimeSource>,
 ) -> Result<Replica> {
     let mut replica = Replica::new(&m.region, m.incarnation, config.replica.clone(), time);
+    for &old in &m.retired {
+        replica.retire(crate::clock::ReplicaId::from_region(&m.region, old));
+    }
     let mut meta = None;
     for snap in m.chain() {
         let path = layout::snap_dir(dir).join(&snap.file);
@@ -106,6 +174,9 @@ pub(crate) fn load_chain(
     if let Some(meta) = meta {
         replica.restore_meta(&meta);
     }
+    // The manifest is newer than the chain's meta; the WAL replay that follows is newer
+    // still (I4: a fence outlives restarts until it is lifted).
+    replica.set_fence(m.fence);
     // Snapshot content is durable already: only what the WAL replays is new.
     replica.take_dirty();
     Ok(replica)
@@ -135,13 +206,17 @@ fn try_generation(
     m: &Manifest,
     config: &StoreConfig,
     time: &Arc<dyn TimeSource>,
+    on_damage: WalRecovery,
 ) -> Result<(Replica, Wal, wal::RecoveryReport)> {
     let mut replica = load_chain(fs.as_ref(), dir, m, config, time.clone())?;
     let wal_dir = layout::wal_dir(dir);
     let (wal, report) = Wal::open(
         fs.clone(),
         &wal_dir,
-        wal_config(config),
+        WalConfig {
+            recovery: on_damage,
+            ..wal_config(config)
+        },
         m.covers_seq(),
         |seq, body| replay_record(&mut replica, &wal_dir, seq, body),
     )?;
@@ -149,12 +224,14 @@ fn try_generation(
     Ok((replica, wal, report))
 }
 
-/// Recovers the store in `dir` (already locked by the caller), or creates it.
+/// Recovers the store in `dir` (already locked by the caller), or creates it. Damage in the
+/// log stops recovery unless `on_damage` keeps the prefix before it.
 pub(crate) fn recover(
     fs: &Arc<dyn Vfs>,
     dir: &Path,
     config: &StoreConfig,
     time: &Arc<dyn TimeSource>,
+    on_damage: WalRecovery,
 ) -> Result<Recovered> {
     let started = Instant::now();
     let slots = crate::snapshot::read_slots(fs.as_ref(), dir)?;
@@ -184,16 +261,17 @@ pub(crate) fn recover(
         }
         return create(fs, dir, config, time, report, started);
     }
-    for (i, m) in slots.valid.iter().enumerate() {
-        if m.region != config.region {
-            return Err(Error::InvalidArgument(format!(
-                "{} holds region {:?}, not {:?}",
-                dir.display(),
-                m.region,
-                config.region
-            )));
-        }
-        match try_generation(fs, dir, m, config, time) {
+    if let Some(m) = slots.valid.iter().find(|m| m.region != config.region) {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds region {:?}, not {:?}",
+            dir.display(),
+            m.region,
+            config.region
+        )));
+    }
+    let newest = slots.valid[0].clone();
+    for (m, label) in labelled_candidates(&slots.valid) {
+        match try_generation(fs, dir, &m, config, time, on_damage) {
             Ok((replica, wal, wal_report)) => {
                 report.incarnation = m.incarnation;
                 report.manifest_generation = m.generation;
@@ -202,18 +280,17 @@ pub(crate) fn recover(
                 report.covers_seq = m.covers_seq();
                 report.wal = wal_report;
                 report.elapsed = started.elapsed();
-                let previous = slots.valid.get(i + 1).cloned();
+                let previous = slots.valid.get(1).cloned();
                 return Ok(Recovered {
                     replica,
                     wal,
-                    manifest: m.clone(),
+                    manifest: m,
+                    newest,
                     previous,
                     report,
                 });
             }
-            Err(e) if is_damage(&e) => report
-                .fallbacks
-                .push(format!("manifest generation {}: {e}", m.generation)),
+            Err(e) if is_damage(&e) => report.fallbacks.push(format!("{label}: {e}")),
             Err(e) => return Err(e),
         }
     }
@@ -270,6 +347,7 @@ fn create(
     Ok(Recovered {
         replica,
         wal,
+        newest: manifest.clone(),
         manifest,
         previous: None,
         report,

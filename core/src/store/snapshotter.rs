@@ -185,6 +185,7 @@ impl Inner {
             }
         }
         let created_ms = meta.created_ms;
+        let fence = meta.fence;
         w.push(&SnapEntry::Meta(meta))?;
         // The sessions were copied after the cut, so they can hold writes made since, whose
         // dots are not in the context of the cut. Those writes must be durable in the log
@@ -206,6 +207,9 @@ impl Inner {
         next.generation = generation;
         next.wal_from = cut + 1;
         next.created_ms = created_ms;
+        next.fallback = Some(snap.manifest.current());
+        next.log_end = next.log_end.max(self.wal.durable_seq());
+        next.fence = fence;
         if base {
             next.base = Some(snap_ref);
             next.deltas.clear();
@@ -225,15 +229,10 @@ impl Inner {
         Ok(report)
     }
 
-    /// Deletes snapshot files and WAL segments that neither the current nor the previous
-    /// manifest generation needs.
+    /// Deletes snapshot files and WAL segments that neither the live chain nor its fallback
+    /// (the previous generation's live chain) needs.
     fn remove_superseded(&self, snap: &SnapState) -> Result<(usize, usize)> {
-        let keep: HashSet<&str> = snap
-            .manifest
-            .chain()
-            .chain(snap.previous.iter().flat_map(Manifest::chain))
-            .map(|r| r.file.as_str())
-            .collect();
+        let keep: HashSet<&str> = snap.manifest.files().map(|r| r.file.as_str()).collect();
         let dir = layout::snap_dir(&self.dir);
         let mut removed = 0;
         for name in self.fs.list_dir(&dir)? {
@@ -245,11 +244,9 @@ impl Inner {
         if removed > 0 {
             self.fs.sync_dir(&dir)?;
         }
-        let oldest_needed = snap
-            .previous
-            .as_ref()
-            .map_or(snap.manifest.wal_from, |p| p.wal_from);
-        let segments = self.wal.remove_segments_before(oldest_needed)?;
+        let segments = self
+            .wal
+            .remove_segments_before(snap.manifest.oldest_wal_needed())?;
         Ok((removed, segments))
     }
 }

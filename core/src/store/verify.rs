@@ -1,8 +1,10 @@
 //! Read-only checks of a store directory: [`verify_dir`] reads every manifest slot, every
-//! snapshot file either generation names (every chunk and footer checksum) and every WAL
-//! record; [`dry_run_recovery`] says what opening the store would do; [`recovered_state`]
-//! rebuilds in memory the replica opening it would recover. None of them modifies, renames,
-//! truncates or locks anything, so all can run beside an open store.
+//! snapshot file a manifest names (live chains and fallbacks: every chunk and footer
+//! checksum) and every WAL record, and checks that the log reaches where the newest manifest
+//! says it did (I3: after a clean close, anything missing or damaged before that end is
+//! corruption); [`dry_run_recovery`] says what opening the store would do;
+//! [`recovered_state`] rebuilds in memory the replica opening it would recover. None of them
+//! modifies, renames, truncates or locks anything, so all can run beside an open store.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,10 +113,22 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             .problems
             .push(format!("{} holds data but no manifest", dir.display()));
     }
+    // From generation 1 on both slots exist: a missing one was deleted.
+    if let Some(newest) = slots.valid.first() {
+        let expected = usize::from(newest.generation >= 1) + 1;
+        if report.manifests.len() < expected {
+            let missing = SLOTS[((newest.generation + 1) % 2) as usize];
+            report.problems.push(format!(
+                "{} is missing (generation {} is in the other slot)",
+                dir.join(missing).display(),
+                newest.generation
+            ));
+        }
+    }
     report.generation = slots.valid.first().map(|m| m.generation);
     let snap_dir = layout::snap_dir(dir);
-    let mut named: Vec<&str> = slots
-        .valid
+    let chains = recovery::kept_chains(&slots.valid);
+    let mut named: Vec<&str> = chains
         .iter()
         .flat_map(Manifest::chain)
         .map(|r| r.file.as_str())
@@ -152,16 +166,15 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 .any(|c| c.file == path && c.error.is_none())
         })
     };
-    let replay_from = slots
-        .valid
+    let replay_from = chains
         .iter()
         .position(verified)
-        .unwrap_or(slots.valid.len().saturating_sub(1));
-    let covered = slots.valid.get(replay_from).map_or(0, Manifest::covers_seq);
+        .unwrap_or(chains.len().saturating_sub(1));
+    let covered = chains.get(replay_from).map_or(0, Manifest::covers_seq);
     let wal_dir = layout::wal_dir(dir);
     if fs.exists(&wal_dir)? {
         report.wal = wal::verify(fs, &wal_dir, covered)?;
-        for older in slots.valid.iter().skip(replay_from + 1) {
+        for older in chains.iter().skip(replay_from + 1) {
             let needs = wal::verify(fs, &wal_dir, older.covers_seq())?;
             for p in needs
                 .problems
@@ -169,8 +182,10 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 .filter(|p| !report.wal.problems.contains(p))
             {
                 report.warnings.push(format!(
-                    "manifest generation {} cannot serve as a fallback: {} at offset {}: {}",
+                    "the chain of manifest generation {} from WAL record {} cannot serve as a \
+                     fallback: {} at offset {}: {}",
                     older.generation,
+                    older.wal_from,
                     p.file.display(),
                     p.offset,
                     p.what
@@ -178,15 +193,62 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             }
         }
     }
+    let clean = slots.valid.first().is_some_and(|m| m.clean);
     for p in &report.wal.problems {
         let line = format!("{} at offset {}: {}", p.file.display(), p.offset, p.what);
         if p.is_corruption() {
             report.problems.push(line);
+        } else if clean && matches!(p.what, ProblemKind::TornTail { .. }) {
+            // Bytes after the end a clean close recorded hold nothing acknowledged (a damaged
+            // record at or before that end shows as records missing, below).
+            report.warnings.push(format!(
+                "{line}; after the end the clean close recorded: the next open cuts it"
+            ));
+        } else if matches!(p.what, ProblemKind::TornTail { .. }) {
+            report.warnings.push(format!(
+                "{line}; the next open cuts it and, since it may have held acknowledged \
+                 records, continues as a new incarnation"
+            ));
         } else {
             report.warnings.push(line);
         }
     }
+    if let Some(newest) = slots.valid.first() {
+        if let Some(gone) = log_end_problem(&report.wal, &wal_dir, newest, covered) {
+            report.problems.push(gone);
+        }
+    }
     Ok(report)
+}
+
+/// The records the newest manifest says were durable but the log no longer has (I3).
+fn log_end_problem(
+    w: &wal::VerifyReport,
+    wal_dir: &Path,
+    newest: &Manifest,
+    covered: u64,
+) -> Option<String> {
+    let end = w.last_seq.unwrap_or(0).max(covered);
+    if end >= newest.log_end {
+        return None;
+    }
+    let place = match w.segments.last() {
+        Some(s) => format!("{} at offset {}", s.path.display(), s.bytes),
+        None => format!("{} (no segment)", wal_dir.display()),
+    };
+    Some(format!(
+        "{place}: WAL records {}..={} are missing: manifest generation {} records the log \
+         reaching {}{}, it ends at {end}",
+        end + 1,
+        newest.log_end,
+        newest.generation,
+        newest.log_end,
+        if newest.clean {
+            " at a clean close"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// What opening a store would do, found without changing anything.
@@ -219,7 +281,7 @@ pub fn dry_run_recovery(fs: &dyn Vfs, dir: &Path) -> Result<RecoveryPlan> {
     let slots = read_slots(fs, dir)?;
     plan.fallbacks
         .extend(slots.damaged.iter().map(ToString::to_string));
-    for m in &slots.valid {
+    for m in &recovery::candidates(&slots.valid) {
         let config = StoreConfig::new(&m.region);
         let replica = match recovery::load_chain(fs, dir, m, &config, Arc::new(WallClock)) {
             Ok(r) => r,
@@ -240,6 +302,10 @@ pub fn dry_run_recovery(fs: &dyn Vfs, dir: &Path) -> Result<RecoveryPlan> {
             plan.fallbacks
                 .push(format!("manifest generation {}: WAL {why}", m.generation));
             continue;
+        }
+        let wal_dir = layout::wal_dir(dir);
+        if let Some(gone) = log_end_problem(&w, &wal_dir, &slots.valid[0], m.covers_seq()) {
+            plan.failure = Some(format!("acknowledged data is gone: {gone}"));
         }
         plan.generation = Some(m.generation);
         plan.snapshots = m.chain().map(|s| s.file.clone()).collect();
@@ -293,7 +359,7 @@ pub struct RecoveredState {
 pub fn recovered_state(fs: &dyn Vfs, dir: &Path) -> Result<Option<RecoveredState>> {
     let slots = read_slots(fs, dir)?;
     let wal_dir = layout::wal_dir(dir);
-    for m in &slots.valid {
+    for m in &recovery::candidates(&slots.valid) {
         let config = StoreConfig::new(&m.region);
         let Ok(mut replica) = recovery::load_chain(fs, dir, m, &config, Arc::new(WallClock)) else {
             continue;

@@ -137,10 +137,14 @@ pub fn cut_power_at(fs: &FaultyFs, nth: u64) {
     fs.fail(None, nth, Fault::Eio, Repeat::FromThenOn);
 }
 
-/// Drops `store` (while the planned faults still hold), clears the faults and cuts the power,
+/// Abandons `store` as a crash would (while the planned faults still hold), clears the
+/// faults and cuts the power,
 /// tearing unsynced appends by `tear` if given.
 pub fn crash(fs: &FaultyFs, store: Option<Store>, tear: Option<u64>) {
-    drop(store);
+    // Abandoned as a crash leaves it: nothing more written, synced or put on record.
+    if let Some(s) = store {
+        s.kill();
+    }
     fs.clear_faults();
     match tear {
         None => fs.crash(),

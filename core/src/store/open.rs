@@ -1,0 +1,215 @@
+//! Opening a store: recovery, then what it means for this replica, then a new boot on record
+//! before anything is accepted (I2 and I3 in `docs/INVARIANTS.md`).
+//!
+//! ```text
+//!  recover (every checksum)                      damage in the log, RebuildFromPeers:
+//!     │                                             keep the prefix before it, set the rest
+//!     │                                             aside; damage to every chain: move the
+//!     │                                             directory aside, start empty
+//!     ▼
+//!  log ends before the recorded log_end?  ──► durable records are gone: Strict refuses
+//!     │                                       (DataLoss naming the range), RebuildFromPeers
+//!     │                                       continues as a new incarnation, fenced
+//!     ▼
+//!  previous run closed cleanly?  ── yes ──► same incarnation
+//!     │ no (a crash)
+//!     ▼
+//!  a tail was cut, or it ran with Never?  ── yes ──► new incarnation (fenced if it has
+//!     │ no                                            members to catch up with)
+//!     ▼
+//!  same incarnation: everything anyone saw was durable and is here
+//!     ▼
+//!  install manifest: boot + 1, log_end = what is here, not clean, incarnation, retired,
+//!  fence — before the first write, frame or ack of this run
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::config::{RecoveryMode, StoreConfig};
+use super::layout;
+use super::recovery::{self, is_damage, Recovered};
+use crate::clock::TimeSource;
+use crate::error::{Error, Result};
+use crate::fs::{DirLock, Vfs};
+use crate::replicate::FenceReason;
+use crate::snapshot::{install_manifest, Manifest};
+use crate::wal::{FsyncPolicy, WalRecovery};
+
+/// A store's state once it is open: recovered, decided, and on record.
+pub(crate) struct Opened {
+    pub(crate) recovered: Recovered,
+    pub(crate) lock: DirLock,
+}
+
+/// Opens (recovering or creating) the store in `dir`.
+pub(crate) fn open(
+    fs: &Arc<dyn Vfs>,
+    dir: &Path,
+    config: &StoreConfig,
+    time: &Arc<dyn TimeSource>,
+) -> Result<Opened> {
+    crate::fs::create_dir_durably(fs.as_ref(), dir)?;
+    let lock = fs.lock_dir(dir)?;
+    let rebuild = config.recovery == RecoveryMode::RebuildFromPeers;
+    let (mut r, lock, moved_after) =
+        match recovery::recover(fs, dir, config, time, WalRecovery::Strict) {
+            Ok(r) => (r, lock, None),
+            Err(e) if is_damage(&e) && rebuild => {
+                match recovery::recover(fs, dir, config, time, WalRecovery::KeepPrefix) {
+                    Ok(r) => (r, lock, None),
+                    Err(e2) if is_damage(&e2) => {
+                        drop(lock);
+                        let moved = quarantine(fs, dir, time.now_ms())?;
+                        crate::fs::create_dir_durably(fs.as_ref(), dir)?;
+                        let lock = fs.lock_dir(dir)?;
+                        let mut r = recovery::recover(fs, dir, config, time, WalRecovery::Strict)?;
+                        r.report.fallbacks.push(format!("moved aside after: {e}"));
+                        r.report.quarantined = Some(moved.clone());
+                        (r, lock, Some(moved))
+                    }
+                    Err(e2) => return Err(e2),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+    decide(fs.as_ref(), config, &mut r, moved_after.is_some())?;
+    put_on_record(fs.as_ref(), dir, config, time.now_ms(), &mut r)?;
+    Ok(Opened { recovered: r, lock })
+}
+
+/// Whether recovery lost durable records, and whether the replica must continue as a new
+/// incarnation; applies it (see the module doc).
+fn decide(fs: &dyn Vfs, config: &StoreConfig, r: &mut Recovered, rebuilt: bool) -> Result<()> {
+    let newest = &r.newest;
+    let report = &mut r.report;
+    report.clean_shutdown = newest.clean;
+    report.log_end_recorded = newest.log_end;
+    if rebuilt {
+        // Empty, and a new incarnation already: fenced until peers refilled it.
+        let change = r.replica.raise_fence(FenceReason::Rebuilt);
+        drop(change);
+        report.fence = r.replica.fence();
+        return Ok(());
+    }
+    let end = r.wal.last_seq();
+    let mut lost_suffix = false;
+    if let Some(cut) = &report.wal.damage_cut {
+        report.lost = Some((cut.kept_through + 1, newest.log_end.max(cut.kept_through)));
+        lost_suffix = true;
+    }
+    if end < newest.log_end {
+        let why = format!(
+            "WAL records {}..={} were durable (the manifest of generation {} records the log \
+             reaching {}) but the log ends at {end}{}",
+            end + 1,
+            newest.log_end,
+            newest.generation,
+            newest.log_end,
+            if newest.clean {
+                " after a clean close"
+            } else {
+                ""
+            }
+        );
+        if config.recovery == RecoveryMode::Strict {
+            return Err(Error::DataLoss(why));
+        }
+        report.fallbacks.push(format!("continued without: {why}"));
+        report.lost = Some((end + 1, newest.log_end));
+        lost_suffix = true;
+    }
+    // After a crash, a cut tail may have held records that were shipped or acknowledged;
+    // under `Never`, written records a power cut took may have been shipped.
+    let crash_loss = !newest.clean && (report.wal.bytes_truncated > 0 || newest.unsynced);
+    if lost_suffix || crash_loss {
+        let incarnation = layout::new_incarnation(fs);
+        let old = r.replica.reincarnate(incarnation);
+        report.reincarnated_from = Some(old);
+        report.incarnation = incarnation;
+        if !r.replica.peers().is_empty() {
+            drop(r.replica.raise_fence(FenceReason::LostTail));
+        }
+    }
+    report.fence = r.replica.fence();
+    Ok(())
+}
+
+/// Installs this run's manifest (a new boot, where the log ends now, not clean) before the
+/// store accepts anything, and gives the replica its boot.
+fn put_on_record(
+    fs: &dyn Vfs,
+    dir: &Path,
+    config: &StoreConfig,
+    now_ms: u64,
+    r: &mut Recovered,
+) -> Result<()> {
+    let mut retired = r.newest.retired.clone();
+    if r.report.reincarnated_from.is_some() && !retired.contains(&r.manifest.incarnation) {
+        retired.push(r.manifest.incarnation);
+    }
+    // The chain before the live one stays the fallback; when recovery had to fall back
+    // itself, the chain it fell back from is damaged and none is kept.
+    let loaded_newest = r.manifest.current() == r.newest.current();
+    let fallback = if loaded_newest {
+        r.newest
+            .fallback
+            .clone()
+            .or_else(|| r.previous.as_ref().map(Manifest::current))
+            .filter(|f| *f != r.manifest.current())
+    } else {
+        None
+    };
+    let m = Manifest {
+        generation: r.newest.generation.max(r.manifest.generation) + 1,
+        incarnation: r.report.incarnation,
+        boot: r.newest.boot + 1,
+        fallback,
+        log_end: r.wal.last_seq(),
+        clean: false,
+        unsynced: config.fsync == FsyncPolicy::Never,
+        retired,
+        fence: r.replica.fence(),
+        created_ms: now_ms,
+        ..r.manifest.clone()
+    };
+    install_manifest(fs, dir, &m)?;
+    r.replica.set_boot(m.boot);
+    r.report.boot = m.boot;
+    r.previous = Some(std::mem::replace(&mut r.manifest, m));
+    Ok(())
+}
+
+/// Installs the manifest of a clean close: the log ends exactly at `log_end`.
+pub(crate) fn record_clean_close(
+    fs: &dyn Vfs,
+    dir: &Path,
+    current: &Manifest,
+    log_end: u64,
+    fence: Option<FenceReason>,
+    now_ms: u64,
+) -> Result<Manifest> {
+    let m = Manifest {
+        generation: current.generation + 1,
+        log_end,
+        clean: true,
+        fence,
+        created_ms: now_ms,
+        ..current.clone()
+    };
+    install_manifest(fs, dir, &m)?;
+    Ok(m)
+}
+
+/// Moves a damaged store directory aside; returns where.
+fn quarantine(fs: &Arc<dyn Vfs>, dir: &Path, now_ms: u64) -> Result<PathBuf> {
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".quarantine-{now_ms}"));
+    let to = dir.with_file_name(name);
+    fs.rename(dir, &to)?;
+    fs.sync_dir(crate::fs::parent_dir(dir))?;
+    Ok(to)
+}
