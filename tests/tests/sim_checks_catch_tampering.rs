@@ -1,9 +1,10 @@
 //! The simulator's checks are able to fail. After a clean run (no crash, damage or
 //! restore), each test breaks one thing behind the store's back or in what the simulator
 //! knows, and the check that owns it reports it: convergence, the oracle, I1 (a claim the
-//! disk does not hold), I2 (a dot naming two ops; an own op someone saw that a crash took),
-//! I3 (damage after a clean close that lost records), durability across a restart, I4 (a
-//! session served after its end was seen or collected) and I5 (a refused value served).
+//! disk does not hold), I2 (a dot naming two ops, also when the first op was lost in a crash
+//! after a frame carried it; an op nobody saw may lose its dot), I3 (damage after a clean
+//! close that lost records), durability across a restart, I4 (a session served after its end
+//! was seen or collected) and I5 (a refused value served).
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
@@ -146,41 +147,63 @@ fn a_dot_naming_two_ops_breaks_i2() {
     );
 }
 
-#[test]
-fn an_own_op_someone_saw_that_a_crash_took_breaks_i2() {
-    let mut world = clean_world();
-    let sid = held_session(&world, 0);
-    let w = Write::Put(sid.clone(), vec![(Bytes::from("k1"), Bytes::from("lost"))]);
-    // Not pumped: the power cut takes it. Tell the model someone saw it.
-    world.nodes[0].write(&w).unwrap();
-    let id = world.nodes[0].id().unwrap();
+/// A write on region `at` with its op as the model would record it.
+fn write_op(world: &mut World, at: usize, value: &str) -> Op {
+    let sid = held_session(world, at);
+    let key = Bytes::from("k1");
+    let w = Write::Put(
+        sid.clone(),
+        vec![(key.clone(), Bytes::from(value.to_string()))],
+    );
+    world.nodes[at].write(&w).unwrap();
+    let id = world.nodes[at].id().unwrap();
     let dot = Dot {
         replica: id,
-        seq: world.own_seq(0),
+        seq: world.own_seq(at),
     };
-    let (ts, session) = (world.nodes[0].inspect(|r| r.clock_last()).unwrap(), sid);
+    let ts = world.nodes[at].inspect(|r| r.clock_last()).unwrap();
     let kind = OpKind::Put(vec![session_ha::crdt::FieldWrite {
-        key: Bytes::from("k1"),
-        value: Some(Bytes::from("lost")),
+        key,
+        value: Some(Bytes::from(value.to_string())),
     }]);
-    world
-        .record_op(
-            &Op {
-                dot,
-                ts,
-                session,
-                kind,
-            },
-            "test",
-        )
-        .unwrap();
-    world.model.mark_seen(dot);
+    Op {
+        dot,
+        ts,
+        session: sid,
+        kind,
+    }
+}
+
+#[test]
+fn an_own_op_a_peer_may_hold_that_a_crash_took_must_not_lose_its_dot() {
+    let mut world = clean_world();
+    // Not pumped: the power cut takes it. Tell the model a frame carried it.
+    let lost = write_op(&mut world, 0, "lost");
+    world.record_op(&lost, "test").unwrap();
+    world.model.mark_shipped(lost.dot);
     world.power_cut(0).unwrap();
-    let err = world.start(0).unwrap_err();
+    world.start(0).unwrap();
+    assert!(world.model.get(lost.dot).is_some(), "the model forgot it");
+    // The next write takes the same dot: a peer holding the lost op would drop it.
+    let next = write_op(&mut world, 0, "next");
+    assert_eq!(next.dot, lost.dot);
+    let err = world.record_op(&next, "r0 wrote").unwrap_err();
     assert!(
-        err.contains("I2 violated") && err.contains("came back as the same replica"),
+        err.contains("I2 violated") && err.contains("names two ops"),
         "{err}"
     );
+}
+
+#[test]
+fn an_own_op_nobody_saw_that_a_crash_took_may_lose_its_dot() {
+    let mut world = clean_world();
+    let lost = write_op(&mut world, 0, "lost");
+    world.record_op(&lost, "test").unwrap();
+    world.power_cut(0).unwrap();
+    world.start(0).unwrap();
+    assert!(world.model.get(lost.dot).is_none(), "the model kept it");
+    let next = write_op(&mut world, 0, "next");
+    world.record_op(&next, "r0 wrote").unwrap();
 }
 
 #[test]

@@ -1,25 +1,16 @@
 //! Regions stopping and starting: a disk that dies at one of its next calls, power cuts
 //! (with torn writes), clean restarts, at-rest damage while a region is down, restores from a
-//! backup, a region lost for good; and what must hold when a region reopens:
-//!
-//! - nothing its disk held durably is gone, unless something that may lose durable data
-//!   happened (damage, a power cut under `Never`, a restore): durability, and I1's other
-//!   half (the store reported durable only what its disk held);
-//! - **I3**: after a clean close, damage that loses records is refused (or moved aside) and
-//!   `verify` does not call it intact; after a crash, a cut is reported;
-//! - **I2**: a region that comes back under the same id holds every own op anyone saw; the
-//!   ops a crash took before anyone saw them leave the model (their dots may be used again);
-//! - **I5**: a write whose log failed before it was durable is present exactly when
-//!   recovery found its record, and its value stays invisible otherwise;
-//! - and opening the store recovers what the dry run (`recovered_state`) said it would.
+//! backup, a region lost for good, and the greeting of regions that come back. At a power
+//! cut, the store must have reported durable only what its disk held (I1); what must hold
+//! when a region reopens is in `reopen.rs`.
 
 use session_ha::fs::Fault;
-use session_ha::{Dot, FsyncPolicy, RecoveryMode, VersionVector};
+use session_ha::{FsyncPolicy, RecoveryMode};
 
 use super::check;
-use super::node::{Damage, Recovery};
-use super::params::Invariant;
+use super::node::Damage;
 use super::region::{Phase, Stop};
+use super::reopen::Reopen;
 use super::world::World;
 
 const DAMAGES: [Damage; 5] = [
@@ -257,22 +248,32 @@ impl World {
             )),
             _ => None,
         };
-        let rec = match self.nodes[at].open(RecoveryMode::Strict) {
-            Ok(rec) => rec,
+        let (rec, refused) = match self.nodes[at].open(RecoveryMode::Strict) {
+            Ok(rec) => (rec, false),
             Err(e) if matches!(e.kind(), "data_loss" | "corrupt") => {
                 self.log(|| format!("r{at} refuses to open: {e}"));
                 self.count("opens refused");
-                self.nodes[at]
+                let rec = self.nodes[at]
                     .open(RecoveryMode::RebuildFromPeers)
-                    .map_err(|e| self.fail(format!("r{at} does not rebuild: {e}")))?
+                    .map_err(|e| self.fail(format!("r{at} does not rebuild: {e}")))?;
+                (rec, true)
             }
             Err(e) => return Err(self.fail(format!("r{at} does not reopen: {e}"))),
         };
         self.log(|| format!("r{at} opens as {}: {}", rec.id, rec.summary));
         self.count("opens");
         self.regions[at].phase = Phase::Up;
-        if let Some(stop) = &stop {
-            self.after_reopen(at, stop, &rec, verified)?;
+        if let Some(stop) = stop {
+            let reopen = Reopen {
+                stop,
+                rec,
+                refused,
+                verified,
+            };
+            self.after_reopen(at, &reopen)?;
+        } else {
+            let vv = self.nodes[at].inspect(|r| r.version_vector().clone());
+            self.regions[at].recorded_end = vv.unwrap_or_default();
         }
         self.register_peers(at);
         self.hello(at)
@@ -322,144 +323,4 @@ impl World {
             }
         }
     }
-
-    fn after_reopen(
-        &mut self,
-        at: usize,
-        stop: &Stop,
-        rec: &Recovery,
-        verified: Option<(bool, Option<(VersionVector, u128)>)>,
-    ) -> Result<(), String> {
-        let (vv, root, gone) = self.nodes[at]
-            .inspect(|r| {
-                let now = self.time_now();
-                let gone: Vec<_> = r
-                    .sessions()
-                    .filter(|(_, s)| s.is_ended() || s.is_expired(now))
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                (r.version_vector().clone(), r.digests().root().0, gone)
-            })
-            .ok_or_else(|| self.fail(format!("r{at} is down right after opening")))?;
-        let lossy = stop.never_cut || stop.damage.is_some() || stop.restored || rec.quarantined;
-        let truth = stop.truth.clone().unwrap_or_default();
-        if !lossy && !vv.dominates(&truth) {
-            return Err(self.fail(format!(
-                "r{at} reopened without records its disk held: recovered {vv:?}, the disk held {truth:?}"
-            )));
-        }
-        if let (Some(damage), Some((intact, dry))) = (&stop.damage, &verified) {
-            let lost = !vv.dominates(&truth);
-            let dry_lost = dry.as_ref().is_none_or(|d| !d.0.dominates(&truth));
-            if stop.clean && lost && !rec.quarantined {
-                let what = format!(
-                    "I3 violated: after a clean close, damage ({damage}) lost records and the store opened anyway: recovered {vv:?}, the disk held {truth:?} ({})",
-                    rec.summary
-                );
-                self.violation(Invariant::I3, what)?;
-            }
-            if stop.clean && dry_lost && *intact {
-                let what = format!(
-                    "I3 violated: after a clean close, damage ({damage}) loses records but verify calls the directory intact"
-                );
-                self.violation(Invariant::I3, what)?;
-            }
-            if !stop.clean && lost && !rec.reported_cut && rec.id == stop.id {
-                let what = format!(
-                    "I3 violated: after a crash, damage ({damage}) cut records silently: recovered {vv:?}, the disk held {truth:?} ({})",
-                    rec.summary
-                );
-                self.violation(Invariant::I3, what)?;
-            }
-        }
-        if !lossy && stop.damage.is_none() && rec.id == stop.id {
-            if let (Some(t), Some(t_root)) = (&stop.truth, stop.truth_root) {
-                if *t != vv || t_root != root {
-                    return Err(self.fail(format!(
-                        "r{at} recovered {vv:?} (digest {root:x}), but the dry run of the same disk said {t:?} (digest {t_root:x})"
-                    )));
-                }
-            }
-        }
-        // A replica that lost records it held durably (damage, or written records a power cut
-        // under `Never` took) may have lost history others saw: it must come back as a new
-        // incarnation (I2), whatever origins the lost records were of.
-        let lost_durable = stop.never_cut || (!stop.restored && !vv.dominates(&truth));
-        if lost_durable && rec.id == stop.id {
-            let what = match excess_of(&truth, &vv) {
-                Some((origin, seq)) => {
-                    let name = self.origin(Dot {
-                        replica: origin,
-                        seq,
-                    });
-                    format!("{name}:{seq} and what followed it")
-                }
-                None => "written records a power cut under Never took".to_string(),
-            };
-            let what = format!(
-                "I2 violated: r{at} came back as the same replica after losing records it held ({what}); peers that saw them believe it holds them, and its next writes may reuse dots"
-            );
-            self.violation(Invariant::I2, what)?;
-        }
-        let kept = vv.get(stop.id);
-        for (dot, seen) in self.own_ops_after(stop.id, kept) {
-            if seen && rec.id == stop.id {
-                let how = self.model.get(dot).map_or("", |r| {
-                    if r.acked {
-                        "acknowledged to its client"
-                    } else {
-                        "carried by a frame"
-                    }
-                });
-                let what = format!(
-                    "I2 violated: r{at} came back as the same replica without its own op r{at}:{} ({how}); its next write reuses the dot",
-                    dot.seq
-                );
-                self.violation(Invariant::I2, what)?;
-            }
-            if seen {
-                if let Some(r) = self.model.get_mut(dot) {
-                    r.lost_ok |= lossy;
-                }
-            } else {
-                self.model.forget(dot);
-            }
-        }
-        let r = &mut self.regions[at];
-        let writes: Vec<_> = r.pending.drain(..).chain(r.unknown.drain(..)).collect();
-        for w in writes {
-            let Some(value) = w.value else { continue };
-            if w.dot.replica == stop.id && vv.contains(w.dot) {
-                self.model.make_visible(&value);
-            } else if self.model.get(w.dot).is_some() {
-                // Lost here, but seen beyond: it lives on where it was seen.
-                self.model.make_visible(&value);
-            } else {
-                let why = format!("r{at}:{}'s record did not survive the stop", w.dot.seq);
-                self.model.make_invisible(value, why);
-            }
-        }
-        let r = &mut self.regions[at];
-        if rec.id != stop.id {
-            r.ever_durable = VersionVector::new();
-        }
-        r.ever_durable.merge(&vv);
-        r.truth_at_calls = None;
-        r.claims = VersionVector::new();
-        r.log_failed = false;
-        r.last_vv = vv;
-        r.gone_seen = gone.into_iter().collect();
-        Ok(())
-    }
-
-    fn time_now(&self) -> u64 {
-        self.now()
-    }
-}
-
-/// The first entry of `held` that `now` does not cover: `(origin, seq held)`.
-fn excess_of(held: &VersionVector, now: &VersionVector) -> Option<(session_ha::ReplicaId, u64)> {
-    held.iter()
-        .find(|(origin, seq)| now.get(*origin) < *seq)
-        .map(|(origin, _)| (origin, now.get(origin) + 1))
 }

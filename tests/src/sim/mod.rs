@@ -32,6 +32,7 @@ pub mod node;
 pub mod params;
 pub mod quiescence;
 pub mod region;
+pub mod reopen;
 pub mod rng;
 pub mod trace;
 pub mod world;

@@ -37,6 +37,8 @@ pub struct OpRecord {
     /// Someone other than its origin's memory may have it: a client was told it is durable,
     /// or a frame carried it (or the state it changed). Its loss at the origin then matters.
     pub seen: bool,
+    /// A frame carried it (or the state of its session after it): a peer may hold it.
+    pub shipped: bool,
     /// The client was told it is durable.
     pub acked: bool,
     /// Its origin lost it through something that may lose acknowledged data (damage at
@@ -61,7 +63,7 @@ impl Model {
     pub fn record(&mut self, op: &Op) -> Result<(), String> {
         match self.ops.get(&op.dot) {
             Some(old) if old.op != *op => Err(format!(
-                "I2 violated: dot {:?} names two ops: {:?} then {op:?}",
+                "dot {:?} names two ops: {:?} then {op:?}",
                 op.dot, old.op
             )),
             Some(_) => Ok(()),
@@ -76,6 +78,7 @@ impl Model {
                 let record = OpRecord {
                     op: op.clone(),
                     seen: false,
+                    shipped: false,
                     acked: false,
                     lost_ok: false,
                 };
@@ -112,6 +115,14 @@ impl Model {
         }
     }
 
+    /// Marks `dot` as carried by a frame.
+    pub fn mark_shipped(&mut self, dot: Dot) {
+        if let Some(r) = self.ops.get_mut(&dot) {
+            r.seen = true;
+            r.shipped = true;
+        }
+    }
+
     /// Marks every op on `session` that `vv` covers as seen (a frame carried its state).
     pub fn mark_session_seen(&mut self, session: &SessionId, vv: &VersionVector) {
         let Some(dots) = self.by_session.get(session) else {
@@ -121,6 +132,7 @@ impl Model {
             if vv.contains(*dot) {
                 if let Some(r) = self.ops.get_mut(dot) {
                     r.seen = true;
+                    r.shipped = true;
                 }
             }
         }

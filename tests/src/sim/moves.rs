@@ -51,7 +51,7 @@ impl World {
                                 self.check_engine_op(origin, op)?;
                             }
                             self.record_op(op, &format!("r{from} shipped {:?}", op.dot))?;
-                            self.model.mark_seen(op.dot);
+                            self.model.mark_shipped(op.dot);
                             self.regions[from].claims.raise(op.dot.replica, op.dot.seq);
                             if let Some(why) = super::check::leaked_by_op(&self.model, op) {
                                 let what = format!(
@@ -278,7 +278,13 @@ impl World {
         }
         self.count(if compact { "compactions" } else { "snapshots" });
         match self.nodes[at].snapshot(compact) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // The manifest now records where the log ended (I3).
+                if let Some(vv) = self.nodes[at].durable_vector() {
+                    self.regions[at].recorded_end = vv;
+                }
+                Ok(())
+            }
             Err(_) if self.nodes[at].disk_failed() || self.regions[at].log_failed => {
                 self.count("snapshots failed on a failing disk");
                 Ok(())

@@ -92,6 +92,9 @@ pub struct Region {
     pub ever_durable: VersionVector,
     /// Disk calls when `ever_durable` was last brought up to date.
     pub truth_at_calls: Option<u64>,
+    /// What its disk held durably when its manifest last recorded where the log ended (at
+    /// the last open or snapshot): after a crash the log must reach at least that (I3).
+    pub recorded_end: VersionVector,
     /// The join of every vector it put on the wire since it opened (frames, acks, the ops
     /// it forwarded): all of it must be durable (I1).
     pub claims: VersionVector,
@@ -113,6 +116,7 @@ impl Region {
             last_vv: VersionVector::new(),
             ever_durable: VersionVector::new(),
             truth_at_calls: None,
+            recorded_end: VersionVector::new(),
             claims: VersionVector::new(),
         }
     }
