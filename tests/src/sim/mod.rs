@@ -44,7 +44,7 @@ pub use world::World;
 use writes::SessionPool;
 
 /// Chaos steps per seed unless `SIM_STEPS` says otherwise.
-pub const DEFAULT_STEPS: u32 = 50;
+pub const DEFAULT_STEPS: u32 = 60;
 
 /// Rounds the settling phase may take before the run counts as not converging.
 const SETTLE_ROUNDS: u32 = 80;
