@@ -6,9 +6,19 @@
 # The library is installed by copying to a temporary file next to the target and renaming
 # it over the target: a VM that has the old library loaded keeps its mapping intact, where
 # copying over the file in place would change the code under it.
+#
+# With SESSION_HA_PREBUILT_NIF=1 (set by otp_chroot.sh, where there is no cargo) it only
+# checks that the library built on the host is in place: one build serves every OTP.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ "${SESSION_HA_PREBUILT_NIF:-}" = 1 ]; then
+    if [ -f "$root/erlang/priv/erlmcp_session_ha_nif.so" ]; then
+        exit 0
+    fi
+    echo "build_nif.sh: SESSION_HA_PREBUILT_NIF=1 but erlang/priv/erlmcp_session_ha_nif.so is missing" >&2
+    exit 1
+fi
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case $target_dir in
     /*) ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing session-ha needs, when it is missing: Erlang/OTP 25
-# (erts headers, EUnit, Common Test, Dialyzer), rebar3, a C compiler and valgrind from
-# Debian, and the Rust toolchain's clippy/rustfmt components. Idempotent; silent when
+# (erts headers, EUnit, Common Test, Dialyzer), rebar3, a C compiler, valgrind and
+# debootstrap (for the newer OTP chroots of scripts/otp_chroot.sh) from Debian, and the Rust
+# toolchain's clippy/rustfmt components. Idempotent; silent when
 # everything is already there.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ command -v erl >/dev/null 2>&1 || need+=(erlang-nox)
 command -v rebar3 >/dev/null 2>&1 || need+=(rebar3)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 if command -v erl >/dev/null 2>&1; then
   libdir=$(erl -noshell -eval 'io:format("~s", [code:lib_dir()]), halt().')
   ls "$libdir" | grep -q '^eunit-' || need+=(erlang-eunit)

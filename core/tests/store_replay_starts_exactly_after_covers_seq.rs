@@ -119,15 +119,16 @@ fn a_log_that_ends_before_covers_seq_is_not_a_gap_and_numbering_starts_after_it(
     assert_eq!(w.write(&store).unwrap(), covers + 1);
     store.close().unwrap();
     drop(store);
+    // Nothing is lost now, but the chain kept to fall back on can no longer serve: verify
+    // reports it as damage.
     let v = session_ha::store::verify_dir(&fs, dir()).unwrap();
-    assert!(v.is_intact(), "{:?}", v.problems);
     assert!(
-        v.warnings
+        v.problems
             .iter()
             .any(|w| w.starts_with("the chain of manifest generation ")
                 && w.contains("from WAL record 1 cannot serve as a fallback")),
         "{:?}",
-        v.warnings
+        v.problems
     );
     let (store, report) = open_on(&fs, config).unwrap();
     assert!(report.fallbacks.is_empty(), "{:?}", report.fallbacks);

@@ -26,7 +26,7 @@
          incr/3, counter/2, add_to_set/3, remove_from_set/3, set_members/2, session_ids/0]).
 %% Operations
 -export([get_replication_status/0, force_sync/0, force_sync/1, validate_consistency/0,
-         repair/0, snapshot/0, verify/0, backup/1, peers/0, handle/0]).
+         repair/0, snapshot/0, verify/0, backup/1, lift_fence/0, peers/0, handle/0]).
 %% erlmcp's existing API
 -export([start_session/2, replicate_session/2, get_session/1, failover_session/2,
          get_active_region/1, store_session/1]).
@@ -230,7 +230,8 @@ force_sync(_TimeoutMs) ->
 %% `{error, {inconsistent, #{Node => [SessionId]}}}' naming the differing sessions.
 -spec validate_consistency() ->
     {ok, #{peers := [node()], sessions := non_neg_integer()}} |
-    {error, {inconsistent, #{node() => [session_id()]}}}.
+    {error, {inconsistent,
+             #{node() => [session_id()] | unreachable | {unavailable, term()}}}}.
 validate_consistency() ->
     erlmcp_session_ha_consistency:validate(handle(), connected_peers()).
 
@@ -250,6 +251,15 @@ snapshot() ->
 -spec verify() -> {ok, map()} | {error, term()}.
 verify() ->
     erlmcp_session_ha_nif:verify(handle()).
+
+%% @doc Lifts the catch-up fence by hand. A store restored from a backup, rebuilt after
+%% damage, or that lost the end of its log refuses reads and writes (`{error, {catching_up,
+%% Why}}') until it has caught up with a peer, so that it never serves a session its peers
+%% have already ended; when no peer is left to catch up with, an operator lifts the fence
+%% and the store serves what it holds.
+-spec lift_fence() -> ok | {error, term()}.
+lift_fence() ->
+    erlmcp_session_ha_nif:lift_fence(handle()).
 
 %% @doc Writes a consistent, self-verifying backup of the store to `File'.
 -spec backup(file:filename_all()) -> {ok, map()} | {error, term()}.
@@ -284,18 +294,24 @@ replicate_session(Sid, SessionData) ->
 get_session(Sid) ->
     erlmcp_session_ha_compat:get_session(Sid).
 
-%% @doc Makes `NewPrimaryNode' the session's primary.
--spec failover_session(session_id(), node()) -> ok | {error, term()}.
+%% @doc Makes `NewPrimaryNode' the session's primary (this node, a peer, or a connected node
+%% still running erlmcp's own module); `{error, session_not_found}' when absent.
+-spec failover_session(session_id(), node()) ->
+    ok | {error, session_not_found | {unknown_node, node()} | new_primary_store_failed | term()}.
 failover_session(Sid, Node) ->
     erlmcp_session_ha_compat:failover_session(Sid, Node).
 
-%% @doc The region currently serving the session.
--spec get_active_region(session_id()) -> {ok, binary()} | {error, not_found | no_active_nodes}.
+%% @doc The region currently serving the session, as erlmcp's region atoms: `primary' while
+%% the session's primary node is up, else this node's (see `erlmcp_session_ha_compat').
+-spec get_active_region(session_id()) ->
+    {ok, primary | secondary | tertiary} | {error, not_found | no_active_nodes}.
 get_active_region(Sid) ->
     erlmcp_session_ha_compat:get_active_region(Sid).
 
-%% @doc Stores a session info map (as `get_session/1' returns it).
--spec store_session(map()) -> ok | {error, term()}.
+%% @doc Stores a session given as erlmcp's `#session_info{}' record (as nodes running
+%% erlmcp's own module send it to their peers over `rpc') or as a map with the same keys
+%% (as `get_session/1' returns it).
+-spec store_session(#session_info{} | map()) -> ok | {error, term()}.
 store_session(Info) ->
     erlmcp_session_ha_compat:store_session(Info).
 
@@ -348,6 +364,21 @@ handle_call({digest, Request}, _From, State) ->
     {reply, erlmcp_session_ha_consistency:answer(erlmcp_session_ha_peers:handle_of(State), Request), State};
 handle_call({repair_with, Node, Ids}, _From, State) ->
     {reply, ok, erlmcp_session_ha_peers:send_repair(Node, Ids, State)};
+handle_call(Request, From, State) when is_tuple(Request), tuple_size(Request) >= 2,
+                                       (element(1, Request) =:= start_session orelse
+                                        element(1, Request) =:= replicate_session orelse
+                                        element(1, Request) =:= failover_session orelse
+                                        element(1, Request) =:= get_session orelse
+                                        element(1, Request) =:= get_active_region) ->
+    %% erlmcp's own module's protocol, from a node still running it: answered by a worker,
+    %% since the answer needs this server (status, peers).
+    _ = proc_lib:spawn(fun() ->
+                               Reply = try erlmcp_session_ha_compat:legacy_call(Request)
+                                       catch Class:Reason -> {error, {Class, Reason}}
+                                       end,
+                               gen_server:reply(From, Reply)
+                       end),
+    {noreply, State};
 handle_call(_Other, _From, State) ->
     {reply, {error, unknown_call}, State}.
 

@@ -15,7 +15,8 @@
 %%% `{Tag, {error, Reason}}' if the log fails or the store closes first.
 %%%
 %%% Schedulers: writes, reads, `durable_lsn', `await_durable', `heartbeat', `rewind',
-%%% `add_peer', `digest_root' and `info' run on normal schedulers (microseconds);
+%%% `add_peer', `digest_root', `digest_mids', `digest_diff_mids' and `info' run on normal
+%%% schedulers (microseconds);
 %%% `put_fields/3' too, up to 64 pairs and 64 KiB, on a dirty CPU scheduler above that.
 %%% Frames, digests, `session_ids' and `tick' run on dirty CPU schedulers; `open', `close',
 %%% `status', `remove_member', snapshots, verification and backups on dirty I/O schedulers.
@@ -46,9 +47,14 @@
     rewind/2,
     repair_frames/3,
     digest_root/1,
+    digest_mids/1,
+    digest_diff_mids/2,
+    digest_leaves_under/2,
+    digest_diff_leaves_under/3,
     digest_leaves/1,
     digest_diff_leaves/2,
     digest_entries/2,
+    lift_fence/1,
     status/1,
     tick/1,
     expire_due/1,
@@ -356,13 +362,34 @@ heartbeat(_H, _PeerId) -> ?NOT_LOADED.
 -spec rewind(handle(), replica_id()) -> ok | error().
 rewind(_H, _PeerId) -> ?NOT_LOADED.
 
-%% @doc A frame carrying the full state of the given sessions.
+%% @doc Frames carrying this node's full state of the given sessions (or that it does not
+%% hold them), each within the frame budget.
 -spec repair_frames(handle(), replica_id(), [binary()]) -> {ok, [binary()]} | error().
 repair_frames(_H, _PeerId, _Sids) -> ?NOT_LOADED.
 
 %% @doc Root of the digest tree, 16 bytes big endian: equal roots, equal live state.
 -spec digest_root(handle()) -> <<_:128>> | error().
 digest_root(_H) -> ?NOT_LOADED.
+
+%% @doc The 256 middle sums of the digest tree: 256 x 16 bytes, big endian (the first step of
+%% a comparison over the wire).
+-spec digest_mids(handle()) -> binary() | error().
+digest_mids(_H) -> ?NOT_LOADED.
+
+%% @doc Middle buckets whose sums differ from a peer's {@link digest_mids/1} (`badarg' unless
+%% exactly 4 KiB).
+-spec digest_diff_mids(handle(), TheirMids :: binary()) -> [0..255] | error().
+digest_diff_mids(_H, _TheirMids) -> ?NOT_LOADED.
+
+%% @doc The leaf sums under the given middle buckets: 256 x 16 bytes per bucket, in order.
+-spec digest_leaves_under(handle(), [0..255]) -> binary() | error().
+digest_leaves_under(_H, _Mids) -> ?NOT_LOADED.
+
+%% @doc Leaves under `Mids' whose sums differ from a peer's {@link digest_leaves_under/2} of
+%% the same `Mids' (`badarg' unless exactly 4 KiB per bucket).
+-spec digest_diff_leaves_under(handle(), [0..255], TheirLeaves :: binary()) ->
+          [0..65535] | error().
+digest_diff_leaves_under(_H, _Mids, _TheirLeaves) -> ?NOT_LOADED.
 
 %% @doc Every leaf sum of the digest tree: 65536 x 16 bytes, big endian.
 -spec digest_leaves(handle()) -> binary() | error().
@@ -378,6 +405,11 @@ digest_diff_leaves(_H, _TheirLeaves) -> ?NOT_LOADED.
 digest_entries(_H, _Leaves) -> ?NOT_LOADED.
 
 %%% ----- operations --------------------------------------------------------------------------
+
+%% @doc Lifts the catch-up fence by hand (see `erlmcp_session_ha:lift_fence/0'): reads and
+%% writes were refused because the store may hold state older than its peers collected.
+-spec lift_fence(handle()) -> ok | error().
+lift_fence(_H) -> ?NOT_LOADED.
 
 %% @doc Everything an operator needs about the store: the replica (version vector, sessions,
 %% digest root, op log, tombstones, gaps, clock skew), each peer (acked vector, pending ops,

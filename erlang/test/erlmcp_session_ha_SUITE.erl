@@ -142,12 +142,24 @@ compat_api_keeps_erlmcp_shapes(_Config) ->
     ?assert(T2 >= T1),
     ?assertEqual({error, session_not_found}, ?S:replicate_session(<<"unknown">>, #{})),
     ?assertEqual({error, not_found}, ?S:get_session(<<"unknown">>)),
-    ?assertEqual({ok, <<"us-east-1">>}, ?S:get_active_region(Sid)),
+    %% erlmcp's region atoms: the session's primary (this node) is up
+    ?assertEqual({ok, primary}, ?S:get_active_region(Sid)),
     ?assertEqual({error, not_found}, ?S:get_active_region(<<"unknown">>)),
     ?assertEqual({error, {unknown_node, 'nobody@nowhere'}}, ?S:failover_session(Sid, 'nobody@nowhere')),
+    ?assertEqual({error, session_not_found}, ?S:failover_session(<<"unknown">>, node())),
     ok = ?S:failover_session(Sid, node()),
     ok = ?S:store_session(#{session_id => <<"stored">>, session_data => #{x => 1}, primary_node => node()}),
-    {ok, #{session_data := #{x := 1}}} = ?S:get_session(<<"stored">>).
+    {ok, #{session_data := #{x := 1}}} = ?S:get_session(<<"stored">>),
+    %% erlmcp's record, as its nodes send it; an older copy does not undo a newer change
+    Rec = {session_info, <<"rec">>, 'erlmcp@elsewhere', [node()], #{y => 2}, 1000, pending},
+    ok = ?S:store_session(Rec),
+    {ok, #{session_data := #{y := 2}, primary_node := 'erlmcp@elsewhere', last_updated := 1000}} =
+        ?S:get_session(<<"rec">>),
+    ?assertEqual({ok, secondary}, ?S:get_active_region(<<"rec">>)), %% its primary is down
+    ok = ?S:store_session(setelement(5, setelement(6, Rec, 999), #{y => old})),
+    {ok, #{session_data := #{y := 2}}} = ?S:get_session(<<"rec">>),
+    ?assertEqual({error, bad_session_id}, ?S:store_session(setelement(2, Rec, 42))),
+    ?assertEqual({error, bad_session}, ?S:store_session(not_a_session)).
 
 corrupted_snapshot_is_caught_by_verify(Config) ->
     [ok = ?S:put(<<"s", (integer_to_binary(I))/binary>>, <<"v">>, binary:copy(<<I>>, 100)) || I <- lists:seq(1, 200)],

@@ -2,7 +2,7 @@
 %%% `peer' (controlled over standard I/O, so partitioning their distribution links never cuts
 %%% the test's control), each running `erlmcp_session_ha' under a small supervisor.
 -module(erlmcp_session_ha_ct).
--export([case_dir/2, start_regions/3, start_region/3, stop_region/1,
+-export([case_dir/2, start_regions/3, start_region/3, start_region/4, stop_region/1, node_args/0,
          call/4, connect_all/1, partition/2, heal/2, wait_until/2]).
 
 -export_type([region/0]).
@@ -20,19 +20,27 @@ start_regions(Config, Names, Extra) ->
 %% directory (`case_dir', set by `case_dir/2'), or the suite's priv dir.
 -spec start_region(list(), binary(), map()) -> region().
 start_region(Config, Name, Extra) ->
+    start_region(Config, Name, peer:random_name(binary_to_list(Name)), Extra).
+
+%% @doc {@link start_region/3} on a node of the given name (the part before the `@').
+-spec start_region(list(), binary(), string(), map()) -> region().
+start_region(Config, Name, NodeName, Extra) ->
     Base = proplists:get_value(case_dir, Config, proplists:get_value(priv_dir, Config)),
     Dir = iolist_to_binary(filename:join(Base, Name)),
     Paths = lists:usort([filename:dirname(code:which(M)) || M <- [erlmcp_session_ha, ?MODULE]]),
-    Args = ["-kernel", "dist_auto_connect", "once", "-kernel", "prevent_overlapping_partitions", "false",
-            "-setcookie", atom_to_list(erlang:get_cookie())]
-        ++ lists:append([["-pa", P] || P <- Paths]),
-    {ok, Peer, Node} = peer:start_link(#{name => peer:random_name(binary_to_list(Name)),
-                                         connection => standard_io,
-                                         args => Args}),
+    Args = node_args() ++ lists:append([["-pa", P] || P <- Paths]),
+    {ok, Peer, Node} = peer:start_link(#{name => NodeName, connection => standard_io, args => Args}),
     Region = #{peer => Peer, node => Node, region => Name, dir => Dir},
     Opts = maps:merge(#{region => Name, data_dir => Dir, sync_interval_ms => 20}, Extra),
     {ok, _} = call(Region, erlmcp_session_ha_standalone, start, [Opts]),
     Region.
+
+%% @doc Arguments of every test node: this node's cookie, links that stay cut once cut,
+%% and no disconnecting of third nodes on a partial partition.
+-spec node_args() -> [string()].
+node_args() ->
+    ["-kernel", "dist_auto_connect", "once", "-kernel", "prevent_overlapping_partitions", "false",
+     "-setcookie", atom_to_list(erlang:get_cookie())].
 
 %% @doc Adds a fresh data directory for test case `Case' to `Config'.
 -spec case_dir(atom(), list()) -> list().
@@ -44,7 +52,7 @@ case_dir(Case, Config) ->
 %% @doc Stops a region's node (like a power cut for its BEAM).
 -spec stop_region(region()) -> ok.
 stop_region(#{peer := Peer}) ->
-    catch peer:stop(Peer),
+    try peer:stop(Peer) catch _:_ -> ok end,
     ok.
 
 %% @doc `M:F(A...)' on a region's node.

@@ -1,7 +1,10 @@
 %%% @doc The `erlmcp_session_backend' contract of `erlmcp_session_replicated': on one node
-%%% (store/fetch, last_accessed refreshed, delete, list sorted and unique, cleanup_expired
-%%% count, 50 concurrent processes) and across three region nodes (stored in one region and
-%%% fetched in another, deleted everywhere, expiry honoured everywhere).
+%%% (store/fetch, last_accessed refreshed by one queued write, delete, list sorted and
+%%% unique, cleanup_expired counting swept sessions and sessions already expired when stored,
+%%% sessions with any subset of the documented keys, bad input refused with a typed error,
+%%% the state handed back unchanged, 50 concurrent processes) and across three region nodes
+%%% (stored in one region and fetched in another, a fetch's refresh seen in every region,
+%%% deleted everywhere, expiry honoured everywhere, concurrent updates merged).
 -module(erlmcp_session_replicated_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -12,7 +15,10 @@
          list_is_sorted_and_unique/1, cleanup_expired_counts_expired_sessions/1,
          fifty_concurrent_processes/1, stored_in_one_region_fetched_in_another/1,
          deleted_in_one_region_is_gone_everywhere/1, expiry_in_one_region_is_honoured_in_all/1,
-         concurrent_metadata_updates_merge/1]).
+         concurrent_metadata_updates_merge/1,
+         cleanup_expired_counts_sessions_expired_when_stored/1, any_subset_of_the_keys_is_a_session/1,
+         bad_sessions_are_refused_with_a_typed_error/1, fetch_refreshes_with_one_queued_write/1,
+         fetch_refresh_is_seen_in_every_region/1]).
 
 -define(B, erlmcp_session_replicated).
 -define(CT, erlmcp_session_ha_ct).
@@ -22,9 +28,12 @@ all() -> [{group, one_node}, {group, three_regions}].
 groups() ->
     [{one_node, [], [store_then_fetch, fetch_refreshes_last_accessed, delete_removes,
                      list_is_sorted_and_unique, cleanup_expired_counts_expired_sessions,
+                     cleanup_expired_counts_sessions_expired_when_stored, any_subset_of_the_keys_is_a_session,
+                     bad_sessions_are_refused_with_a_typed_error, fetch_refreshes_with_one_queued_write,
                      fifty_concurrent_processes]},
      {three_regions, [], [stored_in_one_region_fetched_in_another, deleted_in_one_region_is_gone_everywhere,
-                          expiry_in_one_region_is_honoured_in_all, concurrent_metadata_updates_merge]}].
+                          expiry_in_one_region_is_honoured_in_all, concurrent_metadata_updates_merge,
+                          fetch_refresh_is_seen_in_every_region]}].
 
 init_per_group(_, Config) -> Config.
 end_per_group(_, _Config) -> ok.
@@ -94,6 +103,77 @@ cleanup_expired_counts_expired_sessions(Config) ->
     {ok, 0, _} = ?B:cleanup_expired(St1),
     ?assertEqual({ok, [<<"keep">>], St1}, ?B:list(St1)).
 
+%% erlmcp's own backend suite: sessions stored already past their deadline are counted by
+%% the next cleanup, which is given the state the stores handed back (the same one).
+cleanup_expired_counts_sessions_expired_when_stored(Config) ->
+    St = ?config(backend, Config),
+    Now = now_ms(),
+    Sessions = [{<<"expired_1">>, #{id => <<"expired_1">>, created_at => Now - 10000, last_accessed => Now - 5000,
+                                    timeout_ms => 1000, metadata => #{}}},
+                {<<"valid_1">>, #{id => <<"valid_1">>, created_at => Now - 10000, last_accessed => Now - 500,
+                                  timeout_ms => 10000, metadata => #{}}},
+                {<<"expired_2">>, #{id => <<"expired_2">>, created_at => Now - 10000, last_accessed => Now - 3000,
+                                    timeout_ms => 2000, metadata => #{}}}],
+    [?assertEqual({ok, St}, ?B:store(Id, S, St)) || {Id, S} <- Sessions],
+    ?assertEqual({ok, 2, St}, ?B:cleanup_expired(St)),
+    ?assertEqual({error, not_found, St}, ?B:fetch(<<"expired_1">>, St)),
+    ?assertEqual({error, not_found, St}, ?B:fetch(<<"expired_2">>, St)),
+    ?assertMatch({ok, #{id := <<"valid_1">>}, St}, ?B:fetch(<<"valid_1">>, St)),
+    ?assertEqual({ok, 0, St}, ?B:cleanup_expired(St)),
+    ?assertEqual({ok, [<<"valid_1">>], St}, ?B:list(St)).
+
+any_subset_of_the_keys_is_a_session(Config) ->
+    St = ?config(backend, Config),
+    %% erlmcp's clustering suite stores `#{data => test}'
+    {ok, St} = ?B:store(<<"d">>, #{data => test}, St),
+    {ok, #{id := <<"d">>, data := test, metadata := M0, timeout_ms := infinity, last_accessed := L0,
+           created_at := C0}, St} = ?B:fetch(<<"d">>, St),
+    ?assertEqual(#{}, M0),
+    ?assert(is_integer(L0) andalso is_integer(C0)),
+    {ok, St} = ?B:store(<<"empty">>, #{}, St),
+    {ok, #{id := <<"empty">>, timeout_ms := infinity}, St} = ?B:fetch(<<"empty">>, St),
+    %% only some documented keys, unknown ones kept as they are; a store drops what it lacks
+    {ok, St} = ?B:store(<<"p">>, #{timeout_ms => 60000, {custom, key} => [1, 2], extra => x}, St),
+    {ok, #{timeout_ms := 60000, metadata := #{}, {custom, key} := [1, 2], extra := x}, St} = ?B:fetch(<<"p">>, St),
+    {ok, St} = ?B:store(<<"p">>, #{metadata => #{m => 1}, extra => y}, St),
+    {ok, P, St} = ?B:fetch(<<"p">>, St),
+    ?assertMatch(#{metadata := #{m := 1}, extra := y, timeout_ms := infinity}, P),
+    ?assertNot(maps:is_key({custom, key}, P)),
+    ?assertEqual({ok, [<<"d">>, <<"empty">>, <<"p">>], St}, ?B:list(St)).
+
+bad_sessions_are_refused_with_a_typed_error(Config) ->
+    St = ?config(backend, Config),
+    ?assertEqual({error, bad_session}, ?B:store(<<"a">>, not_a_map, St)),
+    ?assertEqual({error, bad_session_id}, ?B:store(not_a_binary, #{}, St)),
+    ?assertEqual({error, bad_session_id}, ?B:store(<<>>, #{}, St)),
+    ?assertEqual({error, {bad_field, timeout_ms}}, ?B:store(<<"a">>, #{timeout_ms => -1}, St)),
+    ?assertEqual({error, {bad_field, timeout_ms}}, ?B:store(<<"a">>, #{timeout_ms => forever}, St)),
+    ?assertEqual({error, {bad_field, metadata}}, ?B:store(<<"a">>, #{metadata => [a]}, St)),
+    ?assertEqual({error, {bad_field, last_accessed}}, ?B:store(<<"a">>, #{last_accessed => now}, St)),
+    ?assertEqual({error, {bad_field, created_at}}, ?B:store(<<"a">>, #{created_at => 1.5}, St)),
+    ?assertEqual({error, not_found, St}, ?B:fetch(42, St)),
+    ?assertEqual({error, bad_session_id, St}, ?B:delete(42, St)),
+    ?assertEqual({ok, [], St}, ?B:list(St)).
+
+%% A fetch writes exactly one record to the log (the store hands out consecutive sequence
+%% numbers: a probe write before and after it is two apart), for either kind of session.
+fetch_refreshes_with_one_queued_write(Config) ->
+    St = ?config(backend, Config),
+    H = erlmcp_session_ha:handle(),
+    {ok, St} = ?B:store(<<"t">>, (session(<<"t">>, 60000))#{last_accessed := now_ms() - 5000}, St),
+    {ok, St} = ?B:store(<<"i">>, session(<<"i">>, infinity), St),
+    Probe = fun() -> {ok, Lsn} = erlmcp_session_ha_nif:put(H, <<"probe">>, <<"k">>, <<"v">>), Lsn end,
+    [begin
+         Before = Probe(),
+         {ok, #{last_accessed := T}, St} = ?B:fetch(Id, St),
+         ?assertEqual(Before + 2, Probe()),
+         ?assert(T >= now_ms() - 1000)
+     end || Id <- [<<"t">>, <<"i">>]],
+    %% the refreshed deadline and access time are what the next read sees
+    {ok, #{expires_at := At}} = erlmcp_session_ha_nif:get(H, <<"erlmcp_session/t">>),
+    ?assert(At >= now_ms() + 60000 - 2000),
+    ok.
+
 fifty_concurrent_processes(Config) ->
     St = ?config(backend, Config),
     Parent = self(),
@@ -152,6 +232,30 @@ expiry_in_one_region_is_honoured_in_all(Config) ->
     {ok, _, _} = b(A, cleanup_expired, []),
     sync(A),
     [{ok, [], _} = b(R, list, []) || R <- [A, B, C]].
+
+fetch_refresh_is_seen_in_every_region(Config) ->
+    [A, B, C] = regions(Config),
+    Old = now_ms() - 30000,
+    [{ok, _} = b(A, store, [Id, (session(Id, T))#{last_accessed := Old}]) || {Id, T} <- [{<<"t">>, 60000}, {<<"i">>, infinity}]],
+    sync(A),
+    Fetched = now_ms(),
+    [{ok, _, _} = b(B, fetch, [Id]) || Id <- [<<"t">>, <<"i">>]],
+    sync(B),
+    %% seen in C without C's own refresh counting: C reads through the store
+    [?assert(last_accessed_in(C, Id) >= Fetched) || Id <- [<<"t">>, <<"i">>]],
+    ok.
+
+%% last_accessed as a region's store holds it, without a fetch (which would refresh it).
+last_accessed_in(R, Id) ->
+    {ok, #{fields := F, expires_at := At}} = ?CT:call(R, erlmcp_session_ha_nif, get,
+                                                      [?CT:call(R, erlmcp_session_ha, handle, []), <<"erlmcp_session/", Id/binary>>]),
+    Fields = maps:map(fun(_, V) -> binary_to_term(V) end, F),
+    FromFields = [V || {<<"last_accessed@", _/binary>>, V} <- maps:to_list(Fields)],
+    FromDeadline = case {At, maps:get(<<"timeout_ms">>, Fields)} of
+                       {undefined, infinity} -> [];
+                       {_, T} -> [At - T]
+                   end,
+    lists:max(FromFields ++ FromDeadline).
 
 concurrent_metadata_updates_merge(Config) ->
     [A, B, C] = regions(Config),

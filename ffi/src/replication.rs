@@ -112,14 +112,28 @@ pub extern "C" fn sha_tick(store: *mut ShaStore) -> ShaStatus {
     })
 }
 
+/// Lifts the catch-up fence by hand (see `Store::lift_fence`).
+#[no_mangle]
+pub extern "C" fn sha_lift_fence(store: *mut ShaStore) -> ShaStatus {
+    call(|| {
+        self::store(store)?.lift_fence()?;
+        Ok(())
+    })
+}
+
 /// The store's status as NUL-terminated JSON in `*out` (free with `sha_buf_free`):
-/// `{"dir","incarnation","replica":{"id","name","now_ms","vv","sessions","live_sessions",
+/// `{"dir","incarnation","replica":{"id","name","now_ms","vv","durable_vv","boot","fence",
+/// "sessions","live_sessions",
 /// "digest_root","log_ops","log_bytes","tombstones_pending","stable","gaps","clock_skew_ms",
 /// "peers":[{"id","name","acked","pending_ops","lag_ms","lag_exact","behind_ops",
 /// "last_heard_ms","in_flight","state_transfer"}],"removed","expired_total",
 /// "unknown_origins"},
 /// "wal":{"last_seq","durable_seq","segments","bytes","failure"},
-/// "snapshot":{"generation","covers_seq","base","deltas","bytes","last_ok_ms","last_error"}}`.
+/// "snapshot":{"generation","covers_seq","base","deltas","bytes","last_ok_ms","last_error"},
+/// "open":{"boot","clean_shutdown","bytes_cut","lost":[first,last],"reincarnated_from"},
+/// "tainted"}`. `durable_vv` is what a crash would keep; `fence`, when not null, says why
+/// reads and writes are refused until the store caught up with a peer; `tainted`, when not
+/// null, that the log failed with writes in flight and nothing is served until reopened.
 ///
 /// # Safety
 /// `out` must be null or valid for one `sha_buf` write.

@@ -75,6 +75,11 @@ pub(crate) fn status(s: &StoreStatus) -> String {
     j.key("now_ms").u64(r.now_ms);
     j.key("vv");
     vv(&mut j, &r.vv);
+    j.key("durable_vv");
+    vv(&mut j, &r.durable_vv);
+    j.key("boot").u64(r.boot);
+    j.key("fence")
+        .opt_str(r.fence.map(|f| f.to_string()).as_deref());
     j.key("sessions").u64(count(r.sessions));
     j.key("live_sessions").u64(count(r.live_sessions));
     j.key("digest_root").str(&r.digest_root.to_string());
@@ -132,6 +137,25 @@ pub(crate) fn status(s: &StoreStatus) -> String {
     j.key("last_ok_ms").opt_u64(n.last_ok_ms);
     j.key("last_error").opt_str(n.last_error.as_deref());
     j.end_object();
+    let o = &s.open;
+    j.key("open").begin_object();
+    j.key("boot").u64(o.boot);
+    j.key("clean_shutdown").bool(o.clean_shutdown);
+    j.key("bytes_cut").u64(o.bytes_cut);
+    j.key("lost").begin_array();
+    if let Some((first, last)) = o.lost {
+        j.u64(first).u64(last);
+    }
+    j.end_array();
+    j.key("reincarnated_from");
+    match o.reincarnated_from {
+        Some(old) => id(&mut j, old),
+        None => {
+            j.null();
+        }
+    }
+    j.end_object();
+    j.key("tainted").opt_str(s.tainted.as_deref());
     j.end_object();
     j.finish()
 }

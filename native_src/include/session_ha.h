@@ -276,15 +276,25 @@ sha_status sha_tick(sha_store *store);
 /* The store's status as NUL-terminated JSON in *out (free with sha_buf_free). Replica ids
  * are 16 hex digits, digests 32, version vectors objects from id to sequence number, times
  * Unix ms:
- * {"dir","incarnation","replica":{"id","name","now_ms","vv","sessions","live_sessions",
+ * {"dir","incarnation","replica":{"id","name","now_ms","vv","durable_vv","boot","fence",
+ *  "sessions","live_sessions",
  *  "digest_root","log_ops","log_bytes","tombstones_pending","stable","gaps","clock_skew_ms",
  *  "peers":[{"id","name","acked","pending_ops","lag_ms","lag_exact","behind_ops",
  *  "last_heard_ms","in_flight","state_transfer"}],"removed","expired_total",
  *  "unknown_origins"},
  *  "wal":{"last_seq","durable_seq","segments","bytes","failure"},
- *  "snapshot":{"generation","covers_seq","base","deltas","bytes","last_ok_ms","last_error"}}.
- * A peer is caught up when its pending_ops is 0. */
+ *  "snapshot":{"generation","covers_seq","base","deltas","bytes","last_ok_ms","last_error"},
+ *  "open":{"boot","clean_shutdown","bytes_cut","lost":[first,last],"reincarnated_from"},
+ *  "tainted"}.
+ * A peer is caught up when its pending_ops is 0. durable_vv is what a crash would keep;
+ * fence, when not null, says why reads and writes are refused until the store caught up
+ * with a peer (sha_lift_fence lifts it by hand); tainted, when not null, that the log failed
+ * with writes in flight and nothing is served until the store is reopened. */
 sha_status sha_replication_status(sha_store *store, sha_buf *out);
+
+/* Lifts the catch-up fence by hand: for an operator who knows no peer is left to catch up
+ * with, so this store's state is the best there is. SHA_OK when there was none. */
+sha_status sha_lift_fence(sha_store *store);
 
 /* ---- digests: consistency and repair ------------------------------------------------- */
 

@@ -96,4 +96,15 @@ rustler::atoms! {
     problems,
     warnings,
     corrupt,
+    // safety (I1-I5)
+    boot,
+    fence,
+    tainted,
+    durable_vv,
+    open,
+    clean_shutdown,
+    bytes_cut,
+    lost,
+    reincarnated_from,
+    log_end_recorded,
 }

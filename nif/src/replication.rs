@@ -3,7 +3,7 @@
 //! on dirty CPU schedulers; heartbeats (no ops) and bookkeeping stay on normal ones.
 
 use rustler::{Binary, Encoder, Env, Error as NifError, NewBinary, NifResult, ResourceArc, Term};
-use session_ha::digest::LEAVES;
+use session_ha::digest::{LEAVES, LEAVES_PER_MID, MIDS};
 use session_ha::{ReplicaId, SessionId};
 
 use crate::atoms;
@@ -79,6 +79,12 @@ fn receive<'a>(env: Env<'a>, h: ResourceArc<Handle>, msg: Binary<'a>) -> NifResu
     })
 }
 
+/// Lifts the catch-up fence by hand (logged, so it waits for durability: dirty I/O).
+#[rustler::nif(schedule = "DirtyIo")]
+fn lift_fence(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
+    handle::with_dirty(env, &h, |s| Ok(unit_result(env, s.lift_fence())))
+}
+
 #[rustler::nif]
 fn rewind(env: Env<'_>, h: ResourceArc<Handle>, peer: u64) -> NifResult<Term<'_>> {
     handle::with(env, &h, |s| Ok(unit_result(env, s.rewind(ReplicaId(peer)))))
@@ -120,18 +126,119 @@ fn digest_root(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
     })
 }
 
+/// Sums as one binary, 16 bytes each, big endian.
+fn sums<'a>(env: Env<'a>, sums: &[u128]) -> Term<'a> {
+    let mut out = NewBinary::new(env, sums.len() * LEAF_BYTES);
+    for (dst, sum) in out.as_mut_slice().chunks_exact_mut(LEAF_BYTES).zip(sums) {
+        dst.copy_from_slice(&sum.to_be_bytes());
+    }
+    out.into()
+}
+
+/// Sums from a binary of `count` x 16 bytes; `badarg` for any other size.
+fn parse_sums(bin: &Binary<'_>, count: usize) -> NifResult<Vec<u128>> {
+    if bin.len() != count * LEAF_BYTES {
+        return Err(NifError::BadArg);
+    }
+    Ok(bin
+        .as_slice()
+        .chunks_exact(LEAF_BYTES)
+        .map(|c| {
+            let mut b = [0u8; LEAF_BYTES];
+            b.copy_from_slice(c);
+            u128::from_be_bytes(b)
+        })
+        .collect())
+}
+
+/// Middle-bucket numbers (`0..255`, each once, else `badarg`).
+fn parse_mids(term: Term<'_>) -> NifResult<Vec<u8>> {
+    let mids = convert::list(term)?
+        .map(|t| u8::try_from(t?.decode::<u32>()?).map_err(|_| NifError::BadArg))
+        .collect::<NifResult<Vec<u8>>>()?;
+    if mids.len() > MIDS {
+        return Err(NifError::BadArg);
+    }
+    Ok(mids)
+}
+
 /// All leaf sums, 16 bytes each, big endian, written straight into the result binary.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn digest_leaves(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
     handle::with_dirty(env, &h, |s| {
-        let mut out = NewBinary::new(env, LEAVES * LEAF_BYTES);
-        s.read(|r| {
-            let buf = out.as_mut_slice();
-            for (dst, leaf) in buf.chunks_exact_mut(LEAF_BYTES).zip(r.digests().leaves()) {
-                dst.copy_from_slice(&leaf.to_be_bytes());
-            }
-        });
-        Ok(out.into())
+        Ok(match s.with_digests(|d| sums(env, d.leaves())) {
+            Ok(t) => t,
+            Err(e) => convert::error(env, &e),
+        })
+    })
+}
+
+/// The 256 middle sums (4 KiB): the first step of a comparison over the wire.
+#[rustler::nif]
+fn digest_mids(env: Env<'_>, h: ResourceArc<Handle>) -> NifResult<Term<'_>> {
+    handle::with(env, &h, |s| {
+        Ok(match s.with_digests(|d| sums(env, d.mids())) {
+            Ok(t) => t,
+            Err(e) => convert::error(env, &e),
+        })
+    })
+}
+
+/// Middle buckets whose sums differ from a peer's `digest_mids/1`.
+#[rustler::nif]
+fn digest_diff_mids<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    theirs: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    let theirs = parse_sums(&theirs, MIDS)?;
+    handle::with(env, &h, |s| {
+        Ok(match s.with_digests(|d| d.differing_mids(&theirs)) {
+            Ok(mids) => mids
+                .iter()
+                .map(|&m| u32::from(m))
+                .collect::<Vec<_>>()
+                .encode(env),
+            Err(e) => convert::error(env, &e),
+        })
+    })
+}
+
+/// The leaf sums under the given middle buckets (256 x 16 bytes each, in that order).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn digest_leaves_under<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    mids: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let mids = parse_mids(mids)?;
+    handle::with_dirty(env, &h, |s| {
+        Ok(
+            match s.with_digests(|d| sums(env, &d.leaves_under(&mids))) {
+                Ok(t) => t,
+                Err(e) => convert::error(env, &e),
+            },
+        )
+    })
+}
+
+/// Leaves under `Mids` whose sums differ from a peer's `digest_leaves_under(Mids)`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn digest_diff_leaves_under<'a>(
+    env: Env<'a>,
+    h: ResourceArc<Handle>,
+    mids: Term<'a>,
+    theirs: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    let mids = parse_mids(mids)?;
+    let theirs = parse_sums(&theirs, mids.len() * LEAVES_PER_MID)?;
+    handle::with_dirty(env, &h, |s| {
+        Ok(
+            match s.with_digests(|d| d.differing_leaves_under(&mids, &theirs)) {
+                Ok(leaves) => leaves.encode(env),
+                Err(e) => convert::error(env, &e),
+            },
+        )
     })
 }
 
@@ -143,21 +250,12 @@ fn digest_diff_leaves<'a>(
     h: ResourceArc<Handle>,
     theirs: Binary<'a>,
 ) -> NifResult<Term<'a>> {
-    if theirs.len() != LEAVES * LEAF_BYTES {
-        return Err(NifError::BadArg);
-    }
-    let theirs: Vec<u128> = theirs
-        .as_slice()
-        .chunks_exact(LEAF_BYTES)
-        .map(|c| {
-            let mut b = [0u8; LEAF_BYTES];
-            b.copy_from_slice(c);
-            u128::from_be_bytes(b)
-        })
-        .collect();
+    let theirs = parse_sums(&theirs, LEAVES)?;
     handle::with_dirty(env, &h, |s| {
-        let leaves = s.read(|r| r.digests().differing_leaves(&theirs));
-        Ok(leaves.encode(env))
+        Ok(match s.with_digests(|d| d.differing_leaves(&theirs)) {
+            Ok(leaves) => leaves.encode(env),
+            Err(e) => convert::error(env, &e),
+        })
     })
 }
 

@@ -3,8 +3,9 @@
 //! values are `undefined`.
 
 use rustler::{Encoder, Env, NifResult, Term};
+use session_ha::replicate::FenceReason;
 use session_ha::store::{
-    BackupReport, FileCheck, RecoveryReport, SnapshotReport, StoreStatus, VerifyReport,
+    BackupReport, FileCheck, OpenStatus, RecoveryReport, SnapshotReport, StoreStatus, VerifyReport,
 };
 use session_ha::{wal, PeerStatus, Store};
 
@@ -49,9 +50,34 @@ pub(crate) fn recovery<'a>(env: Env<'a>, r: &RecoveryReport) -> NifResult<Term<'
                     None => a::undefined().encode(env),
                 },
             ),
+            (a::boot(), r.boot.encode(env)),
+            (a::clean_shutdown(), r.clean_shutdown.encode(env)),
+            (a::log_end_recorded(), r.log_end_recorded.encode(env)),
+            (a::lost(), lost(env, r.lost)),
+            (
+                a::reincarnated_from(),
+                opt(env, r.reincarnated_from.map(|i| i.0)),
+            ),
+            (a::fence(), fence(env, r.fence)),
             (a::elapsed_us(), micros(r.elapsed).encode(env)),
         ],
     )
+}
+
+/// `{First, Last}` of the records lost, or `undefined`.
+fn lost(env: Env<'_>, lost: Option<(u64, u64)>) -> Term<'_> {
+    match lost {
+        Some(range) => range.encode(env),
+        None => a::undefined().encode(env),
+    }
+}
+
+/// Why reads and writes are refused (a sentence), or `undefined`.
+fn fence(env: Env<'_>, f: Option<FenceReason>) -> Term<'_> {
+    match f {
+        Some(f) => bin(env, f.to_string().as_bytes()),
+        None => a::undefined().encode(env),
+    }
 }
 
 fn wal_recovery<'a>(env: Env<'a>, w: &wal::RecoveryReport) -> NifResult<Term<'a>> {
@@ -127,6 +153,11 @@ pub(crate) fn status<'a>(env: Env<'a>, s: &StoreStatus) -> NifResult<Term<'a>> {
             (a::dir(), path(env, &s.dir)),
             (a::now_ms(), r.now_ms.encode(env)),
             (a::vv(), vv(env, &r.vv)?),
+            (a::durable_vv(), vv(env, &r.durable_vv)?),
+            (a::boot(), r.boot.encode(env)),
+            (a::fence(), fence(env, r.fence)),
+            (a::tainted(), opt_str(env, s.tainted.as_deref())),
+            (a::open(), open_status(env, &s.open)?),
             (a::sessions(), r.sessions.encode(env)),
             (a::live_sessions(), r.live_sessions.encode(env)),
             (a::digest_root(), convert::digest(env, r.digest_root.0)),
@@ -142,6 +173,29 @@ pub(crate) fn status<'a>(env: Env<'a>, s: &StoreStatus) -> NifResult<Term<'a>> {
             (a::peers(), peers.encode(env)),
             (a::wal(), wal),
             (a::snapshot(), snapshot),
+        ],
+    )
+}
+
+fn open_status<'a>(env: Env<'a>, o: &OpenStatus) -> NifResult<Term<'a>> {
+    map(
+        env,
+        &[
+            (a::boot(), o.boot.encode(env)),
+            (a::clean_shutdown(), o.clean_shutdown.encode(env)),
+            (a::bytes_cut(), o.bytes_cut.encode(env)),
+            (a::lost(), lost(env, o.lost)),
+            (
+                a::reincarnated_from(),
+                opt(env, o.reincarnated_from.map(|i| i.0)),
+            ),
+            (
+                a::quarantined(),
+                match &o.quarantined {
+                    Some(p) => path(env, p),
+                    None => a::undefined().encode(env),
+                },
+            ),
         ],
     )
 }

@@ -55,6 +55,12 @@ impl From<&[u8]> for SessionId {
     }
 }
 
+impl From<String> for SessionId {
+    fn from(s: String) -> Self {
+        SessionId(Bytes::from(s.into_bytes()))
+    }
+}
+
 impl From<Vec<u8>> for SessionId {
     fn from(v: Vec<u8>) -> Self {
         SessionId(Bytes::from(v))

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::crdt::{SessionId, SessionState};
 
 pub(crate) use entries::{base_term, entry_terms, seed_of, state_terms};
-pub use tree::{DigestTree, LEAVES};
+pub use tree::{DigestTree, LEAVES, LEAVES_PER_MID, MIDS};
 
 /// A 128-bit digest. Zero means "absent" (no session, an ended one, or one without content).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
-//! The digest tree: [`LEAVES`] leaf buckets (by a hash of the session id), 256 middle
-//! buckets of 256 leaves each, and a root; each node is the wrapping sum of the digests
-//! below it, so any change updates three sums and no scan is ever needed.
+//! The digest tree: [`LEAVES`] leaf buckets (by a hash of the session id), [`MIDS`] middle
+//! buckets of [`LEAVES_PER_MID`] leaves each, and a root; each node is the wrapping sum of
+//! the digests below it, so any change updates three sums and no scan is ever needed. Two
+//! replicas compare top down: root, then the middle sums, then the leaves under the middle
+//! buckets that differ, then the session digests in the leaves that differ.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,10 @@ use crate::crdt::SessionId;
 
 /// Number of leaf buckets.
 pub const LEAVES: usize = 1 << 16;
-const MIDS: usize = 256;
+/// Number of middle buckets (each sums [`LEAVES_PER_MID`] leaves).
+pub const MIDS: usize = 256;
+/// Leaves under one middle bucket.
+pub const LEAVES_PER_MID: usize = LEAVES / MIDS;
 
 /// Incrementally maintained sums of session digests.
 #[derive(Clone)]
@@ -163,6 +168,53 @@ impl DigestTree {
             .collect()
     }
 
+    /// All middle sums, in bucket order: the first step of a comparison over the wire (4 KiB
+    /// instead of the leaves' 1 MiB).
+    pub fn mids(&self) -> &[u128] {
+        &self.mids
+    }
+
+    /// Middle buckets whose sums differ from `theirs` (a peer's [`DigestTree::mids`]); a
+    /// vector of the wrong length differs everywhere.
+    pub fn differing_mids(&self, theirs: &[u128]) -> Vec<u8> {
+        if theirs.len() != MIDS {
+            return (0..MIDS).map(|m| m as u8).collect();
+        }
+        (0..MIDS)
+            .filter(|&m| self.mids[m] != theirs[m])
+            .map(|m| m as u8)
+            .collect()
+    }
+
+    /// The leaf sums under the given middle buckets, [`LEAVES_PER_MID`] per bucket, in the
+    /// order given.
+    pub fn leaves_under(&self, mids: &[u8]) -> Vec<u128> {
+        mids.iter()
+            .flat_map(|&m| {
+                let from = usize::from(m) * LEAVES_PER_MID;
+                self.leaves[from..from + LEAVES_PER_MID].iter().copied()
+            })
+            .collect()
+    }
+
+    /// Leaves under `mids` whose sums differ from `theirs` (a peer's
+    /// [`DigestTree::leaves_under`] of the same `mids`); a vector of the wrong length differs
+    /// everywhere under them.
+    pub fn differing_leaves_under(&self, mids: &[u8], theirs: &[u128]) -> Vec<u16> {
+        let mine = self.leaves_under(mids);
+        let leaf_of = |i: usize| {
+            let m = usize::from(mids[i / LEAVES_PER_MID]);
+            (m * LEAVES_PER_MID + i % LEAVES_PER_MID) as u16
+        };
+        if theirs.len() != mine.len() {
+            return (0..mine.len()).map(leaf_of).collect();
+        }
+        (0..mine.len())
+            .filter(|&i| mine[i] != theirs[i])
+            .map(leaf_of)
+            .collect()
+    }
+
     /// The sessions and digests in the given leaf buckets.
     pub fn entries(&self, leaves: &[u16]) -> Vec<(SessionId, Digest)> {
         let mut out = Vec::new();
@@ -267,5 +319,10 @@ mod tests {
             DigestTree::diff_entries(&a.entries(&leaves), &b.entries(&leaves)),
             expect
         );
+        // The same, through the middle level as the wire does it.
+        let mids = a.differing_mids(b.mids());
+        assert!(mids.len() <= 3);
+        let under = a.differing_leaves_under(&mids, &b.leaves_under(&mids));
+        assert_eq!(under, leaves);
     }
 }

@@ -29,7 +29,7 @@ pub use config::{CompactionPolicy, RecoveryMode, StoreConfig, WriteMode};
 pub use recovery::RecoveryReport;
 pub use replication::Receipt;
 pub use snapshotter::SnapshotReport;
-pub use status::{SnapshotStatus, StoreStatus, WalStatus};
+pub use status::{OpenStatus, SnapshotStatus, StoreStatus, WalStatus};
 pub use verify::{
     dry_run_recovery, recovered_state, verify_dir, FileCheck, RecoveredState, RecoveryPlan,
     VerifyReport,
@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     /// Set when the log failed with changes applied in memory that no durable record holds:
     /// from then on nothing is served from memory (I5).
     pub(crate) tainted: AtomicBool,
+    /// What the last open found (for the status).
+    pub(crate) opened: OpenStatus,
     closed: AtomicBool,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -138,6 +140,14 @@ impl Store {
                 replica: recovered.replica,
             }),
             tainted: AtomicBool::new(false),
+            opened: OpenStatus {
+                boot: report.boot,
+                clean_shutdown: report.clean_shutdown,
+                bytes_cut: report.wal.bytes_truncated,
+                lost: report.lost,
+                reincarnated_from: report.reincarnated_from,
+                quarantined: report.quarantined.clone(),
+            },
             wal: recovered.wal,
             snap: Mutex::new(snap),
             closed: AtomicBool::new(false),
@@ -206,6 +216,15 @@ impl Store {
     /// As [`Store::digest_root`].
     pub fn digest_entries(&self, leaves: &[u16]) -> Result<Vec<(SessionId, Digest)>> {
         self.serving(|r| r.digests().entries(leaves))
+    }
+
+    /// Runs `f` on the digest tree (middle sums, leaves under them, ...) unless the store is
+    /// tainted.
+    ///
+    /// # Errors
+    /// As [`Store::digest_root`].
+    pub fn with_digests<T>(&self, f: impl FnOnce(&crate::digest::DigestTree) -> T) -> Result<T> {
+        self.serving(|r| f(r.digests()))
     }
 
     // ----- durability ----------------------------------------------------------------------

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::Store;
+use crate::clock::ReplicaId;
 use crate::replicate::ReplicaStatus;
 
 /// The write-ahead log, for operators.
@@ -40,6 +41,25 @@ pub struct SnapshotStatus {
     pub last_error: Option<String>,
 }
 
+/// What the last open found, for operators (the figures of its [`super::RecoveryReport`] an
+/// incident needs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenStatus {
+    /// This run's boot number.
+    pub boot: u64,
+    /// Whether the previous run closed cleanly.
+    pub clean_shutdown: bool,
+    /// Bytes cut off the end of the log (a torn write after a crash, or damage).
+    pub bytes_cut: u64,
+    /// Records that were durable and are gone, `(first, last)` (only with
+    /// [`super::RecoveryMode::RebuildFromPeers`]; peers refill them).
+    pub lost: Option<(u64, u64)>,
+    /// The incarnation it was before it continued as a new one, if it did.
+    pub reincarnated_from: Option<ReplicaId>,
+    /// Where a damaged directory was moved, if it was.
+    pub quarantined: Option<PathBuf>,
+}
+
 /// A store, for operators.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreStatus {
@@ -53,15 +73,30 @@ pub struct StoreStatus {
     pub wal: WalStatus,
     /// The snapshots.
     pub snapshot: SnapshotStatus,
+    /// What the last open found.
+    pub open: OpenStatus,
+    /// Set when memory may hold changes the log refused (I5): nothing is served until the
+    /// store is reopened, and `replica` shows only what is durable (its `vv` is the durable
+    /// vector, its digest root 0).
+    pub tainted: Option<String>,
 }
 
 impl Store {
     /// Everything an operator needs about this store, in one call.
     pub fn status(&self) -> StoreStatus {
-        let replica = {
+        let (replica, tainted) = {
             let mut st = self.inner.state.write();
             self.inner.note_durable(&mut st);
-            st.replica.status()
+            let mut replica = st.replica.status();
+            let tainted = self.inner.is_tainted(&st).then(|| {
+                replica.vv = replica.durable_vv.clone();
+                replica.digest_root = crate::digest::Digest(0);
+                self.inner
+                    .wal
+                    .failure()
+                    .map_or_else(|| "the log failed".to_string(), |e| e.to_string())
+            });
+            (replica, tainted)
         };
         let wal = &self.inner.wal;
         let segments = wal.segments();
@@ -89,6 +124,8 @@ impl Store {
             replica,
             wal,
             snapshot,
+            open: self.inner.opened.clone(),
+            tainted,
         }
     }
 }

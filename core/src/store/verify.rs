@@ -153,10 +153,11 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             }
         }
     }
-    // Recovery replays the log after the newest generation whose snapshots verify (or, if
-    // none does, after the oldest): records missing below that are no loss. A hole that only
-    // an older generation would need (records a newer snapshot holds, gone from a log cut
-    // short) means that generation cannot serve as a fallback: a warning, not damage.
+    // Recovery replays the log after the newest chain whose snapshots verify (or, if none
+    // does, after the oldest): records missing below that lose nothing now. But every chain
+    // the store keeps is kept to fall back on: a hole only such a chain needs (records a
+    // newer snapshot holds, gone from a log cut short) is damage too, since the next damage
+    // to the live chain would then lose data.
     let verified = |m: &Manifest| {
         m.chain().all(|r| {
             let path = snap_dir.join(&r.file);
@@ -181,7 +182,7 @@ pub fn verify_dir(fs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 .iter()
                 .filter(|p| !report.wal.problems.contains(p))
             {
-                report.warnings.push(format!(
+                report.problems.push(format!(
                     "the chain of manifest generation {} from WAL record {} cannot serve as a \
                      fallback: {} at offset {}: {}",
                     older.generation,

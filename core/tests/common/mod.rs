@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod mesh;
+pub mod pair;
 pub mod store;
 
 use std::path::Path;

@@ -1,0 +1,166 @@
+//! Stores that replicate to each other, for the safety regression tests: each on its own
+//! [`FaultyFs`] (so one can lose power alone), with the inline WAL writer and a shared manual
+//! clock, so every run is the same run. Messages go through [`Node::deliver`], which sends an
+//! ack only once the record it depends on is durable, as every transport must.
+
+#![allow(dead_code)] // each test file uses part of this
+
+use std::path::Path;
+use std::sync::Arc;
+
+use session_ha::fs::FaultyFs;
+use session_ha::store::RecoveryReport;
+use session_ha::wal::WriterMode;
+use session_ha::{FsyncPolicy, ManualTime, ReplicaId, Result, Store, StoreConfig, WriteMode};
+
+use super::store::T0;
+
+/// Where each node's store lives on its file system.
+pub const NODE_DIR: &str = "/data/store";
+
+/// One region: its disk, its store (absent while down), its configuration.
+pub struct Node {
+    /// The node's disk.
+    pub fs: FaultyFs,
+    /// The open store, if the node is up.
+    pub store: Option<Store>,
+    /// How it opens.
+    pub config: StoreConfig,
+    /// The clock every node shares.
+    pub time: ManualTime,
+}
+
+/// A deterministic configuration: inline WAL writer, no background thread, the given fsync
+/// policy, writes that return once queued (the test decides when the log syncs).
+pub fn node_config(region: &str, fsync: FsyncPolicy) -> StoreConfig {
+    StoreConfig {
+        fsync,
+        write_mode: WriteMode::Queued,
+        snapshot_interval: None,
+        tick_interval: None,
+        wal_writer: WriterMode::Inline,
+        segment_size: 4096,
+        ..StoreConfig::new(region)
+    }
+}
+
+impl Node {
+    /// A new node of `region`, opened on a fresh disk.
+    pub fn new(region: &str, fsync: FsyncPolicy, time: &ManualTime, seed: u64) -> Node {
+        let mut n = Node {
+            fs: FaultyFs::with_seed(seed),
+            store: None,
+            config: node_config(region, fsync),
+            time: time.clone(),
+        };
+        n.open().unwrap();
+        n
+    }
+
+    /// Opens (recovers) the store.
+    pub fn open(&mut self) -> Result<RecoveryReport> {
+        let (store, report) = Store::open_with(
+            Arc::new(self.fs.clone()),
+            Path::new(NODE_DIR),
+            self.config.clone(),
+            Arc::new(self.time.clone()),
+        )?;
+        self.store = Some(store);
+        Ok(report)
+    }
+
+    /// The open store.
+    pub fn s(&self) -> &Store {
+        self.store.as_ref().expect("the node is up")
+    }
+
+    /// The replica id.
+    pub fn id(&self) -> ReplicaId {
+        self.s().id()
+    }
+
+    /// Makes everything logged so far durable (the log's next sync).
+    pub fn sync(&self) {
+        self.s().pump_wal(true).unwrap();
+    }
+
+    /// Power cut: the store is abandoned, the disk keeps only what was synced.
+    pub fn power_cut(&mut self) {
+        if let Some(s) = self.store.take() {
+            s.kill();
+        }
+        self.fs.crash();
+    }
+
+    /// Closes the store cleanly.
+    pub fn close(&mut self) {
+        if let Some(s) = self.store.take() {
+            s.close().unwrap();
+        }
+    }
+
+    /// Registers `other` as a peer.
+    pub fn meet(&self, other: &Node) {
+        let (id, region) = (other.id(), other.s().region().to_string());
+        self.s().add_peer(id, &region).unwrap();
+    }
+}
+
+/// Applies `bytes` at `to`; returns the reply once it may be sent (after `to` made the
+/// record it depends on durable, which this does by syncing when `sync` is true; without,
+/// the reply is held back and `None` returned, as a transport must).
+pub fn deliver(to: &Node, bytes: &[u8], sync: bool) -> Option<Vec<u8>> {
+    let receipt = to.s().receive_deferred(bytes).unwrap();
+    let reply = receipt.reply?;
+    match receipt.lsn {
+        Some(lsn) if lsn > to.s().durable_lsn() => {
+            if !sync {
+                return None;
+            }
+            to.sync();
+            to.s().wait_durable(lsn).unwrap();
+            Some(reply)
+        }
+        _ => Some(reply),
+    }
+}
+
+/// `from` sends `to` everything it has for it and a heartbeat; `to` applies each frame and,
+/// when `to_syncs`, makes it durable and acks; acks go back.
+pub fn send(from: &Node, to: &Node, to_syncs: bool) {
+    let peer = to.id();
+    let mut frames = Vec::new();
+    while let Some(f) = from.s().frame_for(peer).unwrap() {
+        frames.push(f);
+    }
+    frames.push(from.s().heartbeat(peer).unwrap());
+    for f in frames {
+        if let Some(ack) = deliver(to, &f, to_syncs) {
+            from.s().receive(&ack).unwrap();
+        }
+    }
+}
+
+/// Both directions until both are idle, everyone syncing.
+pub fn sync_all(nodes: &[&Node]) {
+    for _ in 0..6 {
+        for a in nodes {
+            a.sync();
+            for b in nodes {
+                if a.id() != b.id() {
+                    send(a, b, true);
+                }
+            }
+        }
+    }
+}
+
+/// A fresh pair of nodes that know each other.
+pub fn pair(fsync: FsyncPolicy) -> (ManualTime, Node, Node) {
+    let time = ManualTime::new(T0);
+    let a = Node::new("us-east-1", fsync, &time, 1);
+    let b = Node::new("eu-central-1", fsync, &time, 2);
+    a.meet(&b);
+    b.meet(&a);
+    (time, a, b)
+}
