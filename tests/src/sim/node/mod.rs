@@ -8,9 +8,9 @@
 //! region; a node's [`ReplicaId`] is read from its store whenever it is needed, because a
 //! store may come back under a new incarnation.
 //!
-//! Calls that depend on store behaviour the contract documents but the core does not have
-//! yet are marked `SHIM(...)`: each is written against `docs/INVARIANTS.md` and is the place
-//! to adapt when the core's API changes.
+//! A call that depends on store behaviour the contract documents but the core does not have
+//! yet is marked `SHIM(...)`, written against `docs/INVARIANTS.md`, and is the place to adapt
+//! when the core catches up (none is left today).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,19 +92,21 @@ pub struct Recovery {
 
 impl Recovery {
     fn from_report(id: ReplicaId, r: &RecoveryReport) -> Recovery {
-        // SHIM(recovery-report): what recovery cut, lost and whether it re-incarnated will be
-        // in the report; today a damage cut, a torn tail, a fallback or a quarantine say so.
         Recovery {
             id,
             created: r.created,
             reported_cut: r.wal.damage_cut.is_some()
+                || r.lost.is_some()
+                || r.reincarnated_from.is_some()
                 || r.wal.bytes_truncated > 0
                 || !r.fallbacks.is_empty()
                 || r.quarantined.is_some(),
             quarantined: r.quarantined.is_some(),
             summary: format!(
-                "gen {} replayed {} truncated {}B{} fallbacks {:?}{}",
+                "gen {} boot {}{} replayed {} truncated {}B{}{}{} fallbacks {:?}{}",
                 r.manifest_generation,
+                r.boot,
+                if r.clean_shutdown { " (clean)" } else { "" },
                 r.wal.records_replayed,
                 r.wal.bytes_truncated,
                 r.wal
@@ -114,6 +116,10 @@ impl Recovery {
                         " cut after {} ({})",
                         c.kept_through, c.error
                     )),
+                r.lost
+                    .map_or_else(String::new, |(a, b)| format!(" lost {a}..={b}")),
+                r.reincarnated_from
+                    .map_or_else(String::new, |id| format!(" was {id}")),
                 r.fallbacks,
                 if r.created { " (created)" } else { "" }
             ),
@@ -403,14 +409,26 @@ impl Node {
     /// # Errors
     /// The refusal, with the index of the node that refused.
     pub fn differing_sessions(&self, other: &Node) -> Result<Vec<SessionId>, (usize, Error)> {
-        // SHIM(digest-middle-level): the comparison will start from the middle level.
+        // Top down, as the wire does it: middle sums, the leaves under the middle buckets
+        // that differ, the session digests in the leaves that differ.
         let (mine, yours) = (self.index, other.index);
         let a = self.store.as_ref().ok_or((mine, Error::Closed))?;
         let b = other.store.as_ref().ok_or((yours, Error::Closed))?;
-        let theirs = b.digest_leaves().map_err(|e| (yours, e))?;
-        // Refused while tainted, as the store's own digest calls are.
-        a.digest_root().map_err(|e| (mine, e))?;
-        let leaves = a.read(|r| r.digests().differing_leaves(&theirs));
+        let their_mids = b
+            .with_digests(|t| t.mids().to_vec())
+            .map_err(|e| (yours, e))?;
+        let mids = a
+            .with_digests(|t| t.differing_mids(&their_mids))
+            .map_err(|e| (mine, e))?;
+        if mids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let their_leaves = b
+            .with_digests(|t| t.leaves_under(&mids))
+            .map_err(|e| (yours, e))?;
+        let leaves = a
+            .with_digests(|t| t.differing_leaves_under(&mids, &their_leaves))
+            .map_err(|e| (mine, e))?;
         if leaves.is_empty() {
             return Ok(Vec::new());
         }
