@@ -173,6 +173,21 @@ impl World {
             );
             self.violation(Invariant::I2, what)?;
         }
+        if lossy {
+            // Ops of its earlier incarnations it held and no longer does (a restore of an
+            // older backup): lost here, and lost for good unless a peer holds them.
+            for old in self.nodes[at]
+                .old_ids()
+                .into_iter()
+                .filter(|id| *id != stop.id)
+            {
+                for (dot, _) in self.own_ops_after(old, vv.get(old)) {
+                    if let Some(o) = self.model.get_mut(dot) {
+                        o.lost_ok = true;
+                    }
+                }
+            }
+        }
         let kept = vv.get(stop.id);
         for (dot, seen) in self.own_ops_after(stop.id, kept) {
             let shipped = self.model.get(dot).is_some_and(|o| o.shipped);
