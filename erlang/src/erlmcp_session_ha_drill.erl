@@ -139,8 +139,10 @@ drill(Writers, LoadMs) ->
     ok = wait_until(fun() -> element(1, c(C, validate_consistency, [])) =:= ok end, 60000),
     RebuildMs = ms_since(TR),
     MissingThird = call(C, ?MODULE, missing, [Acked, <<"drill">>]),
-    say("    ~s moved the damaged directory aside, refilled from ~s and validated in ~b ms "
-        "(missing sessions: ~b)", [?THIRD, ?DR, RebuildMs, MissingThird]),
+    {ok, #{open := Open}} = c(C, get_replication_status, []),
+    say("    ~s kept its log up to the damage (records lost there: ~s), continued as a new "
+        "incarnation, refilled from ~s and validated in ~b ms (missing sessions: ~b)",
+        [?THIRD, lost_range(maps:get(lost, Open)), ?DR, RebuildMs, MissingThird]),
 
     %% 7. summary
     {P50, P99} = percentiles(Lags),
@@ -209,6 +211,9 @@ write(W, I, Deadline, Prefix) ->
 
 session_id(Prefix, W, I) ->
     <<Prefix/binary, "-", (integer_to_binary(W))/binary, "-", (integer_to_binary(I))/binary>>.
+
+lost_range({First, Last}) -> io_lib:format("~b..~b", [First, Last]);
+lost_range(_) -> "none".
 
 %% @doc Runs on a region: how many of the acknowledged sessions it does not serve.
 -spec missing([{pos_integer(), non_neg_integer()}], binary()) -> non_neg_integer().
