@@ -12,9 +12,10 @@
 %%% keys (`auth_key_file', or the cookie). A node becomes a peer only through an
 %%% authenticated hello that names it, and only if it is in `peers' (or `peers' is `auto');
 %%% nothing a message claims about its sender is believed before that. A peer is removed only
-%%% by an operator's `erlmcp_session_ha:retire_region/1' (or by a region retiring its own
-%%% earlier incarnation); refused messages are counted in the status and logged at most
-%%% once per ?REFUSAL_LOG_MS per node and reason.
+%%% by an operator's `erlmcp_session_ha:retire_region/1', or by its own region: a new
+%%% incarnation retires the ids it had (in its frames, and by an authenticated hello from
+%%% the same node under a new id of the same region). Refused messages are counted in the
+%%% status and logged at most once per ?REFUSAL_LOG_MS per node and reason.
 %%% @hidden
 -module(erlmcp_session_ha_peers).
 
@@ -140,12 +141,15 @@ on_hello(Node, Id, Region, ReplyWanted, #st{handle = H, peers = Peers0} = St) ->
     %% The same replica on another node name (restarted elsewhere): one entry per replica.
     Peers = maps:filter(fun(N, #peer{id = I}) -> N =:= Node orelse I =/= Id end, Peers0),
     Old = maps:get(Node, Peers, #peer{node = Node}),
-    _ = case Old#peer.id of
-        OldId when is_integer(OldId), OldId =/= Id ->
-            %% A new incarnation (rebuilt, or it lost the end of its log): it retires its
-            %% old id itself, and that retirement reaches every member with its frames.
-            logger:warning("erlmcp_session_ha: ~p is a new incarnation (~p, was ~p)",
-                           [Node, Id, OldId]);
+    _ = case Old of
+        #peer{id = OldId, region = Region} when is_integer(OldId), OldId =/= Id ->
+            %% The node's region came back as a new incarnation (rebuilt, restored, or it
+            %% lost the end of its log), and says so in an authenticated hello: the id it
+            %% had is gone for good. (Its frames retire the ids it knows of; a store
+            %% restored from an old backup does not know the incarnations after it.)
+            logger:warning("erlmcp_session_ha: ~p is a new incarnation of ~s (~p, was ~p); retiring the old one",
+                           [Node, Region, Id, OldId]),
+            _ = erlmcp_session_ha_nif:remove_member(H, OldId);
         _ -> ok
     end,
     case erlmcp_session_ha_nif:add_peer(H, Id, Region) of
@@ -181,7 +185,7 @@ on_frame(Node, Bin, #st{handle = H} = St) ->
 %% Logs a refused message, at most once per ?REFUSAL_LOG_MS for one node and reason (the
 %% status counts every one). A frame held back for its clock is the clock-skew alarm's line.
 refused(Node, What, Reason, #st{logged = Logged} = St) ->
-    Kind = case Reason of {K, _} when is_atom(K) -> K; K when is_atom(K) -> K; _ -> other end,
+    Kind = case Reason of {K, _} -> K; K when is_atom(K) -> K end,
     Now = now_ms(),
     case maps:get({Node, Kind}, Logged, undefined) of
         Last when is_integer(Last), Now - Last < ?REFUSAL_LOG_MS -> St;
