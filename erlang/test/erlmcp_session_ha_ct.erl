@@ -44,12 +44,21 @@ node_args() ->
     ["-kernel", "dist_auto_connect", "once", "-kernel", "prevent_overlapping_partitions", "false",
      "-setcookie", atom_to_list(erlang:get_cookie())].
 
-%% @doc Adds a fresh data directory for test case `Case' to `Config'.
+%% @doc Adds a fresh data directory for test case `Case' to `Config': named after the case,
+%% with a number added when that name is taken (the suites of one run share a priv dir,
+%% and two suites run the same replication cases).
 -spec case_dir(atom(), list()) -> list().
 case_dir(Case, Config) ->
-    Dir = filename:join(proplists:get_value(priv_dir, Config), atom_to_list(Case)),
+    Dir = fresh_dir(filename:join(proplists:get_value(priv_dir, Config), atom_to_list(Case)), 1),
     ok = filelib:ensure_path(Dir),
     [{case_dir, Dir} | Config].
+
+fresh_dir(Base, N) ->
+    Dir = case N of 1 -> Base; _ -> Base ++ "-" ++ integer_to_list(N) end,
+    case filelib:is_file(Dir) of
+        true -> fresh_dir(Base, N + 1);
+        false -> Dir
+    end.
 
 %% @doc Stops a region's node (like a power cut for its BEAM).
 -spec stop_region(region()) -> ok.
