@@ -245,47 +245,42 @@ node_with_the_cluster_certificate_connects(Config) ->
     ok.
 
 plain_tcp_node_is_refused(Config) ->
-    refused_when_dialing(Config, [], "unsupported_record_type").
+    refused(Config, [], stranger, "unsupported_record_type").
 
 node_without_a_certificate_is_refused(Config) ->
-    refused_when_dialing(Config, tls_args(tls_file(Config, no_certificate)),
-                         "no_client_certificate_provided").
+    refused(Config, tls_args(tls_file(Config, no_certificate)), stranger,
+            "no_client_certificate_provided").
 
 node_with_a_certificate_of_another_ca_is_refused(Config) ->
-    refused_when_dialing(Config, tls_args(tls_file(Config, other_ca)), "Unknown CA").
+    refused(Config, tls_args(tls_file(Config, other_ca)), stranger, "Unknown CA").
 
 cluster_node_refuses_a_server_certificate_of_another_ca(Config) ->
-    [A] = ?CT:start_regions(Config, [<<"us-east-1">>], #{}),
-    Log = alert_log(Config, A),
-    {Stranger, Node} = stranger(tls_args(tls_file(Config, other_ca))),
-    ?assertNot(?CT:call(A, net_kernel, connect_node, [Node])),
-    not_connected(A, Stranger, Node),
-    wait_logged(A, Log, "TLS client", "Unknown CA").
+    refused(Config, tls_args(tls_file(Config, other_ca)), region, "Unknown CA").
 
 %% The dialing side checks that the certificate names the host it dialed (the host part of
 %% the node name); the accepting side checks the CA only, so the same node, dialing,
 %% joins.
 cluster_node_refuses_a_server_certificate_for_another_host(Config) ->
-    [A] = ?CT:start_regions(Config, [<<"us-east-1">>], #{}),
-    Log = alert_log(Config, A),
-    {Stranger, Node} = stranger(tls_args(tls_file(Config, other_host))),
-    ?assertNot(?CT:call(A, net_kernel, connect_node, [Node])),
-    not_connected(A, Stranger, Node),
-    wait_logged(A, Log, "TLS client", "hostname_check_failed"),
+    {A, Stranger} = refused(Config, tls_args(tls_file(Config, other_host)), region,
+                            "hostname_check_failed"),
     ?assert(peer:call(Stranger, net_kernel, connect_node, [maps:get(node, A)])).
 
-%% A node started with `Args' dials a region: refused, and the region logs `Reason'.
-refused_when_dialing(Config, Args, Reason) ->
+%% A region and a node started with `Args': the one that dials (`stranger' or `region') is
+%% refused, and the region logs `Reason' as the TLS server or client it was. Returns both.
+refused(Config, Args, Dialer, Reason) ->
     [A] = ?CT:start_regions(Config, [<<"us-east-1">>], #{}),
     Log = alert_log(Config, A),
     {Stranger, Node} = stranger(Args),
-    ?assertNot(peer:call(Stranger, net_kernel, connect_node, [maps:get(node, A)])),
-    not_connected(A, Stranger, Node),
-    wait_logged(A, Log, "TLS server", Reason).
-
-not_connected(Region, Stranger, Node) ->
+    {Connected, Side} =
+        case Dialer of
+            stranger -> {peer:call(Stranger, net_kernel, connect_node, [maps:get(node, A)]), "TLS server"};
+            region -> {?CT:call(A, net_kernel, connect_node, [Node]), "TLS client"}
+        end,
+    ?assertNot(Connected),
     ?assertEqual([], peer:call(Stranger, erlang, nodes, [])),
-    ?assertNot(lists:member(Node, ?CT:call(Region, erlang, nodes, []))).
+    ?assertNot(lists:member(Node, ?CT:call(A, erlang, nodes, []))),
+    wait_logged(A, Log, Side, Reason),
+    {A, Stranger}.
 
 %% A bare node (no server) with the cluster's cookie and `Args', driven over standard I/O.
 stranger(Args) ->
