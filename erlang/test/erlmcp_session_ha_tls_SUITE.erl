@@ -14,8 +14,9 @@
 %%%   control, proving the wiretap would see cleartext);
 %%% - a node that joins with the cluster's certificate connects (the control for the
 %%%   refusals), and the cluster refuses a plain TCP node, a TLS node without a
-%%%   certificate and one with a certificate of another CA, whichever side dials; each
-%%%   refusal is the TLS alert the cluster node logs, not a timeout or a wrong cookie.
+%%%   certificate, one with a certificate of another CA (whichever side dials), and, when it
+%%%   dials, a server whose certificate names another host; each refusal is the TLS alert
+%%%   the cluster node logs, not a timeout or a wrong cookie.
 -module(erlmcp_session_ha_tls_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
