@@ -6,7 +6,8 @@
 //!
 //! `cargo run --release -p session-ha-benches --example op_counts -- PHASE N` with PHASE one
 //! of `put` (Replica::put), `get` (Replica::get), `encode` / `decode` / `receive` (a frame of
-//! 1,000 ops), `store_put` (Store::put, queued), each done N times after a fixed setup. The
+//! 1,000 ops; `encode_signed` / `decode_signed` / `receive_signed`: the same with a MAC under
+//! a frame key), `store_put` (Store::put, queued), each done N times after a fixed setup. The
 //! count of one operation is (count at 2N - count at N) / N: the setup cancels out.
 
 #![allow(clippy::unwrap_used)] // a measurement tool: a failure is a wrong measurement, stop
@@ -14,10 +15,20 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use session_ha::{ManualTime, Message, Replica, ReplicaConfig, Store, StoreConfig, WriteMode};
+use session_ha::{
+    FrameKey, FrameKeys, ManualTime, Message, Replica, ReplicaConfig, Store, StoreConfig, WriteMode,
+};
 
 fn replica(name: &str, time: &ManualTime) -> Replica {
-    Replica::new(name, 1, ReplicaConfig::default(), Arc::new(time.clone()))
+    keyed(name, time, None)
+}
+
+fn keyed(name: &str, time: &ManualTime, keys: Option<&FrameKeys>) -> Replica {
+    let config = ReplicaConfig {
+        frame_keys: keys.cloned(),
+        ..ReplicaConfig::default()
+    };
+    Replica::new(name, 1, config, Arc::new(time.clone()))
 }
 
 fn value(i: u64) -> Vec<u8> {
@@ -51,8 +62,10 @@ fn main() {
                 }
             }
         }
-        "encode" | "decode" | "receive" => {
-            let mut east = replica("east", &time);
+        "encode" | "decode" | "receive" | "encode_signed" | "decode_signed" | "receive_signed" => {
+            let signed = phase.ends_with("_signed");
+            let keys = signed.then(|| FrameKeys::new(FrameKey::from_secret(b"bench key")));
+            let mut east = keyed("east", &time, keys.as_ref());
             let west_id = replica("west", &time).id();
             east.add_peer(west_id, "west").unwrap();
             for i in 0..1_000u64 {
@@ -65,14 +78,16 @@ fn main() {
             }
             let frame = east.frame_for(west_id).unwrap().unwrap();
             let msg = Message::Frame(frame);
-            let bytes = msg.encode();
+            let bytes = msg.encode_with(keys.as_ref());
             let limits = session_ha::Limits::default();
             for _ in 0..n {
-                match phase.as_str() {
-                    "encode" => drop(black_box(msg.encode())),
-                    "decode" => drop(black_box(Message::decode(&bytes, &limits).unwrap())),
+                match phase.trim_end_matches("_signed") {
+                    "encode" => drop(black_box(msg.encode_with(keys.as_ref()))),
+                    "decode" => drop(black_box(
+                        Message::decode_with(&bytes, &limits, keys.as_ref()).unwrap(),
+                    )),
                     _ => {
-                        let mut w = replica("west", &time);
+                        let mut w = keyed("west", &time, keys.as_ref());
                         w.add_peer(east.id(), "east").unwrap();
                         black_box(w.receive(&bytes).unwrap());
                     }

@@ -6,12 +6,13 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 /// The commands that take arguments, by name, with their positional parameters.
-pub const COMMANDS: [(&str, &[&str]); 5] = [
+pub const COMMANDS: [(&str, &[&str]); 6] = [
     ("inspect", &["DIR"]),
     ("verify", &["DIR"]),
     ("recover", &["DIR"]),
     ("export", &["DIR", "FILE"]),
     ("restore", &["FILE", "DIR"]),
+    ("retire", &["DIR", "REPLICA"]),
 ];
 
 /// What to do.
@@ -46,6 +47,13 @@ pub enum Command {
         /// The new store directory.
         dir: PathBuf,
     },
+    /// Retire a replica from a closed store's membership.
+    Retire {
+        /// The store directory.
+        dir: PathBuf,
+        /// The replica id (16 hex digits) or region name.
+        replica: String,
+    },
     /// Print help: the overview, or one command's.
     Help(Option<&'static str>),
     /// Print the version.
@@ -61,6 +69,7 @@ impl Command {
             Command::Recover { .. } => "recover",
             Command::Export { .. } => "export",
             Command::Restore { .. } => "restore",
+            Command::Retire { .. } => "retire",
             Command::Help(_) => "help",
             Command::Version => "version",
         }
@@ -222,6 +231,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
         "export" => Command::Export {
             dir: next(),
             file: next(),
+        },
+        "retire" => Command::Retire {
+            dir: next(),
+            replica: next().to_string_lossy().into_owned(),
         },
         _ => Command::Restore {
             file: next(),

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Recover { dir } => cmd::recover::run(dir, ui),
         Command::Export { dir, file } => cmd::export::run(dir, file, ui),
         Command::Restore { file, dir } => cmd::restore::run(file, dir, ui),
+        Command::Retire { dir, replica } => cmd::retire::run(dir, replica, ui),
     };
     match result {
         Ok(report) => {

@@ -15,6 +15,7 @@ Commands:
   recover DIR        what opening the store would do: a dry run, changes nothing
   export DIR FILE    write a self-verifying backup of a closed store
   restore FILE DIR   make a new store directory from a backup
+  retire DIR REPLICA retire a region that will not come back from a closed store
 
 Options:
   --json             print one JSON object on stdout (keys: cli/README.md)
@@ -41,6 +42,7 @@ pub fn command(command: &str) -> Option<&'static str> {
         "recover" => RECOVER,
         "export" => EXPORT,
         "restore" => RESTORE,
+        "retire" => RETIRE,
         _ => return None,
     })
 }
@@ -119,6 +121,27 @@ than the backup. Start the node on DIR with the region shown.
 
 Exit status: 0 restored and verified, 1 the backup is damaged (nothing made)
 or the new store does not verify, 2 FILE missing, DIR not empty, I/O errors.
+";
+
+const RETIRE: &str = "\
+Usage: session-ha retire [--json] DIR REPLICA
+
+Retires REPLICA from the membership of the closed store in DIR, for good:
+a region that will not come back and holds up tombstone collection on every
+member. REPLICA is a replica id (16 hex digits, as the status and inspect
+show it) or a region name (every member of that name).
+
+The store is opened the way a restarting node opens it, the retirement is
+logged and made durable, and the store is closed. The other members learn it
+from this node's frames once it runs again, and collection resumes once
+every remaining member has confirmed it. The retired replica's frames are
+refused from then on; bring the region back on an empty directory.
+
+On a running node use erlmcp_session_ha:retire_region/1 (Erlang),
+sha_retire_replica (C) or Store::remove_member (Rust).
+
+Exit status: 0 retired, 1 locked by a running node or no such member,
+2 DIR is not a store or cannot be read.
 ";
 
 #[cfg(test)]

@@ -77,9 +77,16 @@ impl Timestamp {
 pub trait TimeSource: Send + Sync + fmt::Debug {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// Milliseconds on a clock that only moves forward at the rate of real time, from any
+    /// origin (`None`: there is none; the wall clock is then taken as it reads). An [`Hlc`]
+    /// measures the wall clock against it to notice a jump ahead.
+    fn monotonic_ms(&self) -> Option<u64> {
+        None
+    }
 }
 
-/// The operating system's wall clock.
+/// The operating system's wall clock (and its monotonic clock beside it).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WallClock;
 
@@ -90,61 +97,104 @@ impl TimeSource for WallClock {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
     }
+
+    fn monotonic_ms(&self) -> Option<u64> {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let elapsed = ORIGIN.get_or_init(std::time::Instant::now).elapsed();
+        Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+    }
 }
 
-/// A clock that only moves when told to: for deterministic tests and simulations.
+/// A clock that only moves when told to: for deterministic tests and simulations. Its
+/// monotonic reading is its wall reading without the jumps made by [`ManualTime::jump`].
 #[derive(Debug, Default, Clone)]
-pub struct ManualTime(Arc<AtomicU64>);
+pub struct ManualTime {
+    base: Arc<AtomicU64>,
+    jumped: Arc<AtomicU64>,
+}
 
 impl ManualTime {
     /// A manual clock reading `ms`.
     pub fn new(ms: u64) -> ManualTime {
-        ManualTime(Arc::new(AtomicU64::new(ms)))
+        ManualTime {
+            base: Arc::new(AtomicU64::new(ms)),
+            jumped: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Sets the reading to `ms` (it may go backwards: the HLC above it will not).
     pub fn set(&self, ms: u64) {
-        self.0.store(ms, Ordering::SeqCst);
+        self.base.store(ms, Ordering::SeqCst);
     }
 
     /// Moves the reading forward by `ms`.
     pub fn advance(&self, ms: u64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
+        self.base.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the wall reading forward by `ms` with no time passing: a wall clock set wrong.
+    /// `jump(0)` after one puts it right again.
+    pub fn jump(&self, ms: u64) {
+        self.jumped.store(ms, Ordering::SeqCst);
     }
 }
 
 impl TimeSource for ManualTime {
     fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        let base = self.base.load(Ordering::SeqCst);
+        base.saturating_add(self.jumped.load(Ordering::SeqCst))
+    }
+
+    fn monotonic_ms(&self) -> Option<u64> {
+        Some(self.base.load(Ordering::SeqCst))
     }
 }
 
 /// A hybrid logical clock: physical time when it moves forward, a logical counter otherwise.
+///
+/// With a bound (see [`Hlc::with_bound`]) and a time source that has a monotonic clock, the
+/// physical part of what it issues never runs more than the bound ahead of the last good
+/// wall reading plus the time measured since: a wall clock set far ahead is noticed
+/// ([`Hlc::jump_ms`]) and not followed, so this replica's stamps stay where its peers accept
+/// them. (A monotonic clock stops while the machine sleeps: after a suspend the wall clock is
+/// taken for a jump until the process restarts; stamps then lag real time, which orders this
+/// replica's writes earlier but never breaks the clock's monotonicity.)
 #[derive(Debug, Clone)]
 pub struct Hlc {
     source: Arc<dyn TimeSource>,
     last: Timestamp,
     max_skew_ms: u64,
+    bound_ms: u64,
+    /// The last good (wall, monotonic) reading.
+    anchor: Option<(u64, u64)>,
 }
 
 impl Hlc {
-    /// A clock over `source` that has issued nothing yet.
+    /// A clock over `source` that has issued nothing yet, following the wall clock as it
+    /// reads.
     pub fn new(source: Arc<dyn TimeSource>) -> Hlc {
         Hlc {
             source,
             last: Timestamp(0),
             max_skew_ms: 0,
+            bound_ms: 0,
+            anchor: None,
         }
+    }
+
+    /// The same clock, not following a wall clock that runs more than `ms` ahead of the
+    /// time its source's monotonic clock measured (0: no bound).
+    pub fn with_bound(mut self, ms: u64) -> Hlc {
+        self.bound_ms = ms;
+        self
     }
 
     /// A clock that continues after `persisted`, the highest timestamp issued or seen before a
     /// restart, so that it never goes backwards even if the wall clock did.
     pub fn restore(source: Arc<dyn TimeSource>, persisted: Timestamp) -> Hlc {
-        Hlc {
-            source,
-            last: persisted,
-            max_skew_ms: 0,
-        }
+        let mut hlc = Hlc::new(source);
+        hlc.last = persisted;
+        hlc
     }
 
     /// Physical time now, in ms, as the time source reads it.
@@ -152,9 +202,37 @@ impl Hlc {
         self.source.now_ms()
     }
 
+    /// The wall reading and the physical time this clock may issue (the reading, or the
+    /// bound above the last good one when it jumped ahead); and the new anchor.
+    fn read(&self) -> (u64, u64, Option<(u64, u64)>) {
+        let wall = self.source.now_ms();
+        let mono = match self.source.monotonic_ms() {
+            Some(m) if self.bound_ms > 0 => m,
+            _ => return (wall, wall, None),
+        };
+        let (aw, am) = self.anchor.unwrap_or((wall, mono));
+        let limit = aw
+            .saturating_add(mono.saturating_sub(am))
+            .saturating_add(self.bound_ms);
+        if wall > limit {
+            (wall, limit, self.anchor)
+        } else {
+            (wall, wall, Some((wall, mono)))
+        }
+    }
+
+    /// By how much the wall clock now runs ahead of what this clock issues, in ms (0 when it
+    /// is followed): non-zero while a jump ahead is held back.
+    pub fn jump_ms(&self) -> u64 {
+        let (wall, issued, _) = self.read();
+        wall - issued
+    }
+
     /// A new timestamp, above every one issued or observed before.
     pub fn tick(&mut self) -> Timestamp {
-        let physical = Timestamp::new(self.source.now_ms(), 0);
+        let (_, ms, anchor) = self.read();
+        self.anchor = anchor;
+        let physical = Timestamp::new(ms, 0);
         // Logical overflow carries into the millisecond: the clock runs ahead rather than back.
         self.last = Timestamp(physical.0.max(self.last.0.saturating_add(1)));
         self.last
@@ -224,6 +302,30 @@ mod tests {
     fn logical_overflow_carries_into_the_next_millisecond() {
         let mut hlc = Hlc::restore(Arc::new(ManualTime::new(7)), Timestamp::new(7, u16::MAX));
         assert_eq!(hlc.tick(), Timestamp::new(8, 0));
+    }
+
+    #[test]
+    fn a_wall_clock_that_jumps_ahead_is_not_followed_beyond_the_bound() {
+        let time = ManualTime::new(1_000_000);
+        let mut hlc = Hlc::new(Arc::new(time.clone())).with_bound(60_000);
+        assert_eq!(hlc.tick().millis(), 1_000_000);
+        time.advance(10);
+        time.jump(3_600_000);
+        let t = hlc.tick();
+        assert_eq!(t.millis(), 1_000_010 + 60_000, "held at the bound");
+        assert_eq!(hlc.jump_ms(), 3_600_000 - 60_000);
+        time.advance(5);
+        assert_eq!(hlc.tick().millis(), 1_000_015 + 60_000, "time still passes");
+        time.jump(0);
+        let back = hlc.tick();
+        assert!(back > t, "monotonic when the wall clock is put right");
+        assert_eq!(hlc.jump_ms(), 0);
+        // Steps within the bound are followed.
+        time.jump(30_000);
+        assert_eq!(hlc.jump_ms(), 0);
+        time.jump(0);
+        time.advance(120_000);
+        assert_eq!(hlc.tick().millis(), 1_120_015);
     }
 
     #[test]

@@ -55,6 +55,44 @@ pub enum DecodeError {
     Decompress(String),
     /// The bytes are well framed but their content is not valid.
     Malformed(String),
+    /// The message's MAC is missing, unexpected, under an unknown key, or wrong.
+    Unauthenticated(AuthFailure),
+}
+
+/// Why a replication message failed authentication (see `auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Frame keys are configured here and the message carries no MAC.
+    Missing,
+    /// The message carries a MAC and no frame key is configured here.
+    Unexpected,
+    /// The MAC is under a key this replica does not accept (its id).
+    UnknownKey(u32),
+    /// The MAC does not match the message under the key it names (forged or altered).
+    BadTag(u32),
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthFailure::Missing => write!(f, "no MAC, and frame keys are configured here"),
+            AuthFailure::Unexpected => write!(f, "a MAC, and no frame key is configured here"),
+            AuthFailure::UnknownKey(id) => write!(f, "MAC under key {id:08x}, not accepted here"),
+            AuthFailure::BadTag(id) => write!(f, "MAC under key {id:08x} does not match"),
+        }
+    }
+}
+
+impl AuthFailure {
+    /// A short stable name (the Erlang atom).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing_mac",
+            AuthFailure::Unexpected => "unexpected_mac",
+            AuthFailure::UnknownKey(_) => "unknown_key",
+            AuthFailure::BadTag(_) => "bad_mac",
+        }
+    }
 }
 
 impl fmt::Display for DecodeError {
@@ -81,6 +119,7 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::Decompress(why) => write!(f, "decompression failed: {why}"),
             DecodeError::Malformed(why) => write!(f, "malformed content: {why}"),
+            DecodeError::Unauthenticated(why) => write!(f, "not authenticated: {why}"),
         }
     }
 }
@@ -140,6 +179,39 @@ pub enum Error {
     OwnFrame,
     /// A peer that this replica does not know.
     UnknownPeer(ReplicaId),
+    /// A message failed authentication (see `auth`); nothing changed.
+    Unauthenticated {
+        /// The sender it claims to come from, if it names one.
+        sender: Option<ReplicaId>,
+        /// What failed.
+        why: AuthFailure,
+    },
+    /// A message from a replica that is not a member: members join only by an operator's
+    /// configuration (a hello, [`crate::Replica::add_peer`]); nothing changed.
+    NotAMember(ReplicaId),
+    /// A frame whose number is not above the last one taken from its sender's run (a
+    /// replay, or a transport that reordered it); nothing changed.
+    ReplayedFrame {
+        /// The sender.
+        sender: ReplicaId,
+        /// The frame's (sender boot, number).
+        frame: (u64, u64),
+        /// The last (boot, number) taken from it.
+        last: (u64, u64),
+    },
+    /// A frame carries a clock reading too far ahead of this replica's clock: it is held
+    /// back (not applied, not acknowledged, so its sender sends it again) until the clocks
+    /// agree within the bound.
+    ClockAhead {
+        /// The sender.
+        sender: ReplicaId,
+        /// By how much its newest stamp is ahead of this replica's clock, in ms.
+        ahead_ms: u64,
+        /// The bound (`max_clock_skew_ms`).
+        max_ms: u64,
+    },
+    /// A frame key or `auth_key_file` that cannot be used.
+    AuthKey(String),
     /// An I/O call failed.
     Io {
         /// What was being done ("fdatasync wal segment", ...).
@@ -212,6 +284,32 @@ impl fmt::Display for Error {
             Error::RemovedReplica(id) => write!(f, "replica {id} was removed from membership"),
             Error::OwnFrame => write!(f, "frame carries this replica's own id"),
             Error::UnknownPeer(id) => write!(f, "unknown peer {id}"),
+            Error::Unauthenticated { sender, why } => match sender {
+                Some(id) => write!(f, "message claiming to be from {id} refused: {why}"),
+                None => write!(f, "message refused: {why}"),
+            },
+            Error::NotAMember(id) => write!(
+                f,
+                "message from {id}, which is not a member, refused (members join by a hello)"
+            ),
+            Error::ReplayedFrame {
+                sender,
+                frame,
+                last,
+            } => write!(
+                f,
+                "frame {frame:?} (boot, number) from {sender} refused: already at {last:?}"
+            ),
+            Error::ClockAhead {
+                sender,
+                ahead_ms,
+                max_ms,
+            } => write!(
+                f,
+                "frame from {sender} held back: its clock is {ahead_ms} ms ahead of ours \
+                 (bound {max_ms} ms)"
+            ),
+            Error::AuthKey(why) => write!(f, "frame key: {why}"),
             Error::Io { op, path, source } => {
                 write!(f, "{op} {}: {source}", path.display())
             }
@@ -278,6 +376,11 @@ impl Error {
             Error::RemovedReplica(_) => "removed_replica",
             Error::OwnFrame => "own_frame",
             Error::UnknownPeer(_) => "unknown_peer",
+            Error::Unauthenticated { .. } => "unauthenticated",
+            Error::NotAMember(_) => "not_a_member",
+            Error::ReplayedFrame { .. } => "replayed_frame",
+            Error::ClockAhead { .. } => "clock_ahead",
+            Error::AuthKey(_) => "auth_key",
             Error::Io { .. } => "io",
             Error::NoSpace { .. } => "no_space",
             Error::Corrupt { .. } => "corrupt",

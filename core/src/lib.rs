@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod causal;
 pub mod clock;
 #[doc(hidden)]
@@ -47,11 +48,12 @@ pub mod snapshot;
 pub mod store;
 pub mod wal; // documented by its own //! header
 
+pub use auth::{FrameKey, FrameKeys};
 pub use causal::{CausalContext, Dot, Gap, VersionVector};
 pub use clock::{Hlc, ManualTime, ReplicaId, TimeSource, Timestamp, WallClock};
 pub use crdt::{Op, OpKind, SessionId, SessionState, SessionView};
 pub use digest::{Digest, DigestTree};
-pub use error::{DecodeError, Error, Result};
+pub use error::{AuthFailure, DecodeError, Error, Result};
 pub use limits::Limits;
 pub use replicate::{
     Ack, Applied, Change, Frame, FrameBody, Message, PeerStatus, Received, Replica, ReplicaConfig,

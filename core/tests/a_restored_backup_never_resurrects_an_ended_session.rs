@@ -12,7 +12,7 @@ use std::sync::Arc;
 use common::pair::{pair, sync_all, Node, NODE_DIR};
 use session_ha::replicate::FenceReason;
 use session_ha::store::restore_backup;
-use session_ha::{Error, FsyncPolicy, ManualTime, SessionId};
+use session_ha::{Error, FsyncPolicy, Limits, ManualTime, Message, SessionId};
 
 /// Ends `gone` at `a`, replicates, and lets both collect the end (and forget the id).
 fn end_and_collect(time: &ManualTime, a: &Node, b: &Node) {
@@ -145,7 +145,19 @@ fn a_repair_from_a_stale_copy_never_brings_back_a_collected_session() {
         .unwrap();
     end_and_collect(&time, &a, &b);
     for f in late {
-        let _ = common::pair::deliver(&b, &f, true);
+        // Delivered as it is, it is a replay: refused outright.
+        let replayed = b.s().receive_deferred(&f);
+        assert!(
+            matches!(replayed, Err(Error::ReplayedFrame { .. })),
+            "{replayed:?}"
+        );
+        // A stale copy that is not a replay (say, from a peer restored from an old
+        // backup) is merged causally: renumber it past everything sent so far.
+        let Ok(Message::Frame(mut frame)) = Message::decode(&f, &Limits::default()) else {
+            panic!("a repair frame");
+        };
+        frame.frame_no = 1 << 40;
+        let _ = common::pair::deliver(&b, &Message::Frame(frame).encode(), true);
     }
     assert!(
         b.s().get(b"gone").unwrap().is_none(),

@@ -101,6 +101,7 @@ fn receive_all(
 ) -> Replica {
     let mut r = Replica::new(name, 0, ReplicaConfig::default(), Arc::new(time.clone()));
     let relay = ReplicaId::from_region("relay", 0);
+    r.add_peer(relay, "relay").unwrap();
     let mut frame_no = 0;
     for round in 0..=ops.len() as u64 {
         if r.version_vector() == all {

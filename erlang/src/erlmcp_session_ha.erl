@@ -26,7 +26,8 @@
          incr/3, counter/2, add_to_set/3, remove_from_set/3, set_members/2, session_ids/0]).
 %% Operations
 -export([get_replication_status/0, force_sync/0, force_sync/1, validate_consistency/0,
-         repair/0, snapshot/0, verify/0, backup/1, lift_fence/0, peers/0, handle/0]).
+         repair/0, snapshot/0, verify/0, backup/1, lift_fence/0, peers/0, handle/0,
+         retire_region/1, reload_auth_key/0]).
 %% erlmcp's existing API
 -export([start_session/2, replicate_session/2, get_session/1, failover_session/2,
          get_active_region/1, store_session/1]).
@@ -106,21 +107,26 @@ put(Sid, Key, Value) when is_binary(Sid), is_binary(Key) ->
 put(_Sid, _Key, _Value) ->
     erlang:error(badarg).
 
-%% @doc A session's fields; `{error, not_found}' when absent, ended or expired.
--spec get(session_id()) -> {ok, #{key() => term()}} | {error, not_found}.
+%% @doc A session's fields; `{error, not_found}' when absent, ended or expired,
+%% `{error, {undecodable, Key}}' when a stored value is not a term this node can decode safely.
+-spec get(session_id()) -> {ok, #{key() => term()}} | {error, not_found | {undecodable, key()} | term()}.
 get(Sid) when is_binary(Sid) ->
     case erlmcp_session_ha_nif:get(handle(), Sid) of
-        {ok, #{fields := Fields}} -> {ok, maps:map(fun(_, V) -> binary_to_term(V) end, Fields)};
+        {ok, #{fields := Fields}} -> erlmcp_session_ha_term:decode_values(Fields);
         {error, _} = E -> E
     end;
 get(_Sid) ->
     erlang:error(badarg).
 
-%% @doc One field of a session.
--spec get(session_id(), key()) -> {ok, term()} | {error, not_found}.
+%% @doc One field of a session (errors as `get/1').
+-spec get(session_id(), key()) -> {ok, term()} | {error, not_found | {undecodable, key()} | term()}.
 get(Sid, Key) when is_binary(Sid), is_binary(Key) ->
     case erlmcp_session_ha_nif:get_field(handle(), Sid, Key) of
-        {ok, V} -> {ok, binary_to_term(V)};
+        {ok, V} ->
+            case erlmcp_session_ha_term:decode(V) of
+                {ok, _} = Ok -> Ok;
+                {error, undecodable} -> {error, {undecodable, Key}}
+            end;
         {error, _} = E -> E
     end;
 get(_Sid, _Key) ->
@@ -179,11 +185,11 @@ remove_from_set(Sid, Key, Elem) when is_binary(Sid), is_binary(Key) ->
 remove_from_set(_Sid, _Key, _Elem) ->
     erlang:error(badarg).
 
-%% @doc The members of a set of a session.
--spec set_members(session_id(), key()) -> {ok, [term()]} | {error, not_found}.
+%% @doc The members of a set of a session (errors as `get/1').
+-spec set_members(session_id(), key()) -> {ok, [term()]} | {error, not_found | {undecodable, key()} | term()}.
 set_members(Sid, Key) when is_binary(Sid), is_binary(Key) ->
     case erlmcp_session_ha_nif:get(handle(), Sid) of
-        {ok, #{sets := S}} -> {ok, [binary_to_term(E) || E <- maps:get(Key, S, [])]};
+        {ok, #{sets := S}} -> erlmcp_session_ha_term:decode_list(Key, maps:get(Key, S, []));
         {error, _} = E -> E
     end;
 set_members(_Sid, _Key) ->
@@ -207,7 +213,10 @@ durable({error, _} = E) ->
 %% @doc The truth about this region in one call: `{ok, Map}' with `replicas' (peer nodes),
 %% `lag' (ms, the worst peer), `synced' (every connected peer acked everything), this
 %% region's version vector, per peer (by node) connected or not, acked vector, pending ops,
-%% lag and last contact, and the state of the WAL and the snapshots.
+%% lag, last contact and how far its clock runs ahead, the state of the WAL and the
+%% snapshots, and `trust': whether messages are authenticated, refused messages per claimed
+%% sender and reason, retired replicas and who has yet to confirm them, who blocks
+%% tombstone collection, and a wall clock jump held back.
 -spec get_replication_status() -> {ok, status()}.
 get_replication_status() ->
     gen_server:call(?SERVER, status).
@@ -260,6 +269,25 @@ verify() ->
 -spec lift_fence() -> ok | {error, term()}.
 lift_fence() ->
     erlmcp_session_ha_nif:lift_fence(handle()).
+
+%% @doc Retires a region that will not come back, for good: `Target' is its node (a peer) or
+%% its region name (every member replica of that name). The retirement is logged durably,
+%% replicates to every member with the next frames, and once every remaining member has
+%% confirmed it, tombstone collection stops waiting for the retired replica (the status's
+%% `trust' map shows who has yet to confirm, and who blocks collection). Its frames are
+%% refused from then on; a region brought back must start from an empty directory (a new
+%% incarnation). `{ok, RetiredIds}', or `{error, not_found}' when no member matches.
+-spec retire_region(node() | binary() | atom()) -> {ok, [non_neg_integer()]} | {error, term()}.
+retire_region(Target) when is_atom(Target); is_binary(Target) ->
+    gen_server:call(?SERVER, {retire, Target}, 30000);
+retire_region(_Target) ->
+    erlang:error(badarg).
+
+%% @doc Reads the frame keys again from `auth_key_file' (or the cookie): how a key rotation
+%% reaches a running node (see the README's Security section).
+-spec reload_auth_key() -> ok | {error, term()}.
+reload_auth_key() ->
+    gen_server:call(?SERVER, reload_auth_key, 30000).
 
 %% @doc Writes a consistent, self-verifying backup of the store to `File'.
 -spec backup(file:filename_all()) -> {ok, map()} | {error, term()}.
@@ -343,7 +371,12 @@ open_store(#{data_dir := Dir, region := Region} = Opts) ->
         undefined -> open_new(Opts);
         H ->
             try erlmcp_session_ha_nif:info(H) of
-                #{dir := Dir, region := Region} -> {ok, H, #{reused => true}};
+                #{dir := Dir, region := Region} ->
+                    %% The keys as configured now (a restart is how a rotation may arrive).
+                    case erlmcp_session_ha_nif:set_frame_keys(H, erlmcp_session_ha_opts:frame_keys(Opts)) of
+                        ok -> {ok, H, #{reused => true}};
+                        {error, _} = E -> E
+                    end;
                 _ -> _ = erlmcp_session_ha_nif:close(H), open_new(Opts)
             catch error:_ -> open_new(Opts)
             end
@@ -358,6 +391,11 @@ handle_call(status, _From, State) ->
     {reply, {ok, erlmcp_session_ha_peers:status(State)}, State};
 handle_call(peers, _From, State) ->
     {reply, erlmcp_session_ha_peers:list(State), State};
+handle_call({retire, Target}, _From, State) ->
+    {Reply, State1} = erlmcp_session_ha_peers:retire(Target, State),
+    {reply, Reply, State1};
+handle_call(reload_auth_key, _From, State) ->
+    {reply, erlmcp_session_ha_peers:reload_keys(State), State};
 handle_call({force_sync, TimeoutMs}, From, State) ->
     {noreply, erlmcp_session_ha_peers:force_sync(From, TimeoutMs, State)};
 handle_call({digest, Request}, _From, State) ->

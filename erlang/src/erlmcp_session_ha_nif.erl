@@ -15,11 +15,12 @@
 %%% `{Tag, {error, Reason}}' if the log fails or the store closes first.
 %%%
 %%% Schedulers: writes, reads, `durable_lsn', `await_durable', `heartbeat', `rewind',
-%%% `add_peer', `digest_root', `digest_mids', `digest_diff_mids' and `info' run on normal
+%%% `add_peer', `hello', `open_hello', `digest_root', `digest_mids', `digest_diff_mids' and `info' run on normal
 %%% schedulers (microseconds);
 %%% `put_fields/3' too, up to 64 pairs and 64 KiB, on a dirty CPU scheduler above that.
 %%% Frames, digests, `session_ids' and `tick' run on dirty CPU schedulers; `open', `close',
-%%% `status', `remove_member', snapshots, verification and backups on dirty I/O schedulers.
+%%% `status', `remove_member', `set_frame_keys', snapshots, verification and backups on dirty
+%%% I/O schedulers.
 -module(erlmcp_session_ha_nif).
 
 -export([
@@ -55,6 +56,9 @@
     digest_diff_leaves/2,
     digest_entries/2,
     lift_fence/1,
+    hello/2,
+    open_hello/2,
+    set_frame_keys/2,
     status/1,
     tick/1,
     expire_due/1,
@@ -69,6 +73,7 @@
 -export_type([
     handle/0,
     options/0,
+    frame_keys/0,
     lsn/0,
     replica_id/0,
     session/0,
@@ -89,8 +94,14 @@
     snapshot_interval_ms => pos_integer() | infinity,
     tick_interval_ms => pos_integer() | infinity,
     segment_size => pos_integer(),
-    recovery => strict | rebuild_from_peers
+    recovery => strict | rebuild_from_peers,
+    frame_keys => frame_keys(),
+    max_clock_skew_ms => pos_integer()
 }.
+%% Frame keys (see the README's Security section): an `auth_key_file' (one or two secrets,
+%% one per line, the first signing), one or two secrets given directly, or none (messages
+%% then carry no MAC and none may).
+-type frame_keys() :: {file, Path :: binary()} | {secrets, [binary(), ...]} | undefined.
 %% Sequence number of a write-ahead log record.
 -type lsn() :: non_neg_integer().
 %% A replica's id (`id' in {@link info/1}), stable across restarts of one region.
@@ -116,7 +127,8 @@
     | no_space
     | locked
     | closed
-    | {corrupt | io | data_loss | poisoned | bad_frame | invalid_argument, binary()}.
+    | {corrupt | io | data_loss | poisoned | bad_frame | invalid_argument, binary()}
+    | {unauthenticated | not_a_member | replayed_frame | clock_ahead | auth_key, binary()}.
 -type report() :: #{atom() => term()}.
 -type error() :: {error, reason()}.
 
@@ -411,9 +423,29 @@ digest_entries(_H, _Leaves) -> ?NOT_LOADED.
 -spec lift_fence(handle()) -> ok | error().
 lift_fence(_H) -> ?NOT_LOADED.
 
+%% @doc This store's hello for the peers of node `Node' (its name): authenticated under
+%% the frame keys, it tells a peer which replica runs on `Node'.
+-spec hello(handle(), Node :: binary()) -> {ok, binary()} | error().
+hello(_H, _Node) -> ?NOT_LOADED.
+
+%% @doc Opens a peer's hello: `{ok, #{id, region, node, boot}}' once authenticated. It makes
+%% nobody a member: call {@link add_peer/3} for a node you want. Refusals are counted.
+-spec open_hello(handle(), binary()) ->
+    {ok, #{id := replica_id(), region := binary(), node := binary(), boot := non_neg_integer()}}
+    | error().
+open_hello(_H, _Bin) -> ?NOT_LOADED.
+
+%% @doc Replaces the frame keys (a rotation, see the README): `{error, {auth_key, _}}' for
+%% a key file that cannot be used, and the keys are then unchanged.
+-spec set_frame_keys(handle(), frame_keys()) -> ok | error().
+set_frame_keys(_H, _Keys) -> ?NOT_LOADED.
+
 %% @doc Everything an operator needs about the store: the replica (version vector, sessions,
 %% digest root, op log, tombstones, gaps, clock skew), each peer (acked vector, pending ops,
-%% lag, in-flight frames), the log and the snapshots.
+%% lag, in-flight frames, how far its clock runs ahead), the log, the snapshots, and the
+%% trust boundary (`trust': whether messages are authenticated, refusals per claimed sender,
+%% retired replicas and who has yet to confirm them, who blocks tombstone collection, a wall
+%% clock jump held back).
 -spec status(handle()) -> report() | error().
 status(_H) -> ?NOT_LOADED.
 

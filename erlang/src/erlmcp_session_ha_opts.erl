@@ -12,11 +12,17 @@
 %%% <li>`sync_interval_ms' (default 50): how often frames are shipped to peers.</li>
 %%% <li>`fsync' (default `{every_ms, 10}'): `always | never | {every_ms, N}'.</li>
 %%% <li>`recovery' (default `strict'): `strict | rebuild_from_peers'.</li>
+%%% <li>`auth_key_file' (default `cookie'): a file of one or two secrets (one per line, at
+%%%     least 16 bytes; the first signs, both are accepted: see the README's Security section)
+%%%     from which every replication message's MAC key is derived; `cookie' derives it from
+%%%     this node's Erlang cookie, which every node of a cluster shares.</li>
+%%% <li>`max_clock_skew_ms' (default 60000): a frame with a stamp further ahead of this
+%%%     node's wall clock is held back until the clocks agree.</li>
 %%% </ul>
 %%% @end
 -module(erlmcp_session_ha_opts).
 
--export([normalize/1, from_app_env/0, nif_opts/1, keys/0]).
+-export([normalize/1, from_app_env/0, nif_opts/1, frame_keys/1, keys/0]).
 
 -export_type([opts/0]).
 
@@ -26,12 +32,15 @@
                   snapshot_interval_ms := pos_integer() | infinity,
                   sync_interval_ms := pos_integer(),
                   fsync := always | never | {every_ms, pos_integer()},
-                  recovery := strict | rebuild_from_peers}.
+                  recovery := strict | rebuild_from_peers,
+                  auth_key_file := cookie | binary(),
+                  max_clock_skew_ms := pos_integer()}.
 
 %% @doc The option keys, in documentation order.
 -spec keys() -> [atom()].
 keys() ->
-    [region, data_dir, peers, snapshot_interval_ms, sync_interval_ms, fsync, recovery].
+    [region, data_dir, peers, snapshot_interval_ms, sync_interval_ms, fsync, recovery,
+     auth_key_file, max_clock_skew_ms].
 
 %% @doc Validates a user's option map and fills in defaults.
 -spec normalize(map()) -> {ok, opts()} | {error, {bad_option, atom(), term()} | {missing_option, region}}.
@@ -52,7 +61,9 @@ with_defaults(Region, Opts) ->
                  snapshot_interval_ms => 60000,
                  sync_interval_ms => 50,
                  fsync => {every_ms, 10},
-                 recovery => strict},
+                 recovery => strict,
+                 auth_key_file => cookie,
+                 max_clock_skew_ms => 60000},
     Merged = maps:merge(Defaults, maps:without([region], Opts)),
     Unknown = maps:keys(Merged) -- keys(),
     case Unknown of
@@ -80,6 +91,10 @@ valid(fsync, always) -> {ok, always};
 valid(fsync, never) -> {ok, never};
 valid(fsync, {every_ms, N} = V) when is_integer(N), N > 0 -> {ok, V};
 valid(recovery, V) when V =:= strict; V =:= rebuild_from_peers -> {ok, V};
+valid(auth_key_file, cookie) -> {ok, cookie};
+valid(auth_key_file, V) when is_binary(V), V =/= <<>>; is_list(V), V =/= [] ->
+    try {ok, unicode:characters_to_binary(V)} catch _:_ -> error end;
+valid(max_clock_skew_ms, N) when is_integer(N), N > 0 -> {ok, N};
 valid(_, _) -> error.
 
 to_region(R) when is_atom(R), R =/= undefined -> atom_to_binary(R, utf8);
@@ -104,5 +119,14 @@ from_app_env() ->
 
 %% @doc The options map the NIF's `open/2' takes.
 -spec nif_opts(opts()) -> map().
-nif_opts(#{region := Region, fsync := Fsync, snapshot_interval_ms := Snap, recovery := Recovery}) ->
-    #{region => Region, fsync => Fsync, snapshot_interval_ms => Snap, recovery => Recovery}.
+nif_opts(#{region := Region, fsync := Fsync, snapshot_interval_ms := Snap, recovery := Recovery,
+           max_clock_skew_ms := Skew} = Opts) ->
+    #{region => Region, fsync => Fsync, snapshot_interval_ms => Snap, recovery => Recovery,
+      frame_keys => frame_keys(Opts), max_clock_skew_ms => Skew}.
+
+%% @doc The frame keys `auth_key_file' names: the file's secrets, or the Erlang cookie's
+%% text as the one secret (the NIF derives the key from it; see the README).
+-spec frame_keys(#{auth_key_file := cookie | binary(), atom() => term()}) ->
+          erlmcp_session_ha_nif:frame_keys().
+frame_keys(#{auth_key_file := cookie}) -> {secrets, [atom_to_binary(erlang:get_cookie(), utf8)]};
+frame_keys(#{auth_key_file := File}) -> {file, File}.

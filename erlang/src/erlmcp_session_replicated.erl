@@ -257,14 +257,34 @@ is_kept_key(<<"m:", _/binary>>) -> true;
 is_kept_key(<<"u:", _/binary>>) -> true;
 is_kept_key(_) -> false.
 
-%% A stored session's fields (decoded) and deadline.
+%% A stored session's fields (decoded safely, its kept keys too) and deadline.
 read(Key) ->
     case ?N:get(?S:handle(), Key) of
         {ok, #{fields := Raw, expires_at := ExpiresAt}} ->
-            {ok, maps:map(fun(_, V) -> binary_to_term(V) end, Raw), ExpiresAt};
+            case erlmcp_session_ha_term:decode_values(Raw) of
+                {ok, F} ->
+                    case [K || K <- maps:keys(F), is_kept_key(K), kept_term(K) =:= undecodable] of
+                        [] -> {ok, F, ExpiresAt};
+                        [K | _] -> {error, {undecodable, K}}
+                    end;
+                {error, _} = E -> E
+            end;
         {error, not_found} -> not_found;
         {error, _} = E -> E
     end.
+
+%% The term a kept key (`m:' or `u:' and an encoded term) names, as `{ok, Term}';
+%% `undecodable' if it does not decode.
+kept_term(<<_:2/binary, K/binary>>) ->
+    case erlmcp_session_ha_term:decode(K) of
+        {ok, _} = Ok -> Ok;
+        {error, undecodable} -> undecodable
+    end.
+
+%% The term of a kept key that `read/1' found decodable.
+kept_key_term(K) ->
+    {ok, T} = kept_term(K),
+    T.
 
 %% The largest `last_accessed' any region wrote, or that the deadline implies (a fetch
 %% moves only the deadline), never later than now when taken from the deadline.
@@ -277,13 +297,13 @@ last_accessed(F, ExpiresAt, Now) ->
               [V || {<<"last_accessed@", _/binary>>, V} <- maps:to_list(F), is_integer(V)]).
 
 to_session(Id, F, ExpiresAt, Now) ->
-    Others = maps:from_list([{binary_to_term(K), V} || {<<"u:", K/binary>>, V} <- maps:to_list(F)]),
+    Others = maps:from_list([{kept_key_term(K), V} || {<<"u:", _/binary>> = K, V} <- maps:to_list(F)]),
     maps:merge(Others,
                #{id => maps:get(<<"id">>, F, Id),
                  created_at => maps:get(<<"created_at">>, F, 0),
                  last_accessed => last_accessed(F, ExpiresAt, Now),
                  timeout_ms => maps:get(<<"timeout_ms">>, F, infinity),
-                 metadata => maps:from_list([{binary_to_term(K), V} || {<<"m:", K/binary>>, V} <- maps:to_list(F)])}).
+                 metadata => maps:from_list([{kept_key_term(K), V} || {<<"m:", _/binary>> = K, V} <- maps:to_list(F)])}).
 
 %% @hidden For the import: whether a session is here (live), without refreshing it.
 -spec is_stored(binary()) -> boolean().

@@ -32,6 +32,7 @@ mod replication;
 mod report;
 mod session;
 mod status;
+mod trust;
 
 #[cfg(test)]
 mod header_check;

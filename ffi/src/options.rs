@@ -44,6 +44,13 @@ pub struct ShaOptions {
     pub tick_interval_ms: u64,
     /// WAL segment size in bytes.
     pub segment_size: u64,
+    /// An `auth_key_file` (NUL-terminated path: one or two secrets, one per line, the first
+    /// signing): every replication message is then authenticated. Null: messages carry no
+    /// MAC and none may.
+    pub auth_key_file: *const c_char,
+    /// Frames with stamps more than this many ms ahead of this store's clock are held back
+    /// (`SHA_ERR_CLOCK_AHEAD`); 0 turns the bound off.
+    pub max_clock_skew_ms: u64,
 }
 
 fn millis(d: Option<Duration>) -> u64 {
@@ -55,7 +62,8 @@ fn duration(ms: u64) -> Option<Duration> {
 }
 
 /// Fills `*opts` with the defaults (fsync every 10 ms, a snapshot every 60 s, maintenance
-/// every 200 ms, 64 MiB WAL segments, strict recovery) and a null `region`.
+/// every 200 ms, 64 MiB WAL segments, strict recovery, clocks bounded to 60 s ahead) and a
+/// null `region` and `auth_key_file`.
 ///
 /// # Safety
 /// `opts` must be null or valid for one write of a `sha_options`.
@@ -79,6 +87,8 @@ pub unsafe extern "C" fn sha_options_init(opts: *mut ShaOptions) -> ShaStatus {
             snapshot_interval_ms: millis(d.snapshot_interval),
             tick_interval_ms: millis(d.tick_interval),
             segment_size: d.segment_size,
+            auth_key_file: std::ptr::null(),
+            max_clock_skew_ms: d.replica.max_clock_skew_ms,
         });
         Ok(())
     })
@@ -88,7 +98,7 @@ impl ShaOptions {
     /// The store configuration these options describe.
     ///
     /// # Safety
-    /// `self.region` must be null or a NUL-terminated string.
+    /// `self.region` and `self.auth_key_file` must be null or NUL-terminated strings.
     pub(crate) unsafe fn to_config(&self) -> Outcome<StoreConfig> {
         if self.size as usize != std::mem::size_of::<ShaOptions>() {
             return Err(Failure::invalid(format!(
@@ -120,6 +130,14 @@ impl ShaOptions {
         config.snapshot_interval = duration(self.snapshot_interval_ms);
         config.tick_interval = duration(self.tick_interval_ms);
         config.segment_size = self.segment_size;
+        config.replica.max_clock_skew_ms = self.max_clock_skew_ms;
+        if !self.auth_key_file.is_null() {
+            // SAFETY: as the caller guarantees.
+            let path = unsafe { args::text(self.auth_key_file, "options.auth_key_file") }?;
+            config.replica.frame_keys = Some(session_ha::FrameKeys::from_file(
+                std::path::Path::new(path),
+            )?);
+        }
         Ok(config)
     }
 }

@@ -29,6 +29,57 @@ fn ids(j: &mut Json, list: &[ReplicaId]) {
     j.end_array();
 }
 
+fn refusals(j: &mut Json, c: &session_ha::replicate::RefusalCounts) {
+    j.begin_object();
+    j.key("unauthenticated").u64(c.unauthenticated);
+    j.key("not_member").u64(c.not_member);
+    j.key("removed").u64(c.removed);
+    j.key("replayed").u64(c.replayed);
+    j.key("clock_ahead").u64(c.clock_ahead);
+    j.key("malformed").u64(c.malformed);
+    j.end_object();
+}
+
+/// The `"trust"` object of the status (see `sha_replication_status`).
+fn trust(j: &mut Json, r: &session_ha::ReplicaStatus) {
+    j.key("trust").begin_object();
+    j.key("authenticated").bool(r.authenticated);
+    j.key("frame_key_ids").begin_array();
+    for k in &r.frame_key_ids {
+        j.str(&format!("{k:08x}"));
+    }
+    j.end_array();
+    j.key("refused").begin_object();
+    for (sender, c) in &r.refused {
+        j.key(&sender.to_string());
+        refusals(j, c);
+    }
+    j.end_object();
+    j.key("refused_other");
+    refusals(j, &r.refused_other);
+    j.key("retired").begin_array();
+    for x in &r.retired {
+        j.begin_object().key("id");
+        id(j, x.id);
+        j.key("region").opt_str(x.name.as_deref());
+        j.key("unconfirmed_by");
+        ids(j, &x.unconfirmed_by);
+        j.end_object();
+    }
+    j.end_array();
+    j.key("collection_blocked_by");
+    ids(j, &r.collection_blocked_by);
+    j.key("removed_by");
+    match r.removed_by {
+        Some(by) => id(j, by),
+        None => {
+            j.opt_str(None);
+        }
+    }
+    j.key("clock_jump_ms").u64(r.clock_jump_ms);
+    j.end_object();
+}
+
 fn count(n: usize) -> u64 {
     n as u64
 }
@@ -110,6 +161,9 @@ pub(crate) fn status(s: &StoreStatus) -> String {
         j.key("last_heard_ms").opt_u64(p.last_heard_ms);
         j.key("in_flight").u64(p.in_flight);
         j.key("state_transfer").bool(p.state_transfer);
+        j.key("clock_ahead_ms").u64(p.clock_ahead_ms);
+        j.key("reports_removed");
+        ids(&mut j, &p.reports_removed);
         j.end_object();
     }
     j.end_array();
@@ -118,6 +172,7 @@ pub(crate) fn status(s: &StoreStatus) -> String {
     j.key("expired_total").u64(r.expired_total);
     j.key("unknown_origins");
     ids(&mut j, &r.unknown_origins);
+    trust(&mut j, r);
     j.end_object();
     let w = &s.wal;
     j.key("wal").begin_object();

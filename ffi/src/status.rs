@@ -72,6 +72,17 @@ pub enum ShaStatus {
     ErrCatchingUp = 36,
     /// `busy`: the store's lock could not be had within the calling thread's budget.
     ErrBusy = 37,
+    /// `unauthenticated`: a message's MAC is missing, unexpected, under an unknown key, or
+    /// wrong; nothing changed.
+    ErrUnauthenticated = 38,
+    /// `not_a_member`: a message from a replica that is not a member; nothing changed.
+    ErrNotAMember = 39,
+    /// `replayed_frame`: a frame whose number was already taken; nothing changed.
+    ErrReplayedFrame = 40,
+    /// `clock_ahead`: a frame with stamps too far ahead of this store's clock, held back.
+    ErrClockAhead = 41,
+    /// `auth_key`: a frame key or `auth_key_file` that cannot be used.
+    ErrAuthKey = 42,
 }
 
 /// Every code with its C name, in value order.
@@ -108,6 +119,11 @@ pub(crate) const CODES: &[(ShaStatus, &CStr)] = &[
     (ShaStatus::ErrInvalidArgument, c"SHA_ERR_INVALID_ARGUMENT"),
     (ShaStatus::ErrCatchingUp, c"SHA_ERR_CATCHING_UP"),
     (ShaStatus::ErrBusy, c"SHA_ERR_BUSY"),
+    (ShaStatus::ErrUnauthenticated, c"SHA_ERR_UNAUTHENTICATED"),
+    (ShaStatus::ErrNotAMember, c"SHA_ERR_NOT_A_MEMBER"),
+    (ShaStatus::ErrReplayedFrame, c"SHA_ERR_REPLAYED_FRAME"),
+    (ShaStatus::ErrClockAhead, c"SHA_ERR_CLOCK_AHEAD"),
+    (ShaStatus::ErrAuthKey, c"SHA_ERR_AUTH_KEY"),
 ];
 
 impl ShaStatus {
@@ -136,6 +152,11 @@ impl ShaStatus {
             "invalid_argument" => ShaStatus::ErrInvalidArgument,
             "catching_up" => ShaStatus::ErrCatchingUp,
             "busy" => ShaStatus::ErrBusy,
+            "unauthenticated" => ShaStatus::ErrUnauthenticated,
+            "not_a_member" => ShaStatus::ErrNotAMember,
+            "replayed_frame" => ShaStatus::ErrReplayedFrame,
+            "clock_ahead" => ShaStatus::ErrClockAhead,
+            "auth_key" => ShaStatus::ErrAuthKey,
             _ => ShaStatus::ErrUnknown,
         }
     }

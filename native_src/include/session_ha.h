@@ -102,7 +102,17 @@ typedef enum sha_status {
      * up with a peer. */
     SHA_ERR_CATCHING_UP = 36,
     /* The store's lock could not be had within the calling thread's budget. */
-    SHA_ERR_BUSY = 37
+    SHA_ERR_BUSY = 37,
+    /* A message's MAC is missing, unexpected, under an unknown key, or wrong; nothing changed. */
+    SHA_ERR_UNAUTHENTICATED = 38,
+    /* A message from a replica that is not a member (see sha_add_peer); nothing changed. */
+    SHA_ERR_NOT_A_MEMBER = 39,
+    /* A frame whose number was already taken from its sender (a replay); nothing changed. */
+    SHA_ERR_REPLAYED_FRAME = 40,
+    /* A frame with stamps too far ahead of this store's clock: held back, sent again later. */
+    SHA_ERR_CLOCK_AHEAD = 41,
+    /* A frame key or auth_key_file that cannot be used. */
+    SHA_ERR_AUTH_KEY = 42
 } sha_status;
 
 /* An open store. Opaque: only pointers to it exist. */
@@ -145,6 +155,11 @@ typedef struct sha_options {
     uint64_t snapshot_interval_ms; /* automatic incremental snapshots; 0: only sha_snapshot (default 60000) */
     uint64_t tick_interval_ms;     /* automatic maintenance; 0: only sha_tick (default 200) */
     uint64_t segment_size;         /* WAL segment size in bytes (default 64 MiB) */
+    const char *auth_key_file;     /* one or two secrets, one per line, the first signing: every
+                                      replication message is then authenticated (default NULL:
+                                      messages carry no MAC and none may) */
+    uint64_t max_clock_skew_ms;    /* frames stamped further ahead are held back; 0: no bound
+                                      (default 60000) */
 } sha_options;
 
 /* ---- library ------------------------------------------------------------------------- */
@@ -280,8 +295,11 @@ sha_status sha_tick(sha_store *store);
  *  "sessions","live_sessions",
  *  "digest_root","log_ops","log_bytes","tombstones_pending","stable","gaps","clock_skew_ms",
  *  "peers":[{"id","name","acked","pending_ops","lag_ms","lag_exact","behind_ops",
- *  "last_heard_ms","in_flight","state_transfer"}],"removed","expired_total",
- *  "unknown_origins"},
+ *  "last_heard_ms","in_flight","state_transfer","clock_ahead_ms","reports_removed"}],
+ *  "removed","expired_total","unknown_origins",
+ *  "trust":{"authenticated","frame_key_ids","refused":{id:counts},"refused_other":counts,
+ *  "retired":[{"id","region","unconfirmed_by"}],"collection_blocked_by","removed_by",
+ *  "clock_jump_ms"}},
  *  "wal":{"last_seq","durable_seq","segments","bytes","failure"},
  *  "snapshot":{"generation","covers_seq","base","deltas","bytes","last_ok_ms","last_error"},
  *  "open":{"boot","clean_shutdown","bytes_cut","lost":[first,last],"reincarnated_from"},
@@ -289,12 +307,36 @@ sha_status sha_tick(sha_store *store);
  * A peer is caught up when its pending_ops is 0. durable_vv is what a crash would keep;
  * fence, when not null, says why reads and writes are refused until the store caught up
  * with a peer (sha_lift_fence lifts it by hand); tainted, when not null, that the log failed
- * with writes in flight and nothing is served until the store is reopened. */
+ * with writes in flight and nothing is served until the store is reopened. counts are
+ * {"unauthenticated","not_member","removed","replayed","clock_ahead","malformed"}: messages
+ * refused per claimed sender; collection_blocked_by names who holds up tombstone
+ * collection (sha_retire_replica unblocks a member that will not come back). */
 sha_status sha_replication_status(sha_store *store, sha_buf *out);
 
 /* Lifts the catch-up fence by hand: for an operator who knows no peer is left to catch up
  * with, so this store's state is the best there is. SHA_OK when there was none. */
 sha_status sha_lift_fence(sha_store *store);
+
+/* ---- trust: hellos, keys, retirement ------------------------------------------------- */
+
+/* This store's hello for the peers of transport node (UTF-8, how peers reach this store) in
+ * *hello (free with sha_buf_free): send it to every peer, which opens it with sha_open_hello. */
+sha_status sha_hello(sha_store *store, const char *node, sha_buf *hello);
+
+/* Opens a peer's hello: once authenticated (and from neither this replica nor a retired one),
+ * *info holds NUL-terminated JSON {"id","region","node","boot"} (free with sha_buf_free; id in
+ * hex). It makes nobody a member: call sha_add_peer for a node you want. SHA_ERR_UNAUTHENTICATED,
+ * SHA_ERR_BAD_FRAME, SHA_ERR_OWN_FRAME or SHA_ERR_REMOVED_REPLICA otherwise, each counted. */
+sha_status sha_open_hello(sha_store *store, const uint8_t *bytes, size_t len, sha_buf *info);
+
+/* Replaces the frame keys with those of the auth_key_file at path (a key rotation), or turns
+ * authentication off when path is NULL. SHA_ERR_AUTH_KEY, keys unchanged, for a bad file. */
+sha_status sha_set_auth_key_file(sha_store *store, const char *path);
+
+/* Retires replica id for good (a region that will not come back): durable before this
+ * returns, it replicates to every member; once every remaining member confirmed it, tombstone
+ * collection stops waiting for it. Its frames are refused from then on. */
+sha_status sha_retire_replica(sha_store *store, uint64_t id);
 
 /* ---- digests: consistency and repair ------------------------------------------------- */
 

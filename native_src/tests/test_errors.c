@@ -255,10 +255,17 @@ static void test_a_malformed_frame_is_refused_and_changes_nothing(void)
     CHECK_RC(sha_get_field(b.store, STR("s1"), STR("user"), buf, sizeof buf, &len),
              SHA_ERR_NOT_FOUND);
     CHECK_RC(sha_replication_status(b.store, &status_after), SHA_OK);
-    /* Same status but for the clock reading. */
+    /* Same status but for the clock reading and the refusal counts (every refusal counts). */
     const char *vb = strstr((const char *)status_before.ptr, "\"vv\"");
     const char *va = strstr((const char *)status_after.ptr, "\"vv\"");
-    CHECK(vb != NULL && va != NULL && strcmp(vb, va) == 0);
+    const char *tb = strstr((const char *)status_before.ptr, "\"trust\"");
+    const char *ta = strstr((const char *)status_after.ptr, "\"trust\"");
+    CHECK(vb != NULL && va != NULL && tb != NULL && ta != NULL && tb - vb == ta - va &&
+          strncmp(vb, va, (size_t)(tb - vb)) == 0);
+    const char *wb = strstr(tb, "\"wal\"");
+    const char *wa = strstr(ta, "\"wal\"");
+    CHECK(wb != NULL && wa != NULL && strcmp(wb, wa) == 0);
+    CHECK(strstr(ta, "\"malformed\":0") == NULL);
 
     /* The store is not broken: the intact frame applies. */
     CHECK_RC(sha_receive(b.store, frame.ptr, frame.len, &reply), SHA_OK);

@@ -15,7 +15,9 @@
 //! - Schedulers: normal for calls that take a lock briefly and copy little (writes, reads,
 //!   `durable_lsn`, `await_durable`, `heartbeat`, `rewind`, `add_peer`, `digest_root`,
 //!   `info`); dirty CPU for frames, digests, lists of every session and `tick`; dirty I/O
-//!   for `open`, `close`, `status`, `remove_member`, snapshots, verification and backups.
+//!   for `open`, `close`, `status`, `remove_member`, `set_frame_keys` (it may read a key
+//!   file), snapshots, verification and backups. `hello` and `open_hello` run on normal
+//!   schedulers (a hello is a few dozen bytes).
 //!   `put_fields/3` runs on a normal scheduler up to 64 pairs and 64 KiB, on a dirty CPU
 //!   scheduler above (see `sessions.rs`). Normal-scheduler NIFs charge the calling process
 //!   for the time they took (`handle::with`), so a process making many calls yields on time.
@@ -33,5 +35,6 @@ mod options;
 mod replication;
 mod reports;
 mod sessions;
+mod trust;
 
 rustler::init!("erlmcp_session_ha_nif");

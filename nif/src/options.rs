@@ -1,6 +1,8 @@
 //! The options map of `open/2`, decoded into a [`StoreConfig`]. Unknown keys and values of
 //! the wrong type are `badarg`; values the core itself checks (a segment size below the
-//! minimum) come back from `Store::open` as `{error, {invalid_argument, _}}`.
+//! minimum) come back from `Store::open` as `{error, {invalid_argument, _}}`, a key file it
+//! cannot use as `{error, {auth_key, _}}`. `frame_keys` is `undefined`, `{file, Path}` or
+//! `{secrets, [Secret]}` (see `trust.rs`); `max_clock_skew_ms` a positive integer.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use crate::convert;
 
 /// Decodes `Opts`. Writes are always [`WriteMode::Queued`]: a NIF must not block a
 /// scheduler on an fsync; callers wait with `await_durable`.
-pub(crate) fn decode(opts: Term<'_>) -> NifResult<StoreConfig> {
+pub(crate) fn decode(opts: Term<'_>) -> NifResult<Decoded> {
     let iter = MapIterator::new(opts).ok_or(NifError::BadArg)?;
     let mut region: Option<String> = None;
     let mut fsync = FsyncPolicy::EveryMillis(10);
@@ -20,6 +22,8 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<StoreConfig> {
     let mut tick: Option<Duration> = Some(Duration::from_millis(200));
     let mut segment_size: Option<u64> = None;
     let mut recovery = RecoveryMode::Strict;
+    let mut frame_keys = None;
+    let mut max_skew: Option<u64> = None;
     for (key, value) in iter {
         let key: Atom = key.decode()?;
         if key == atoms::region() {
@@ -42,6 +46,10 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<StoreConfig> {
             } else {
                 return Err(NifError::BadArg);
             };
+        } else if key == atoms::frame_keys() {
+            frame_keys = Some(crate::trust::keys(value)?);
+        } else if key == atoms::max_clock_skew_ms() {
+            max_skew = Some(positive(value)?);
         } else {
             return Err(NifError::BadArg);
         }
@@ -56,7 +64,22 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<StoreConfig> {
         config.segment_size = s;
     }
     config.recovery = recovery;
-    Ok(config)
+    if let Some(ms) = max_skew {
+        config.replica.max_clock_skew_ms = ms;
+    }
+    Ok(Decoded {
+        config,
+        frame_keys: frame_keys.unwrap_or(Ok(None)),
+    })
+}
+
+/// The decoded options: the configuration, and the frame keys or why they cannot be used
+/// (`{error, {auth_key, _}}` from `open/2`, not `badarg`: the shape was right).
+pub(crate) struct Decoded {
+    /// The store configuration (without its frame keys).
+    pub(crate) config: StoreConfig,
+    /// The frame keys.
+    pub(crate) frame_keys: Result<Option<session_ha::FrameKeys>, session_ha::Error>,
 }
 
 /// `always | never | {every_ms, pos_integer()}`.

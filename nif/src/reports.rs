@@ -173,6 +173,7 @@ pub(crate) fn status<'a>(env: Env<'a>, s: &StoreStatus) -> NifResult<Term<'a>> {
             (a::peers(), peers.encode(env)),
             (a::wal(), wal),
             (a::snapshot(), snapshot),
+            (a::trust(), crate::trust::status(env, r)?),
         ],
     )
 }
@@ -214,6 +215,8 @@ fn peer<'a>(env: Env<'a>, p: &PeerStatus) -> NifResult<Term<'a>> {
             (a::last_heard_ms(), opt(env, p.last_heard_ms)),
             (a::in_flight(), p.in_flight.encode(env)),
             (a::state_transfer(), p.state_transfer.encode(env)),
+            (a::clock_ahead_ms(), p.clock_ahead_ms.encode(env)),
+            (a::reports_removed(), ids(env, &p.reports_removed)),
         ],
     )
 }

@@ -1,6 +1,8 @@
 //! The replication path of a frame of 1,000 ops (one-field puts of 64 bytes over 100
 //! sessions of 8 fields): `frame_for` on the sender, `Message::encode`, `Message::decode`,
-//! and `receive` (decode, validate, apply, encode the ack) on the receiver.
+//! and `receive` (decode, validate, apply, encode the ack) on the receiver; encode, decode
+//! and receive again with a MAC under a frame key (`_signed`), to measure what
+//! authentication costs.
 //!
 //! Each measured `frame_for` builds a fresh frame: the peer is rewound (outside the
 //! measurement) first, so the ops are not already marked sent. Each measured `receive` goes
@@ -11,7 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
-use session_ha::{FrameBody, Message, Replica};
+use session_ha::{FrameBody, FrameKey, FrameKeys, Message, Replica};
 use session_ha_benches::replicas::{manual_time, pair, replica, write_ops, EAST, WEST};
 use session_ha_benches::Rng;
 
@@ -104,12 +106,39 @@ fn frame_path(c: &mut Criterion) {
         b.iter(|| Message::decode(black_box(&encoded), &limits).expect("a valid frame"))
     });
 
+    // The same with a MAC under a frame key (keyed BLAKE3), side by side.
+    let keys = FrameKeys::new(FrameKey::from_secret(b"bench cluster secret"));
+    let signed = message.encode_with(Some(&keys));
+    group.bench_function("encode_1000_ops_signed", |b| {
+        b.iter(|| black_box(&message).encode_with(Some(&keys)))
+    });
+    group.bench_function("decode_1000_ops_signed", |b| {
+        b.iter(|| {
+            Message::decode_with(black_box(&signed), &limits, Some(&keys)).expect("a valid frame")
+        })
+    });
+
     group.sample_size(30);
     group.bench_function("receive_1000_ops_into_fresh_replica", |b| {
         b.iter_batched(
             fresh_receiver,
             |mut w: Replica| {
                 let received = w.receive(black_box(&encoded)).expect("a valid frame");
+                (w, received)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let fresh_keyed_receiver = || {
+        let mut w = fresh_receiver();
+        w.set_frame_keys(Some(keys.clone()));
+        w
+    };
+    group.bench_function("receive_1000_ops_into_fresh_replica_signed", |b| {
+        b.iter_batched(
+            fresh_keyed_receiver,
+            |mut w: Replica| {
+                let received = w.receive(black_box(&signed)).expect("a valid frame");
                 (w, received)
             },
             BatchSize::LargeInput,

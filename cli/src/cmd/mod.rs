@@ -5,6 +5,7 @@ pub mod export;
 pub mod inspect;
 pub mod recover;
 pub mod restore;
+pub mod retire;
 pub mod verify;
 
 use session_ha::wal::ProblemKind;

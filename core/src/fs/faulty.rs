@@ -8,6 +8,7 @@
 //!  sync_data'd                                   kept
 //!  create / rename / remove, parent not synced   undone (a renamed file is back at its old name)
 //!  ... then sync_dir(parent)                     kept
+//!  a directory renamed (moving a store aside)    moved with everything under it, durably
 //!  a failed sync_data                            its dirty bytes read back as zeros after a crash
 //!  handles opened before the crash               dead: every call fails with EIO
 //! ```

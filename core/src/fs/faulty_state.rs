@@ -167,6 +167,9 @@ impl Model {
     }
 
     pub fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.live.get(from) == Some(&Node::Dir) {
+            return self.rename_dir(from, to);
+        }
         let ino = self.lookup(from)?;
         self.need_dir(parent(to))?;
         if self.is_dir(to) {
@@ -174,6 +177,32 @@ impl Model {
         }
         self.live.remove(from);
         self.live.insert(to.to_path_buf(), Node::File(ino));
+        Ok(())
+    }
+
+    /// Renames a directory with everything under it. Simplification: the move is durable at
+    /// once (session-ha renames a directory only to move a damaged store aside, and syncs
+    /// the parent right after).
+    fn rename_dir(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.need_dir(parent(to))?;
+        if self.exists(to) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        for map in [&mut self.live, &mut self.durable] {
+            let moved: Vec<(PathBuf, Node)> = map
+                .iter()
+                .filter(|(p, _)| p.starts_with(from))
+                .map(|(p, n)| (p.clone(), *n))
+                .collect();
+            for (p, n) in moved {
+                map.remove(&p);
+                let new = match p.strip_prefix(from) {
+                    Ok(rest) if !rest.as_os_str().is_empty() => to.join(rest),
+                    _ => to.to_path_buf(),
+                };
+                map.insert(new, n);
+            }
+        }
         Ok(())
     }
 
@@ -346,5 +375,28 @@ impl Model {
         }
         self.live = survivors.clone();
         self.durable = survivors;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renamed_directory_takes_its_files_along_and_stays_renamed_after_a_crash() {
+        let mut m = Model::default();
+        m.mkdir_all(Path::new("/d/a")).unwrap();
+        m.sync_dir(Path::new("/")).unwrap();
+        m.sync_dir(Path::new("/d")).unwrap();
+        let ino = m.create(Path::new("/d/a/f")).unwrap();
+        m.append(ino, b"kept").unwrap();
+        m.sync(ino).unwrap();
+        m.sync_dir(Path::new("/d/a")).unwrap();
+        m.rename(Path::new("/d/a"), Path::new("/d/b")).unwrap();
+        assert!(!m.exists(Path::new("/d/a")));
+        m.crash(None);
+        let ino = m.lookup(Path::new("/d/b/f")).unwrap();
+        assert_eq!(m.data(ino), Some(&b"kept"[..]));
+        assert!(!m.exists(Path::new("/d/a/f")));
     }
 }

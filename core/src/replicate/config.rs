@@ -1,5 +1,6 @@
 //! [`ReplicaConfig`]: limits and replication tuning for one replica.
 
+use crate::auth::FrameKeys;
 use crate::limits::Limits;
 
 /// How a replica replicates. `ReplicaConfig::default()` suits erlmcp.
@@ -21,6 +22,14 @@ pub struct ReplicaConfig {
     /// An ended session is kept (and local writes to its id refused) for at least this long
     /// after its end, even once the end is causally stable; then its id is forgotten.
     pub end_retention_ms: u64,
+    /// The cluster's frame keys: with them every message sent carries a MAC and every
+    /// message received must (see [`crate::auth`]); without, messages carry none and none
+    /// may (a replica that trusts its transport, as tests and single-process uses do).
+    pub frame_keys: Option<FrameKeys>,
+    /// A frame carrying a clock reading more than this many ms ahead of this replica's
+    /// clock is held back (see [`crate::Error::ClockAhead`]); and this replica's own clock
+    /// never runs more than this far ahead of the time its monotonic clock has measured.
+    pub max_clock_skew_ms: u64,
 }
 
 impl Default for ReplicaConfig {
@@ -33,6 +42,8 @@ impl Default for ReplicaConfig {
             window: 8,
             resend_after_ms: 1_000,
             end_retention_ms: 60_000,
+            frame_keys: None,
+            max_clock_skew_ms: 60_000,
         }
     }
 }

@@ -118,6 +118,25 @@ impl TombstoneIndex {
             .push(tomb);
     }
 
+    /// The oldest pending tombstone-making dot of each origin.
+    pub(crate) fn oldest_per_origin(&self) -> Vec<Dot> {
+        let mut out = Vec::new();
+        let mut next = self.by_dot.keys().next().copied();
+        while let Some(d) = next {
+            out.push(d);
+            let past = Dot {
+                replica: d.replica,
+                seq: u64::MAX,
+            };
+            next = self
+                .by_dot
+                .range((std::ops::Bound::Excluded(past), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(d, _)| *d);
+        }
+        out
+    }
+
     /// Number of tombstone-making ops not yet collected.
     pub(crate) fn len(&self) -> usize {
         self.by_dot.len()

@@ -73,10 +73,20 @@ impl Replica {
         self.removed.insert(id, Some(last));
     }
 
-    /// Adopts removals a peer reports (removal spreads through the cluster).
-    pub(crate) fn adopt_removals(&mut self, removed: &[ReplicaId], changes: &mut Vec<Change>) {
+    /// Adopts removals member `from` reports: an operator's retirement, or a region's own
+    /// earlier incarnation, spreading through the cluster. (Only an admitted member's
+    /// message gets here: a stranger's list removes nothing.) A report that names this
+    /// replica is recorded for the status: its peers no longer take its frames.
+    pub(crate) fn adopt_removals(
+        &mut self,
+        from: ReplicaId,
+        removed: &[ReplicaId],
+        changes: &mut Vec<Change>,
+    ) {
         for &id in removed {
-            if id != self.id && !self.removed.contains_key(&id) {
+            if id == self.id {
+                self.removed_by = Some(from);
+            } else if !self.removed.contains_key(&id) {
                 self.mark_removed(id);
                 changes.push(Change::Removed(id));
             }

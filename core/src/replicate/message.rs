@@ -1,5 +1,6 @@
-//! What replicas send each other: [`Frame`]s (ops, state-transfer chunks, repairs) and
-//! [`Ack`]s, both as a [`Message`] in the envelope of [`crate::codec`].
+//! What replicas send each other: [`Frame`]s (ops, state-transfer chunks, repairs),
+//! [`Ack`]s and [`Hello`]s, each as a [`Message`] in the envelope of [`crate::codec`] (with a
+//! MAC between replicas that have frame keys, see [`crate::auth`]).
 //!
 //! Decoding is two steps: [`Message::decode`] checks the envelope and the bincode structure
 //! (never panics, never allocates by an unchecked length), then validates every id, key and
@@ -7,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::FrameKeys;
 use crate::causal::{Dot, Gap, VersionVector};
 use crate::clock::ReplicaId;
 use crate::codec;
@@ -97,34 +99,90 @@ pub struct Ack {
     pub transfer_broken: bool,
 }
 
-/// A frame or an ack, as sent on the wire.
+/// A replica introducing itself to the node it runs on's peers: who it is, in which run, on
+/// which transport node. Authenticated like every message, so only a holder of the cluster
+/// key can make a node a member; the transport node it names (not the one a message claims
+/// to come from) is where frames for it go.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    /// The replica.
+    pub sender: ReplicaId,
+    /// Its region name.
+    pub sender_name: String,
+    /// Its boot.
+    pub boot: u64,
+    /// The transport node it runs on (an Erlang node name, for the Erlang server).
+    pub node: String,
+}
+
+/// A frame, an ack or a hello, as sent on the wire.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Message {
     /// Replication data.
     Frame(Frame),
     /// An acknowledgement.
     Ack(Ack),
+    /// An introduction.
+    Hello(Hello),
 }
 
 impl Message {
-    /// Encodes into a sealed envelope.
+    /// Encodes into a sealed envelope without a MAC (for replicas without frame keys).
     pub fn encode(&self) -> Vec<u8> {
-        codec::seal(&codec::to_bytes(self))
+        self.encode_with(None)
     }
 
-    /// Decodes and validates a sealed envelope.
+    /// Encodes into a sealed envelope, signed with the current key of `keys` if given.
+    pub fn encode_with(&self, keys: Option<&FrameKeys>) -> Vec<u8> {
+        let signer = keys.map(|k| (k.current(), self.sender().0));
+        codec::seal_with(&codec::to_bytes(self), signer)
+    }
+
+    /// The replica the message comes from.
+    pub fn sender(&self) -> ReplicaId {
+        match self {
+            Message::Frame(f) => f.sender,
+            Message::Ack(a) => a.from,
+            Message::Hello(h) => h.sender,
+        }
+    }
+
+    /// Decodes and validates a sealed envelope that carries no MAC.
     ///
     /// # Errors
     /// A [`DecodeError`] for a damaged envelope, malformed content, or content over `limits`.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, DecodeError> {
-        let raw = codec::open(bytes, limits.max_frame)?;
+        Message::decode_with(bytes, limits, None)
+    }
+
+    /// Decodes and validates a sealed envelope: with `keys`, it must carry a MAC under one
+    /// of them, naming the sender the content names; without, it must carry none. Nothing
+    /// is decompressed or parsed before the MAC is checked.
+    ///
+    /// # Errors
+    /// As [`Message::decode`], and [`DecodeError::Unauthenticated`].
+    pub fn decode_with(
+        bytes: &[u8],
+        limits: &Limits,
+        keys: Option<&FrameKeys>,
+    ) -> Result<Message, DecodeError> {
+        let raw = codec::open_with(bytes, limits.max_frame, keys)?;
         let mut msg: Message = codec::from_bytes(&raw)?;
         msg.validate(limits)?;
+        if let Some(claimed) = codec::claimed_sender(bytes) {
+            if claimed != msg.sender().0 {
+                return Err(bad("the MAC names another sender than the content"));
+            }
+        }
         Ok(msg)
     }
 
     fn validate(&mut self, limits: &Limits) -> Result<(), DecodeError> {
         match self {
+            Message::Hello(h) => {
+                check_name(&h.sender_name)?;
+                check_name(&h.node)
+            }
             Message::Frame(f) => {
                 check_name(&f.sender_name)?;
                 f.vv.normalize();
@@ -192,7 +250,7 @@ fn check_vv(vv: &VersionVector) -> Result<(), DecodeError> {
 
 fn check_name(name: &str) -> Result<(), DecodeError> {
     if name.is_empty() || name.len() > MAX_NAME {
-        return Err(bad("region name must be 1..=255 bytes"));
+        return Err(bad("region or node name must be 1..=255 bytes"));
     }
     Ok(())
 }

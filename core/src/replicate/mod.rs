@@ -18,12 +18,14 @@ mod restore;
 mod status;
 mod sync;
 mod transfer;
+mod trust;
 
 pub use change::{decode_changes, encode_changes, Change, BODY_VERSION};
 pub use config::ReplicaConfig;
 pub use fence::FenceReason;
 pub use local::LocalWrite;
-pub use message::{Ack, Frame, FrameBody, Message, MAX_NAME, MAX_SEQ};
+pub use message::{Ack, Frame, FrameBody, Hello, Message, MAX_NAME, MAX_SEQ};
 pub use replica::Replica;
-pub use status::{PeerStatus, ReplicaStatus};
+pub use status::{PeerStatus, ReplicaStatus, RetiredStatus};
 pub use sync::{Applied, Received};
+pub use trust::{RefusalCounts, MAX_COUNTED_SENDERS};

@@ -60,6 +60,8 @@ pub(crate) struct Peer {
     pub(crate) frames_received: u64,
     /// The peer's boot, as its latest message said (0: not heard from yet).
     pub(crate) boot: u64,
+    /// How far the newest stamp of its latest frame was ahead of our wall clock, in ms.
+    pub(crate) clock_ahead_ms: u64,
 }
 
 /// How a message's boot compares with the last one heard from its sender.
@@ -90,6 +92,7 @@ impl Peer {
             incoming: None,
             frames_received: 0,
             boot: 0,
+            clock_ahead_ms: 0,
         }
     }
 

@@ -52,6 +52,10 @@ pub struct Replica {
     pub(crate) restored_digests: Vec<(SessionId, crate::digest::Digest)>,
     /// Stable ends kept until their retention passes: `(due ms, session)`.
     pub(crate) retained_ends: std::collections::VecDeque<(u64, SessionId)>,
+    /// Messages refused at the trust boundary, per claimed sender.
+    pub(crate) refusals: super::trust::Refusals,
+    /// The member that last reported this replica as removed, if one did.
+    pub(crate) removed_by: Option<ReplicaId>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -76,11 +80,12 @@ impl Replica {
     ) -> Replica {
         let id = ReplicaId::from_region(region, incarnation);
         let log = OpLog::new(config.log_max_ops, config.log_max_bytes);
+        let bound = config.max_clock_skew_ms;
         Replica {
             id,
             name: region.to_string(),
             config,
-            clock: Hlc::new(time),
+            clock: Hlc::new(time).with_bound(bound),
             sessions: BTreeMap::new(),
             ctx: CausalContext::new(),
             log,
@@ -98,6 +103,8 @@ impl Replica {
             expired_total: 0,
             retained_ends: std::collections::VecDeque::new(),
             restored_digests: Vec::new(),
+            refusals: Default::default(),
+            removed_by: None,
         }
     }
 

@@ -30,6 +30,24 @@ pub struct PeerStatus {
     pub in_flight: u64,
     /// Whether the peer needs (or is receiving) a full state transfer.
     pub state_transfer: bool,
+    /// How far the newest stamp of its latest frame was ahead of this replica's wall clock,
+    /// in ms (frames more than `max_clock_skew_ms` ahead are held back).
+    pub clock_ahead_ms: u64,
+    /// Which replicas this peer reported as removed.
+    pub reports_removed: Vec<ReplicaId>,
+}
+
+/// A replica retired from membership (by an operator, or as this region's own earlier
+/// incarnation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredStatus {
+    /// Its id.
+    pub id: ReplicaId,
+    /// Its region name, when known.
+    pub name: Option<String>,
+    /// Members that have not yet reported the retirement: until each has, it still holds up
+    /// tombstone collection with its last acknowledgement.
+    pub unconfirmed_by: Vec<ReplicaId>,
 }
 
 /// One replica's state, for operators.
@@ -67,6 +85,26 @@ pub struct ReplicaStatus {
     pub peers: Vec<PeerStatus>,
     /// Replicas removed from membership.
     pub removed: Vec<ReplicaId>,
+    /// The same, with who has yet to confirm each removal.
+    pub retired: Vec<RetiredStatus>,
+    /// Replicas that hold up tombstone collection: members (or retired replicas whose
+    /// retirement is unconfirmed) whose acknowledgement does not cover the oldest pending
+    /// tombstone of some origin, and origins that are neither members nor retired.
+    pub collection_blocked_by: Vec<ReplicaId>,
+    /// The member that reported this replica as removed, if one did: its peers refuse its
+    /// frames; it must come back as a new incarnation.
+    pub removed_by: Option<ReplicaId>,
+    /// Whether messages are authenticated (frame keys are configured).
+    pub authenticated: bool,
+    /// Ids of the accepted frame keys, the signing one first.
+    pub frame_key_ids: Vec<u32>,
+    /// Messages refused at the trust boundary, per claimed sender.
+    pub refused: Vec<(ReplicaId, super::RefusalCounts)>,
+    /// Refusals of messages that named no sender, or senders past the counting limit.
+    pub refused_other: super::RefusalCounts,
+    /// By how much this replica's wall clock runs ahead of what its clock issues (a jump
+    /// ahead held back), in ms; 0 when the wall clock is followed.
+    pub clock_jump_ms: u64,
     /// Sessions this replica ended because their deadline passed (since it was opened).
     pub expired_total: u64,
     /// Origins seen in ops that are neither members nor removed: they block collection until
@@ -120,6 +158,8 @@ impl super::Replica {
                     last_heard_ms: p.last_heard_ms,
                     in_flight: p.in_flight(),
                     state_transfer: p.transfer.is_some() || self.needs_transfer(p),
+                    clock_ahead_ms: p.clock_ahead_ms,
+                    reports_removed: p.removed_view.clone(),
                 }
             })
             .collect();
@@ -140,10 +180,70 @@ impl super::Replica {
             clock_skew_ms: self.clock.max_skew_ms(),
             peers,
             removed: self.removed.keys().copied().collect(),
+            retired: self.retired_status(),
+            collection_blocked_by: self.collection_blockers(),
+            removed_by: self.removed_by,
+            authenticated: self.config.frame_keys.is_some(),
+            frame_key_ids: self
+                .config
+                .frame_keys
+                .as_ref()
+                .map_or(Vec::new(), |k| k.ids()),
+            refused: self
+                .refusals
+                .by_sender
+                .iter()
+                .map(|(id, c)| (*id, *c))
+                .collect(),
+            refused_other: self.refusals.other,
+            clock_jump_ms: self.clock.jump_ms(),
             expired_total: self.expired_total,
             unknown_origins: self.unknown_origins(),
             fence: self.fence,
             boot: self.boot,
         }
+    }
+}
+
+impl super::Replica {
+    fn retired_status(&self) -> Vec<RetiredStatus> {
+        self.removed
+            .iter()
+            .map(|(id, last)| RetiredStatus {
+                id: *id,
+                name: self.names.get(id).cloned(),
+                unconfirmed_by: match last {
+                    None => Vec::new(),
+                    Some(_) => self
+                        .peers
+                        .iter()
+                        .filter(|(_, p)| !p.removed_view.contains(id))
+                        .map(|(pid, _)| *pid)
+                        .collect(),
+                },
+            })
+            .collect()
+    }
+
+    fn collection_blockers(&self) -> Vec<ReplicaId> {
+        let oldest = self.tombstones.oldest_per_origin();
+        let lags = |acked: &VersionVector| oldest.iter().any(|d| acked.get(d.replica) < d.seq);
+        let mut out: Vec<ReplicaId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| lags(&p.acked))
+            .map(|(id, _)| *id)
+            .chain(
+                self.removed
+                    .iter()
+                    .filter_map(|(id, last)| last.as_ref().filter(|v| lags(v)).map(|_| *id)),
+            )
+            .collect();
+        if !oldest.is_empty() {
+            out.extend(self.unknown_origins());
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 }

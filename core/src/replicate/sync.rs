@@ -66,22 +66,10 @@ impl Replica {
         }))
     }
 
-    /// The peer entry of a message's sender, registering an unknown sender as a member
-    /// (logged in `changes`).
-    fn sender_entry(&mut self, id: ReplicaId, name: &str, changes: &mut Vec<Change>) -> &mut Peer {
-        if !self.peers.contains_key(&id) {
-            let now = self.now_ms();
-            self.peers.insert(id, Peer::new(name.to_string(), now));
-            changes.push(Change::Member {
-                id,
-                name: name.to_string(),
-            });
-        }
+    /// The peer entry of a message's sender (admitted as a member before).
+    fn sender_entry(&mut self, id: ReplicaId, name: &str) -> Result<&mut Peer> {
         self.names.insert(id, name.to_string());
-        let Some(peer) = self.peers.get_mut(&id) else {
-            unreachable!("inserted above")
-        };
-        peer
+        self.peers.get_mut(&id).ok_or(Error::NotAMember(id))
     }
 
     /// The peers, with their region names.
@@ -92,7 +80,7 @@ impl Replica {
             .collect()
     }
 
-    fn check_sender(&self, id: ReplicaId) -> Result<()> {
+    pub(crate) fn check_sender(&self, id: ReplicaId) -> Result<()> {
         if id == self.id {
             return Err(Error::OwnFrame);
         }
@@ -252,16 +240,22 @@ impl Replica {
         }
     }
 
-    /// Applies a frame from a peer (an unknown sender becomes a member).
+    /// Applies a frame from a member (see the module `trust` for what it must pass).
     ///
     /// # Errors
-    /// [`Error::OwnFrame`] or [`Error::RemovedReplica`]; the replica is then unchanged.
+    /// [`Error::OwnFrame`], [`Error::RemovedReplica`], [`Error::NotAMember`],
+    /// [`Error::ReplayedFrame`], [`Error::ClockAhead`]; the replica is then unchanged but
+    /// for the refusal counts.
     pub fn apply_frame(&mut self, frame: Frame) -> Result<Applied> {
-        self.check_sender(frame.sender)?;
+        self.admit_frame(&frame)?;
         let now = self.now_ms();
         let mut changes = Vec::new();
-        self.adopt_removals(&frame.removed, &mut changes);
-        let peer = self.sender_entry(frame.sender, &frame.sender_name, &mut changes);
+        self.adopt_removals(frame.sender, &frame.removed, &mut changes);
+        if let Some(ts) = frame.body.newest_stamp() {
+            // Within the bound (admitted above): later local writes order after it.
+            self.clock.observe(ts);
+        }
+        let peer = self.sender_entry(frame.sender, &frame.sender_name)?;
         let boot = peer.observe_boot(frame.boot, &frame.vv, now);
         if boot != Boot::Stale {
             peer.frames_received = peer.frames_received.max(frame.frame_no);
@@ -386,16 +380,17 @@ impl Replica {
         }
     }
 
-    /// Takes an ack from a peer.
+    /// Takes an ack from a member.
     ///
     /// # Errors
-    /// [`Error::OwnFrame`] or [`Error::RemovedReplica`]; the replica is then unchanged.
+    /// [`Error::OwnFrame`], [`Error::RemovedReplica`], [`Error::NotAMember`]; the replica is
+    /// then unchanged but for the refusal counts.
     pub fn on_ack(&mut self, ack: &Ack) -> Result<Vec<Change>> {
-        self.check_sender(ack.from)?;
+        self.admit_ack(ack)?;
         let now = self.now_ms();
         let mut changes = Vec::new();
-        self.adopt_removals(&ack.removed, &mut changes);
-        let peer = self.sender_entry(ack.from, &ack.from_name, &mut changes);
+        self.adopt_removals(ack.from, &ack.removed, &mut changes);
+        let peer = self.sender_entry(ack.from, &ack.from_name)?;
         if peer.observe_boot(ack.boot, &ack.vv, now) == Boot::Stale {
             return Ok(changes);
         }
@@ -425,17 +420,20 @@ impl Replica {
         Ok(changes)
     }
 
-    /// Decodes an encoded message from a peer and applies it.
+    /// Decodes an encoded message from a peer (authenticated under the frame keys, if
+    /// any) and applies it; the reply is signed the same way.
     ///
     /// # Errors
-    /// [`Error::Frame`] for bytes that do not decode or validate, and the errors of
-    /// [`Replica::apply_frame`] and [`Replica::on_ack`]; the replica is then unchanged.
+    /// [`Error::Unauthenticated`], [`Error::Frame`] for bytes that do not decode or validate
+    /// (and for a hello: open it with [`Replica::open_hello`]), and the errors of
+    /// [`Replica::apply_frame`] and [`Replica::on_ack`]; the replica is then unchanged but
+    /// for the refusal counts.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received> {
-        match Message::decode(bytes, &self.config.limits).map_err(Error::Frame)? {
+        match self.decode_message(bytes)? {
             Message::Frame(frame) => {
                 let applied = self.apply_frame(frame)?;
                 Ok(Received {
-                    reply: Some(Message::Ack(applied.ack).encode()),
+                    reply: Some(self.encode(&Message::Ack(applied.ack))),
                     changes: applied.changes,
                 })
             }
@@ -443,6 +441,13 @@ impl Replica {
                 reply: None,
                 changes: self.on_ack(&ack)?,
             }),
+            Message::Hello(h) => {
+                let err = Error::Frame(crate::error::DecodeError::Malformed(
+                    "a hello is opened with open_hello".into(),
+                ));
+                self.count_refusal(Some(h.sender), &err);
+                Err(err)
+            }
         }
     }
 }

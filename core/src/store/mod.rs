@@ -76,6 +76,9 @@ pub(crate) struct Inner {
     pub(crate) tainted: AtomicBool,
     /// What the last open found (for the status).
     pub(crate) opened: OpenStatus,
+    /// The frame keys messages are signed and checked with (read without the state lock:
+    /// messages are decoded outside it). The replica's configuration holds the same.
+    pub(crate) frame_keys: RwLock<Option<crate::auth::FrameKeys>>,
     closed: AtomicBool,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -135,6 +138,7 @@ impl Store {
             fs,
             dir: dir.to_path_buf(),
             incarnation: report.incarnation,
+            frame_keys: RwLock::new(config.replica.frame_keys.clone()),
             config,
             state: RwLock::new(State {
                 replica: recovered.replica,

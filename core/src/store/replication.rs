@@ -3,10 +3,11 @@
 //! only once everything they may reflect is durable (I1 in `docs/INVARIANTS.md`).
 
 use super::Store;
+use crate::auth::FrameKeys;
 use crate::clock::ReplicaId;
 use crate::crdt::SessionId;
 use crate::error::{Error, Result};
-use crate::replicate::{FrameBody, Message};
+use crate::replicate::{FrameBody, Hello, Message};
 
 /// What applying a message did, for a caller that waits for durability itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +91,7 @@ impl Store {
         if let Some(lsn) = needs {
             self.inner.wal.wait_durable(lsn)?;
         }
-        Ok(frame.map(|f| Message::Frame(f).encode()))
+        Ok(frame.map(|f| self.encode(&Message::Frame(f))))
     }
 
     /// An encoded heartbeat frame for `peer`. See [`Replica::heartbeat`](crate::Replica::heartbeat).
@@ -105,7 +106,7 @@ impl Store {
             self.inner.note_durable(&mut st);
             st.replica.heartbeat(peer)?
         };
-        Ok(Message::Frame(frame).encode())
+        Ok(self.encode(&Message::Frame(frame)))
     }
 
     /// Encoded repair frames carrying this replica's full state of `ids` (or that it lacks
@@ -125,7 +126,7 @@ impl Store {
         self.inner.wal.wait_durable(lsn)?;
         Ok(frames
             .into_iter()
-            .map(|f| Message::Frame(f).encode())
+            .map(|f| self.encode(&Message::Frame(f)))
             .collect())
     }
 
@@ -160,8 +161,15 @@ impl Store {
     /// As [`Store::receive`].
     pub fn receive_deferred(&self, bytes: &[u8]) -> Result<Receipt> {
         self.check_open()?;
-        let msg =
-            Message::decode(bytes, &self.inner.config.replica.limits).map_err(Error::Frame)?;
+        let decoded = {
+            let keys = self.inner.frame_keys.read();
+            let limits = &self.inner.config.replica.limits;
+            Message::decode_with(bytes, limits, keys.as_ref())
+        };
+        let msg = match decoded {
+            Ok(msg) => msg,
+            Err(e) => return Err(self.refused(bytes, e)),
+        };
         let mut st = self.inner.state.write();
         if let Some(why) = self.inner.wal.failure() {
             return Err(why);
@@ -172,6 +180,13 @@ impl Store {
                 (Some(applied.ack), applied.changes)
             }
             Message::Ack(ack) => (None, st.replica.on_ack(&ack)?),
+            Message::Hello(h) => {
+                let err = Error::Frame(crate::DecodeError::Malformed(
+                    "a hello is opened with open_hello".into(),
+                ));
+                st.replica.count_refusal(Some(h.sender), &err);
+                return Err(err);
+            }
         };
         let logged = self.inner.log_changes(&mut st, &changes)?;
         self.inner.note_durable(&mut st);
@@ -181,9 +196,54 @@ impl Store {
         };
         drop(st);
         Ok(Receipt {
-            reply: ack.map(|a| Message::Ack(a).encode()),
+            reply: ack.map(|a| self.encode(&Message::Ack(a))),
             lsn,
         })
+    }
+
+    /// Counts a message that failed to decode against the sender it claims; its error.
+    fn refused(&self, bytes: &[u8], e: crate::DecodeError) -> Error {
+        let sender = crate::codec::claimed_sender(bytes).map(ReplicaId);
+        let err = match e {
+            crate::DecodeError::Unauthenticated(why) => Error::Unauthenticated { sender, why },
+            other => Error::Frame(other),
+        };
+        self.inner.state.write().replica.count_refusal(sender, &err);
+        err
+    }
+
+    /// Encodes `msg` for the wire, signed when the store has frame keys.
+    fn encode(&self, msg: &Message) -> Vec<u8> {
+        msg.encode_with(self.inner.frame_keys.read().as_ref())
+    }
+
+    /// Replaces the frame keys (a rotation, see [`crate::auth`]); `None` turns
+    /// authentication off. Takes effect for the next message in and out.
+    pub fn set_frame_keys(&self, keys: Option<FrameKeys>) {
+        let mut st = self.inner.state.write();
+        st.replica.set_frame_keys(keys.clone());
+        *self.inner.frame_keys.write() = keys;
+    }
+
+    /// This store's hello for the peers of transport node `node`. See
+    /// [`Replica::hello`](crate::Replica::hello).
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn hello(&self, node: &str) -> Result<Vec<u8>> {
+        self.check_open()?;
+        Ok(self.inner.state.read().replica.hello(node))
+    }
+
+    /// Opens a peer's hello (authenticated, from neither this replica nor a removed one);
+    /// make it a member with [`Store::add_peer`]. See
+    /// [`Replica::open_hello`](crate::Replica::open_hello).
+    ///
+    /// # Errors
+    /// As [`Replica::open_hello`](crate::Replica::open_hello), [`Error::Closed`].
+    pub fn open_hello(&self, bytes: &[u8]) -> Result<Hello> {
+        self.check_open()?;
+        self.inner.state.write().replica.open_hello(bytes)
     }
 
     /// Ends every session whose deadline has passed now (each end replicates like any

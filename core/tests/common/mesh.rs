@@ -32,7 +32,8 @@ pub fn send(rs: &mut [Replica], from: usize, to: usize) {
     }
     frames.push(rs[from].heartbeat(to_id).unwrap());
     for f in frames {
-        let reply = rs[to].receive(&Message::Frame(f).encode()).unwrap();
+        let bytes = rs[from].encode(&Message::Frame(f));
+        let reply = rs[to].receive(&bytes).unwrap();
         rs[from].receive(&reply.reply.unwrap()).unwrap();
     }
 }

@@ -125,9 +125,26 @@ pub fn deliver(to: &Node, bytes: &[u8], sync: bool) -> Option<Vec<u8>> {
     }
 }
 
+/// `from` introduces itself to `to` if `to` does not know it (as a transport's hello on
+/// connecting does: membership lost in a power cut comes back this way).
+pub fn hello(from: &Node, to: &Node) {
+    if to
+        .s()
+        .read(|r| r.peers().iter().any(|(id, _)| *id == from.id()))
+    {
+        return;
+    }
+    let bytes = from.s().hello("node").unwrap();
+    if let Ok(h) = to.s().open_hello(&bytes) {
+        to.s().add_peer(h.sender, &h.sender_name).unwrap();
+    }
+}
+
 /// `from` sends `to` everything it has for it and a heartbeat; `to` applies each frame and,
 /// when `to_syncs`, makes it durable and acks; acks go back.
 pub fn send(from: &Node, to: &Node, to_syncs: bool) {
+    hello(from, to);
+    hello(to, from);
     let peer = to.id();
     let mut frames = Vec::new();
     while let Some(f) = from.s().frame_for(peer).unwrap() {

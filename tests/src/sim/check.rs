@@ -1,253 +1,299 @@
-//! What must hold. After every step, on every running replica: its version vector never
-//! shrinks; a session it has seen ended or expired never reads as present again; a session
-//! whose end op it holds reads as absent. At quiescence, on the survivors: the dead replica
-//! is removed everywhere; equal vectors, equal digest roots (and each root is the sum of the
-//! session digests); byte-identical canonical state per session; no gaps, nothing pending
-//! for any peer; every tombstone collected and no ended session kept; and every session is
-//! exactly what the oracle recomputes from the acknowledged ops.
-
-use std::collections::BTreeSet;
+//! What must hold after every step (`docs/INVARIANTS.md`), on every region that is up:
+//!
+//! - **I1** acks are on disk: every vector a region put on the wire (frames, heartbeats,
+//!   acks, the ops it forwarded) and every vector its peers' status says it acknowledged is
+//!   covered by what its disk holds durably: the ground truth is a recovery of what a power
+//!   cut now would leave (under `Never`, of what was written), read when the claims outgrew
+//!   what the disk was last seen to hold, at a sampled rate, and always when a region stops.
+//! - **I2** one dot, one op: checked wherever an op is learnt (the model refuses a dot
+//!   naming two ops) and when a region reopens (`lifecycle.rs`).
+//! - **I3** the log's end is known: checked when a region reopens (`lifecycle.rs`).
+//! - **I4** no resurrection: a session whose end some region collected is never served
+//!   again anywhere; a session a region saw end or expire is never served again by it in the
+//!   same run of its store; a region holding a session's end holds the session ended.
+//! - **I5** refused means invisible: no value of a refused write (or of a write whose log
+//!   failed before it was durable, until its region reopens) is served by any read or
+//!   carried by any frame (frames are read on their way out, `moves.rs`).
+//!
+//! Also: a region's version vector never shrinks while its store stays open. Reads a store
+//! refuses (fenced, tainted) are not checked: refusing is what the contract asks.
 
 use session_ha::crdt::SessionState;
-use session_ha::digest::session_digest;
-use session_ha::SessionId;
+use session_ha::{Op, OpKind, SessionId, VersionVector};
 
-use super::model::Expected;
+use super::model::Model;
+use super::node::{classify, Refusal};
+use super::params::Invariant;
+use super::region::Phase;
 use super::world::World;
+
+/// Why `op` leaks a value that must stay invisible, if it does.
+pub fn leaked_by_op(model: &Model, op: &Op) -> Option<String> {
+    if !model.has_invisible() {
+        return None;
+    }
+    match &op.kind {
+        OpKind::Put(writes) => writes
+            .iter()
+            .filter_map(|w| w.value.as_ref())
+            .find_map(|v| model.why_invisible(v).map(str::to_owned)),
+        OpKind::SetAdd { elem, .. } => model.why_invisible(elem).map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Why `state` leaks a value that must stay invisible, if it does.
+pub fn leaked_by_state(model: &Model, state: &SessionState) -> Option<String> {
+    if !model.has_invisible() {
+        return None;
+    }
+    let values = state.fields.values().filter_map(|r| r.value.as_ref());
+    let elems = state.sets.values().flat_map(|s| s.entries.keys());
+    values
+        .chain(elems)
+        .find_map(|v| model.why_invisible(v).map(str::to_owned))
+}
 
 /// The per-step invariants.
 ///
 /// # Errors
 /// The first invariant broken, with the seed.
 pub fn step_invariants(world: &mut World) -> Result<(), String> {
-    let now = world.now();
+    if let Some(e) = world.errors.first() {
+        return Err(e.clone());
+    }
+    if let Some(sid) = &world.watch {
+        for i in world.live() {
+            let st = world.nodes[i].inspect(|r| r.session_state(sid.as_bytes()).cloned());
+            world.log(|| format!("watch r{i} {sid:?}: {st:?}"));
+        }
+    }
     for i in world.live() {
-        let r = &world.replicas[i];
-        let vv = r.version_vector().clone();
-        if !vv.dominates(&world.last_vv[i]) {
-            return Err(world.fail(format!(
-                "r{i}'s version vector went back from {:?} to {vv:?}",
-                world.last_vv[i]
-            )));
-        }
-        for sid in &world.gone_seen[i] {
-            if r.contains(sid.as_bytes()) {
-                return Err(world.fail(format!(
-                    "r{i} resurrected {sid:?}, which it had seen end: {:?}",
-                    r.session_state(sid.as_bytes())
-                )));
-            }
-        }
-        for (dot, sid) in world.model.ends() {
-            if vv.contains(*dot)
-                && r.session_state(sid.as_bytes())
-                    .is_some_and(|s| !s.is_ended())
-            {
-                return Err(world.fail(format!(
-                    "r{i} holds the end {dot:?} of {sid:?} but the session is not ended: {:?}",
-                    r.session_state(sid.as_bytes())
-                )));
-            }
-        }
-        let gone: Vec<SessionId> = r
-            .sessions()
-            .filter(|(_, s)| s.is_ended() || s.is_expired(now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        world.gone_seen[i].extend(gone);
-        world.last_vv[i] = vv;
+        check_region(world, i)?;
+    }
+    for j in 0..world.nodes.len() {
+        durable_claims(world, j, false)?;
     }
     Ok(())
 }
 
-/// Whether the survivors look settled (the loop condition of the settling phase; the
-/// assertions are [`quiescent`]).
-pub fn settled(world: &World) -> bool {
-    let live = world.live();
-    let first = &world.replicas[live[0]];
-    let dead_id = world.dead().map(|d| world.replicas[d].id());
-    world.net.in_flight() == 0
-        && live.iter().all(|&i| {
-            let r = &world.replicas[i];
-            let st = r.status();
-            r.version_vector() == first.version_vector()
-                && st.digest_root == first.digests().root()
-                && st.tombstones_pending == 0
-                && st.gaps.is_empty()
-                && dead_id.is_none_or(|d| st.removed.contains(&d))
-                && st
-                    .peers
-                    .iter()
-                    .all(|p| p.pending_ops == 0 && p.in_flight == 0)
+/// What region `i`'s memory shows, for the checks.
+struct Inspected {
+    vv: VersionVector,
+    gone: Vec<SessionId>,
+    ended_but_live: Vec<String>,
+    collected: Vec<SessionId>,
+}
+
+fn inspect(world: &World, i: usize) -> Option<Inspected> {
+    let now = world.now();
+    let model = &world.model;
+    world.nodes[i].inspect(|r| {
+        let vv = r.version_vector().clone();
+        let gone = r
+            .sessions()
+            .filter(|(_, s)| s.is_ended() || s.is_expired(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut ended_but_live = Vec::new();
+        let mut collected = Vec::new();
+        for (dot, sid) in model.ends() {
+            if !vv.contains(*dot) {
+                continue;
+            }
+            match r.session_state(sid.as_bytes()) {
+                Some(s) if !s.is_ended() => {
+                    ended_but_live.push(format!("{sid:?} (end {dot:?}): {s:?}"));
+                }
+                Some(_) => {}
+                None => collected.push(sid.clone()),
+            }
+        }
+        Inspected {
+            vv,
+            gone,
+            ended_but_live,
+            collected,
+        }
+    })
+}
+
+fn check_region(world: &mut World, i: usize) -> Result<(), String> {
+    let Some(seen) = inspect(world, i) else {
+        return Ok(());
+    };
+    if !seen.vv.dominates(&world.regions[i].last_vv) {
+        return Err(world.fail(format!(
+            "r{i}'s version vector went back from {:?} to {:?}",
+            world.regions[i].last_vv, seen.vv
+        )));
+    }
+    if let Some(what) = seen.ended_but_live.first() {
+        let what =
+            format!("I4 violated: r{i} holds the end of a session that is not ended: {what}");
+        world.violation(Invariant::I4, what)?;
+    }
+    match world.nodes[i].client_view() {
+        Ok(view) => {
+            for (sid, v) in &view {
+                if world.collected.contains(sid) || seen.collected.contains(sid) {
+                    let what =
+                        format!("I4 violated: r{i} serves {sid:?}, whose end was collected: {v:?}");
+                    world.violation(Invariant::I4, what)?;
+                }
+                if world.regions[i].gone_seen.contains(sid) {
+                    let what =
+                        format!("I4 violated: r{i} serves {sid:?}, which it had seen end: {v:?}");
+                    world.violation(Invariant::I4, what)?;
+                }
+                let values = v.fields.values().chain(v.sets.values().flatten());
+                for value in values {
+                    if let Some(why) = world.model.why_invisible(value) {
+                        let what = format!(
+                            "I5 violated: r{i} serves {value:?} in {sid:?}, a value that must stay invisible ({why})"
+                        );
+                        world.violation(Invariant::I5, what)?;
+                    }
+                }
+            }
+        }
+        Err(e) => match classify(&e) {
+            Refusal::CatchingUp => world.count("reads refused: catching up"),
+            Refusal::LogFailed => world.count("reads refused: tainted"),
+            _ => return Err(world.fail(format!("r{i} refused a read: {e}"))),
+        },
+    }
+    let r = &mut world.regions[i];
+    r.gone_seen.extend(seen.gone);
+    r.last_vv = seen.vv;
+    world.collected.extend(seen.collected);
+    Ok(())
+}
+
+/// Before a claim of region `j` counts as not durable, its disk's dry run
+/// (`recovered_state`) is checked against opening a store on the same disk image: the
+/// tools an operator trusts must recover what opening recovers.
+///
+/// # Errors
+/// When opening recovers more than the dry run said (the dry run is wrong).
+fn dry_run_agrees_with_opening(world: &mut World, j: usize) -> Result<(), String> {
+    let opened = world.nodes[j]
+        .durable_truth_by_opening()
+        .map_err(|e| world.fail(e))?;
+    let Some(opened) = opened else {
+        return Ok(());
+    };
+    let r = &world.regions[j];
+    if let Some(what) = excess_as(world, &opened, &r.ever_durable, "recovered_state says") {
+        let why = world.nodes[j].describe_recovery();
+        return Err(world.fail(format!(
+            "recovered_state of r{j}'s disk says less than opening it recovers: opening holds {what}; {why}"
+        )));
+    }
+    Ok(())
+}
+
+/// The first entry of `claimed` that `held` does not cover, described.
+fn excess(world: &World, claimed: &VersionVector, held: &VersionVector) -> Option<String> {
+    excess_as(world, claimed, held, "its disk holds")
+}
+
+/// [`excess`] with `held` described as `held_is`.
+fn excess_as(
+    world: &World,
+    claimed: &VersionVector,
+    held: &VersionVector,
+    held_is: &str,
+) -> Option<String> {
+    claimed
+        .iter()
+        .find(|(origin, seq)| held.get(*origin) < *seq)
+        .map(|(origin, seq)| {
+            let name = world
+                .index_of(origin)
+                .map_or_else(|| origin.to_string(), |o| format!("r{o}"));
+            format!("{name}:{seq} ({held_is} {name}:{})", held.get(origin))
         })
 }
 
-/// The assertions at quiescence.
+/// I1 for region `j`: what it claimed on the wire since it opened, and (when `force`) what
+/// its peers' status says it acknowledged, is covered by what its disk was ever seen to
+/// hold durably. The disk's truth is read when the claims outgrew it (at the sampled rate,
+/// or always when `force`).
 ///
 /// # Errors
-/// Every broken assertion, with the seed.
-pub fn quiescent(world: &World) -> Result<(), String> {
-    for i in world.live() {
-        world.log(|| format!("r{i} status {:#?}", world.replicas[i].status()));
+/// The claim or belief that its disk does not hold.
+pub fn durable_claims(world: &mut World, j: usize, force: bool) -> Result<(), String> {
+    if world.regions[j].phase == Phase::Dead {
+        return Ok(());
     }
-    let mut errors = Vec::new();
-    let live = world.live();
-    let first = &world.replicas[live[0]];
-    let dead_id = world.dead().map(|d| world.replicas[d].id());
-    let mut ids: BTreeSet<SessionId> = world.model.sessions();
-    for &i in &live {
-        ids.extend(world.replicas[i].sessions().map(|(id, _)| id.clone()));
-    }
-    for &i in &live {
-        let r = &world.replicas[i];
-        let st = r.status();
-        if let Some(d) = dead_id {
-            if !st.removed.contains(&d) {
-                errors.push(format!("r{i} never removed the dead replica"));
+    let Some(id) = world.nodes[j].id() else {
+        return Ok(());
+    };
+    // What peers believe comes from what `j` sent (its claims, of this run of its store or
+    // of an earlier one, checked when that one stopped): reading the peers' status costs a
+    // status call per peer, so it is done only when forced.
+    let mut believed = VersionVector::new();
+    let mut believer = None;
+    for i in world.live().into_iter().filter(|_| force) {
+        for (peer, _, acked) in world.nodes[i].beliefs() {
+            if peer == id && !believed.dominates(&acked) {
+                believed.merge(&acked);
+                believer = Some(i);
             }
         }
-        if r.version_vector() != first.version_vector() {
-            errors.push(format!(
-                "r{i} vv {:?} != r{} vv {:?}",
-                r.version_vector(),
-                live[0],
-                first.version_vector()
-            ));
+    }
+    let r = &world.regions[j];
+    if r.ever_durable.dominates(&r.claims) && r.ever_durable.dominates(&believed) {
+        return Ok(());
+    }
+    let calls = world.nodes[j].disk_calls();
+    if r.truth_at_calls != Some(calls) {
+        if !force && !world.rng.chance(world.params.truth_pm) {
+            return Ok(());
         }
-        if r.digests().root() != first.digests().root() {
-            errors.push(format!("r{i} digest root differs from r{}'s", live[0]));
+        world.count("disk truth read");
+        let said = world.nodes[j].durable_vector();
+        match world.nodes[j].durable_truth().map_err(|e| world.fail(e))? {
+            Some(vv) => world.regions[j].ever_durable.merge(&vv),
+            None => {
+                world.count("disk truth unreadable");
+                return Ok(());
+            }
         }
-        let sum = r.sessions().fold(0u128, |acc, (id, s)| {
-            acc.wrapping_add(session_digest(id, s).0)
+        world.regions[j].truth_at_calls = Some(calls);
+        // What the store's status counts as durable, at the same instant.
+        let over = said.and_then(|v| {
+            excess(world, &v, &world.regions[j].ever_durable)?;
+            Some(v)
         });
-        if sum != r.digests().root().0 {
-            errors.push(format!(
-                "r{i}'s digest root is not the sum of its session digests"
-            ));
+        if over.is_some() {
+            dry_run_agrees_with_opening(world, j)?;
         }
-        for sid in &ids {
-            let a = r
-                .session_state(sid.as_bytes())
-                .map(SessionState::canonical_bytes);
-            let b = first
-                .session_state(sid.as_bytes())
-                .map(SessionState::canonical_bytes);
-            if a.unwrap_or_default() != b.unwrap_or_default() {
-                errors.push(format!("{sid:?} differs between r{i} and r{}", live[0]));
-            }
-        }
-        if !st.gaps.is_empty() {
-            errors.push(format!("r{i} still has gaps {:?}", st.gaps));
-        }
-        if !st.unknown_origins.is_empty() {
-            errors.push(format!("r{i} has unknown origins {:?}", st.unknown_origins));
-        }
-        if st.tombstones_pending != 0 {
-            errors.push(format!(
-                "r{i} has {} tombstones pending",
-                st.tombstones_pending
-            ));
-        }
-        for p in &st.peers {
-            if p.pending_ops != 0 {
-                errors.push(format!(
-                    "r{i} has {} ops pending for {}",
-                    p.pending_ops, p.name
-                ));
-            }
-        }
-        for (sid, s) in r.sessions() {
-            if s.is_ended() {
-                errors.push(format!(
-                    "r{i} still keeps the ended session {sid:?} (end dot {})",
-                    s.ended.map_or("?".into(), |e| world.dot_status(i, e.dot))
-                ));
-            } else if s.is_expired(world.now()) {
-                errors.push(format!("r{i} keeps {sid:?} expired but not ended"));
-            }
-            for (k, reg) in &s.fields {
-                if reg.is_tombstone() {
-                    errors.push(format!(
-                        "r{i} {sid:?} keeps the field tombstone {k:?} (dot {})",
-                        world.dot_status(i, reg.stamp.dot)
-                    ));
-                }
-            }
-            for (k, set) in &s.sets {
-                if !set.removed.is_empty() {
-                    let by: Vec<String> = set
-                        .removed
-                        .values()
-                        .map(|d| world.dot_status(i, *d))
-                        .collect();
-                    errors.push(format!(
-                        "r{i} {sid:?} set {k:?} keeps removal tombstones by {by:?}"
-                    ));
-                }
-            }
-        }
-        errors.extend(oracle(world, i));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        errors.truncate(12);
-        Err(world.fail(format!("not converged:\n  {}", errors.join("\n  "))))
-    }
-}
-
-/// Compares replica `i` with what the acknowledged ops say every session must be.
-fn oracle(world: &World, i: usize) -> Vec<String> {
-    let r = &world.replicas[i];
-    let mut errors = Vec::new();
-    let expected = world.model.expected(r.version_vector());
-    for (sid, exp) in &expected {
-        let actual = r.session_state(sid.as_bytes());
-        match (exp, actual) {
-            (None, None) => {}
-            (None, Some(_)) => errors.push(format!("r{i}: {sid:?} ended (acked end) but is held")),
-            // A session left without content reads, and hashes, as absent.
-            (Some(exp), None) if *exp == Expected::default() => {}
-            (Some(_), None) => errors.push(format!("r{i}: {sid:?} has acked writes but is gone")),
-            (Some(exp), Some(actual)) => {
-                let got = observed(actual);
-                if &got != exp {
-                    errors.push(format!(
-                        "r{i}: {sid:?}\n    expected {exp:?}\n    got      {got:?}"
-                    ));
-                }
-            }
+        if let Some(what) = over.and_then(|v| excess(world, &v, &world.regions[j].ever_durable)) {
+            let why = world.nodes[j].describe_recovery();
+            let what = format!("I1 violated: r{j}'s status counts {what} durable; {why}");
+            world.violation(Invariant::I1, what)?;
         }
     }
-    for (sid, _) in r.sessions() {
-        if !expected.contains_key(sid) {
-            errors.push(format!(
-                "r{i} holds {sid:?}, which no acknowledged op touched"
-            ));
-        }
+    let r = &world.regions[j];
+    if excess(world, &r.claims, &r.ever_durable).is_some() {
+        dry_run_agrees_with_opening(world, j)?;
     }
-    errors
-}
-
-/// A session's state in the oracle's terms (tombstones left out: they must be collected).
-fn observed(s: &SessionState) -> Expected {
-    Expected {
-        fields: s
-            .fields
-            .iter()
-            .filter_map(|(k, r)| r.value.as_ref().map(|v| (k.clone(), (r.stamp, v.clone()))))
-            .collect(),
-        counters: s
-            .counters
-            .iter()
-            .map(|(k, c)| (k.clone(), (c.p.clone(), c.n.clone())))
-            .collect(),
-        sets: s
-            .sets
-            .iter()
-            .filter(|(_, set)| !set.entries.is_empty())
-            .map(|(k, set)| (k.clone(), set.entries.clone()))
-            .collect(),
-        expires_at: s.expires_at,
+    let r = &world.regions[j];
+    if let Some(what) = excess(world, &r.claims, &r.ever_durable) {
+        let why = world.nodes[j].describe_recovery();
+        let what = format!("I1 violated: r{j} put {what} on the wire; {why}");
+        world.violation(Invariant::I1, what)?;
+        // Skipped: count each excess once.
+        let claims = world.regions[j].claims.clone();
+        world.regions[j].ever_durable.merge(&claims);
     }
+    let r = &world.regions[j];
+    if let Some(what) = excess(world, &believed, &r.ever_durable) {
+        let by = believer.map_or_else(String::new, |b| format!("r{b}"));
+        let what = format!("I1 violated: {by} believes r{j} acknowledged {what}");
+        world.violation(Invariant::I1, what)?;
+    }
+    Ok(())
 }

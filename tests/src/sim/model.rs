@@ -1,5 +1,7 @@
 //! The model: every op any replica made (local writes and the ends the engine made for
-//! expired sessions), and the oracle that recomputes, from the ops a vector covers, what
+//! expired sessions) with what the run knows about each (seen beyond its origin,
+//! acknowledged to the client, legitimately lost), the values of refused writes that no one
+//! may ever see (I5), and the oracle that recomputes, from the ops a vector covers, what
 //! each session must hold. The oracle is written from the documented semantics, not from
 //! the engine's code: last writer wins by `(ts, dot)`, counters sum each origin's latest
 //! totals, a set element stays while one of its adds was not removed by an observed
@@ -27,80 +29,196 @@ pub struct Expected {
     pub expires_at: Option<u64>,
 }
 
-/// Every op made during a run.
+/// What the run knows about one op.
+#[derive(Debug, Clone)]
+pub struct OpRecord {
+    /// The op.
+    pub op: Op,
+    /// Someone other than its origin's memory may have it: a client was told it is durable,
+    /// or a frame carried it (or the state it changed). Its loss at the origin then matters.
+    pub seen: bool,
+    /// A frame carried it (or the state of its session after it): a peer may hold it.
+    pub shipped: bool,
+    /// The client was told it is durable.
+    pub acked: bool,
+    /// Its origin lost it through something that may lose acknowledged data (damage at
+    /// rest, a power cut under `Never`, a restore): it may be missing at the end.
+    pub lost_ok: bool,
+}
+
+/// Every op made during a run, and the values no one may ever see.
 #[derive(Debug, Default)]
 pub struct Model {
-    ops: BTreeMap<Dot, Op>,
-    ended: BTreeSet<SessionId>,
-    ends: Vec<(Dot, SessionId)>,
-    counters: BTreeMap<(ReplicaId, SessionId, Bytes), (u64, u64)>,
+    ops: BTreeMap<Dot, OpRecord>,
+    by_session: BTreeMap<SessionId, BTreeSet<Dot>>,
+    ends: BTreeMap<Dot, SessionId>,
+    invisible: BTreeMap<Bytes, String>,
 }
 
 impl Model {
     /// Records an op made by a replica; an op recorded twice must be identical.
     ///
     /// # Errors
-    /// A description when the dot was already used for a different op.
+    /// A description when the dot was already used for a different op (I2).
     pub fn record(&mut self, op: &Op) -> Result<(), String> {
         match self.ops.get(&op.dot) {
-            Some(old) if old != op => Err(format!("dot {:?} reused: {old:?} then {op:?}", op.dot)),
+            Some(old) if old.op != *op => Err(format!(
+                "dot {:?} names two ops: {:?} then {op:?}",
+                op.dot, old.op
+            )),
             Some(_) => Ok(()),
             None => {
                 if matches!(op.kind, OpKind::End) {
-                    self.ended.insert(op.session.clone());
-                    self.ends.push((op.dot, op.session.clone()));
+                    self.ends.insert(op.dot, op.session.clone());
                 }
-                self.ops.insert(op.dot, op.clone());
+                self.by_session
+                    .entry(op.session.clone())
+                    .or_default()
+                    .insert(op.dot);
+                let record = OpRecord {
+                    op: op.clone(),
+                    seen: false,
+                    shipped: false,
+                    acked: false,
+                    lost_ok: false,
+                };
+                self.ops.insert(op.dot, record);
                 Ok(())
             }
         }
     }
 
-    /// The running totals a counter op of `origin` must carry after adding `delta`.
-    pub fn counter_totals(
-        &mut self,
-        origin: ReplicaId,
-        session: &SessionId,
-        key: &Bytes,
-        delta: i64,
-    ) -> (u64, u64) {
-        let e = self
-            .counters
-            .entry((origin, session.clone(), key.clone()))
-            .or_default();
-        if delta >= 0 {
-            e.0 += delta.unsigned_abs();
-        } else {
-            e.1 += delta.unsigned_abs();
+    /// Forgets an op a crash took before anyone saw it (its dot may be used again).
+    pub fn forget(&mut self, dot: Dot) {
+        if let Some(r) = self.ops.remove(&dot) {
+            self.ends.remove(&dot);
+            if let Some(dots) = self.by_session.get_mut(&r.op.session) {
+                dots.remove(&dot);
+            }
         }
-        *e
+    }
+
+    /// The record of `dot`, if any.
+    pub fn get(&self, dot: Dot) -> Option<&OpRecord> {
+        self.ops.get(&dot)
+    }
+
+    /// The record of `dot`, to update.
+    pub fn get_mut(&mut self, dot: Dot) -> Option<&mut OpRecord> {
+        self.ops.get_mut(&dot)
+    }
+
+    /// Marks `dot` as seen beyond its origin.
+    pub fn mark_seen(&mut self, dot: Dot) {
+        if let Some(r) = self.ops.get_mut(&dot) {
+            r.seen = true;
+        }
+    }
+
+    /// Marks `dot` as carried by a frame.
+    pub fn mark_shipped(&mut self, dot: Dot) {
+        if let Some(r) = self.ops.get_mut(&dot) {
+            r.seen = true;
+            r.shipped = true;
+        }
+    }
+
+    /// Marks every op on `session` that `vv` covers as seen (a frame carried its state).
+    pub fn mark_session_seen(&mut self, session: &SessionId, vv: &VersionVector) {
+        let Some(dots) = self.by_session.get(session) else {
+            return;
+        };
+        for dot in dots {
+            if vv.contains(*dot) {
+                if let Some(r) = self.ops.get_mut(dot) {
+                    r.seen = true;
+                    r.shipped = true;
+                }
+            }
+        }
     }
 
     /// Every op recorded.
     pub fn ops(&self) -> impl Iterator<Item = &Op> {
+        self.ops.values().map(|r| &r.op)
+    }
+
+    /// Every op recorded, with what the run knows about it.
+    pub fn records(&self) -> impl Iterator<Item = &OpRecord> {
         self.ops.values()
     }
 
-    /// The ends recorded, as `(dot, session)`, in the order they were made.
-    pub fn ends(&self) -> &[(Dot, SessionId)] {
-        &self.ends
+    /// The ops of `origin` with a sequence number above `seq`.
+    pub fn ops_of_after(&self, origin: ReplicaId, seq: u64) -> Vec<Dot> {
+        let from = Dot {
+            replica: origin,
+            seq: seq.saturating_add(1),
+        };
+        self.ops
+            .range(from..)
+            .take_while(|(d, _)| d.replica == origin)
+            .map(|(d, _)| *d)
+            .collect()
+    }
+
+    /// The ends recorded, by dot.
+    pub fn ends(&self) -> impl Iterator<Item = (&Dot, &SessionId)> {
+        self.ends.iter()
     }
 
     /// Whether any replica ended `session`.
     pub fn has_end(&self, session: &SessionId) -> bool {
-        self.ended.contains(session)
+        self.ends.values().any(|s| s == session)
     }
 
     /// Sessions any op touched.
     pub fn sessions(&self) -> BTreeSet<SessionId> {
-        self.ops.values().map(|op| op.session.clone()).collect()
+        self.by_session
+            .iter()
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    /// Declares that `value` must never be seen (I5), and why.
+    pub fn make_invisible(&mut self, value: Bytes, why: String) {
+        self.invisible.insert(value, why);
+    }
+
+    /// `value` may be seen again (its write turned out to have reached the log).
+    pub fn make_visible(&mut self, value: &Bytes) {
+        self.invisible.remove(value);
+    }
+
+    /// Why `value` must not be seen, if it must not.
+    pub fn why_invisible(&self, value: &[u8]) -> Option<&str> {
+        self.invisible.get(value).map(String::as_str)
+    }
+
+    /// Whether any value must stay invisible.
+    pub fn has_invisible(&self) -> bool {
+        !self.invisible.is_empty()
     }
 
     /// What every session touched by an op `vv` covers must be at quiescence: `None` for a
     /// session that ended, `Some` for one that must be live.
     pub fn expected(&self, vv: &VersionVector) -> BTreeMap<SessionId, Option<Expected>> {
+        self.expected_with(vv, &BTreeSet::new())
+    }
+
+    /// [`Model::expected`] for a replica that also holds the effects of the ops `extra`
+    /// names, which its vector does not cover (state a repair brought from a region that
+    /// was then lost).
+    pub fn expected_with(
+        &self,
+        vv: &VersionVector,
+        extra: &BTreeSet<Dot>,
+    ) -> BTreeMap<SessionId, Option<Expected>> {
         let mut out: BTreeMap<SessionId, Option<Expected>> = BTreeMap::new();
-        let acked: Vec<&Op> = self.ops.values().filter(|op| vv.contains(op.dot)).collect();
+        let acked: Vec<&Op> = self
+            .ops()
+            .filter(|op| vv.contains(op.dot) || extra.contains(&op.dot))
+            .collect();
         let ended: BTreeSet<&SessionId> = acked
             .iter()
             .filter(|op| matches!(op.kind, OpKind::End))

@@ -1,0 +1,352 @@
+//! What must hold once the settling phase healed everything: every survivor is up and
+//! serves reads; the dead region is removed everywhere; equal vectors and equal digest roots
+//! (each root the sum of the session digests); byte-identical canonical state per session;
+//! no gaps, unknown origins or ops pending for any peer; every tombstone collected and no
+//! ended session kept; every survivor's claims on disk (I1); no acknowledged write lost
+//! unless its region lost it to damage, a restore or a power cut under `Never`; no value
+//! of a refused write anywhere (I5); and every session exactly what the oracle of
+//! `model.rs` recomputes from the ops the vectors cover.
+
+use std::collections::BTreeSet;
+
+use session_ha::crdt::SessionState;
+use session_ha::digest::session_digest;
+use session_ha::{Dot, ReplicaStatus, SessionId, VersionVector};
+
+use super::check;
+use super::model::Expected;
+use super::params::Invariant;
+use super::world::World;
+
+/// What the settling loop and the assertions read from one survivor.
+struct Survivor {
+    index: usize,
+    status: ReplicaStatus,
+    vv: VersionVector,
+    root: u128,
+    sum: u128,
+    sessions: Vec<(SessionId, SessionState)>,
+}
+
+fn survivor(world: &World, index: usize, with_sessions: bool) -> Option<Survivor> {
+    world.nodes[index].inspect(|r| {
+        let sessions: Vec<(SessionId, SessionState)> = r
+            .sessions()
+            .filter(|_| with_sessions)
+            .map(|(id, s)| (id.clone(), s.clone()))
+            .collect();
+        let sum = sessions.iter().fold(0u128, |acc, (id, s)| {
+            acc.wrapping_add(session_digest(id, s).0)
+        });
+        Survivor {
+            index,
+            status: r.status(),
+            vv: r.version_vector().clone(),
+            root: r.digests().root().0,
+            sum,
+            sessions,
+        }
+    })
+}
+
+fn survivors(world: &World, with_sessions: bool) -> Vec<Survivor> {
+    world
+        .live()
+        .into_iter()
+        .filter_map(|i| survivor(world, i, with_sessions))
+        .collect()
+}
+
+/// Whether the survivors look settled (the loop condition of the settling phase; the
+/// assertions are [`quiescent`]).
+pub fn settled(world: &World) -> bool {
+    let all = survivors(world, false);
+    let Some(first) = all.first() else {
+        return true;
+    };
+    let dead_id = world.dead().and_then(|d| world.nodes[d].id());
+    world.net.in_flight() == 0
+        && world.regions.iter().all(|r| r.held.is_empty())
+        && all.iter().all(|s| {
+            let st = &s.status;
+            s.vv == first.vv
+                && s.root == first.root
+                && st.tombstones_pending == 0
+                && st.gaps.is_empty()
+                && dead_id.is_none_or(|d| st.removed.contains(&d))
+                && st
+                    .peers
+                    .iter()
+                    .all(|p| p.pending_ops == 0 && p.in_flight == 0)
+        })
+}
+
+/// The assertions at quiescence.
+///
+/// # Errors
+/// Every broken assertion, with the seed.
+pub fn quiescent(world: &mut World) -> Result<(), String> {
+    let mut errors = world.errors.clone();
+    for i in 0..world.nodes.len() {
+        if world.dead() != Some(i) && !world.regions[i].is_up() {
+            errors.push(format!("r{i} is not up after settling"));
+        }
+    }
+    for i in world.live() {
+        if let Err(e) = world.nodes[i].client_view() {
+            errors.push(format!("r{i} still refuses reads after settling: {e}"));
+        }
+        if let Err(e) = check::durable_claims(world, i, true) {
+            errors.push(e);
+        }
+    }
+    let all = survivors(world, true);
+    let Some(first) = all.first() else {
+        return Err(world.fail("no survivor"));
+    };
+    let dead_id = world.dead().and_then(|d| world.nodes[d].id());
+    let mut ids: BTreeSet<SessionId> = world.model.sessions();
+    for s in &all {
+        ids.extend(s.sessions.iter().map(|(id, _)| id.clone()));
+    }
+    for s in &all {
+        world.log(|| format!("r{} status {:#?}", s.index, s.status));
+        errors.extend(compare(world, s, first, dead_id, &ids));
+        errors.extend(collected_and_clean(world, s));
+        errors.extend(oracle(world, s));
+    }
+    errors.extend(lost_acknowledged(world, &first.vv));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        errors.truncate(12);
+        Err(world.fail(format!("not converged:\n  {}", errors.join("\n  "))))
+    }
+}
+
+fn compare(
+    world: &World,
+    s: &Survivor,
+    first: &Survivor,
+    dead_id: Option<session_ha::ReplicaId>,
+    ids: &BTreeSet<SessionId>,
+) -> Vec<String> {
+    let (i, f) = (s.index, first.index);
+    let mut errors = Vec::new();
+    let st = &s.status;
+    if let Some(d) = dead_id {
+        if !st.removed.contains(&d) {
+            errors.push(format!("r{i} never removed the dead region"));
+        }
+    }
+    if s.vv != first.vv {
+        errors.push(format!("r{i} vv {:?} != r{f} vv {:?}", s.vv, first.vv));
+    }
+    if s.root != first.root {
+        errors.push(format!("r{i} digest root differs from r{f}'s"));
+    }
+    if s.sum != s.root {
+        errors.push(format!(
+            "r{i}'s digest root is not the sum of its session digests"
+        ));
+    }
+    let state = |x: &Survivor, sid: &SessionId| {
+        x.sessions
+            .iter()
+            .find(|(id, _)| id == sid)
+            .map(|(_, st)| st.canonical_bytes())
+            .unwrap_or_default()
+    };
+    for sid in ids {
+        if state(s, sid) != state(first, sid) {
+            errors.push(format!("{sid:?} differs between r{i} and r{f}"));
+        }
+    }
+    if !st.gaps.is_empty() {
+        errors.push(format!("r{i} still has gaps {:?}", st.gaps));
+    }
+    if !st.unknown_origins.is_empty() {
+        errors.push(format!("r{i} has unknown origins {:?}", st.unknown_origins));
+    }
+    if st.tombstones_pending != 0 {
+        errors.push(format!(
+            "r{i} has {} tombstones pending",
+            st.tombstones_pending
+        ));
+    }
+    for p in &st.peers {
+        if p.pending_ops != 0 {
+            errors.push(format!(
+                "r{i} has {} ops pending for {} ({})",
+                p.pending_ops, p.name, p.id
+            ));
+        }
+    }
+    let _ = world;
+    errors
+}
+
+fn collected_and_clean(world: &World, s: &Survivor) -> Vec<String> {
+    let i = s.index;
+    let mut errors = Vec::new();
+    for (sid, st) in &s.sessions {
+        if st.is_ended() {
+            errors.push(format!(
+                "r{i} still keeps the ended session {sid:?} (end dot {})",
+                st.ended.map_or("?".into(), |e| world.dot_status(i, e.dot))
+            ));
+        } else if st.is_expired(world.now()) {
+            errors.push(format!("r{i} keeps {sid:?} expired but not ended"));
+        }
+        for (k, reg) in &st.fields {
+            if reg.is_tombstone() {
+                errors.push(format!(
+                    "r{i} {sid:?} keeps the field tombstone {k:?} (dot {})",
+                    world.dot_status(i, reg.stamp.dot)
+                ));
+            }
+        }
+        for (k, set) in &st.sets {
+            if !set.removed.is_empty() {
+                let by: Vec<String> = set
+                    .removed
+                    .values()
+                    .map(|d| world.dot_status(i, *d))
+                    .collect();
+                errors.push(format!(
+                    "r{i} {sid:?} set {k:?} keeps removal tombstones by {by:?}"
+                ));
+            }
+        }
+        let leak = world
+            .params
+            .checks(Invariant::I5)
+            .then(|| check::leaked_by_state(&world.model, st))
+            .flatten();
+        if let Some(why) = leak {
+            errors.push(format!(
+                "I5 violated: r{i} holds in {sid:?} a value that must stay invisible ({why})"
+            ));
+        }
+    }
+    errors
+}
+
+/// Acknowledged writes of surviving regions that the final vector does not cover, unless
+/// their region lost them to something that may lose acknowledged data.
+fn lost_acknowledged(world: &World, vv: &VersionVector) -> Vec<String> {
+    let dead = world.dead();
+    world
+        .model
+        .records()
+        .filter(|r| r.acked && !r.lost_ok)
+        .filter(|r| dead.is_none_or(|d| !world.nodes[d].had_id(r.op.dot.replica)))
+        .filter(|r| !vv.contains(r.op.dot))
+        .take(3)
+        .map(|r| {
+            format!(
+                "acknowledged write {}:{} ({:?} on {:?}) is lost",
+                world.origin(r.op.dot),
+                r.op.dot.seq,
+                r.op.kind,
+                r.op.session
+            )
+        })
+        .collect()
+}
+
+/// Compares survivor `s` with what the ops its vector covers say every session must be.
+fn oracle(world: &World, s: &Survivor) -> Vec<String> {
+    let i = s.index;
+    let mut errors = Vec::new();
+    // Effects held without their dot covered can only be of regions (or incarnations) gone
+    // for good, brought by a repair's state: the op itself will never come.
+    let uncovered = uncovered_dots(s);
+    for dot in &uncovered {
+        let live = world
+            .live()
+            .into_iter()
+            .any(|k| world.nodes[k].id() == Some(dot.replica));
+        if live {
+            errors.push(format!(
+                "r{i} holds an effect of {} that its vector does not cover",
+                world.dot_status(i, *dot)
+            ));
+        }
+    }
+    let expected = world.model.expected_with(&s.vv, &uncovered);
+    let find = |sid: &SessionId| {
+        s.sessions
+            .iter()
+            .find(|(id, _)| id == sid)
+            .map(|(_, st)| st)
+    };
+    for (sid, exp) in &expected {
+        match (exp, find(sid)) {
+            (None, None) => {}
+            (None, Some(_)) => errors.push(format!("r{i}: {sid:?} ended (acked end) but is held")),
+            // A session left without content reads, and hashes, as absent.
+            (Some(exp), None) if *exp == Expected::default() => {}
+            (Some(_), None) => errors.push(format!("r{i}: {sid:?} has acked writes but is gone")),
+            (Some(exp), Some(actual)) => {
+                let got = observed(actual);
+                if &got != exp {
+                    errors.push(format!(
+                        "r{i}: {sid:?}\n    expected {exp:?}\n    got      {got:?}"
+                    ));
+                }
+            }
+        }
+    }
+    for (sid, _) in &s.sessions {
+        if !expected.contains_key(sid) {
+            errors.push(format!(
+                "r{i} holds {sid:?}, which no recorded op its vector covers touched"
+            ));
+        }
+    }
+    errors
+}
+
+/// The dots behind the parts of a survivor's sessions that its vector does not cover.
+fn uncovered_dots(s: &Survivor) -> BTreeSet<Dot> {
+    let mut dots = BTreeSet::new();
+    for (_, st) in &s.sessions {
+        dots.extend(st.fields.values().map(|r| r.stamp.dot));
+        dots.extend(
+            st.sets
+                .values()
+                .flat_map(|set| set.entries.values().flatten().copied()),
+        );
+        for c in st.counters.values() {
+            dots.extend(c.seqs.iter().map(|(&replica, &seq)| Dot { replica, seq }));
+        }
+        dots.extend(st.touched_by);
+        dots.extend(st.ended.map(|e| e.dot));
+    }
+    dots.retain(|d| !s.vv.contains(*d));
+    dots
+}
+
+/// A session's state in the oracle's terms (tombstones left out: they must be collected).
+fn observed(s: &SessionState) -> Expected {
+    Expected {
+        fields: s
+            .fields
+            .iter()
+            .filter_map(|(k, r)| r.value.as_ref().map(|v| (k.clone(), (r.stamp, v.clone()))))
+            .collect(),
+        counters: s
+            .counters
+            .iter()
+            .map(|(k, c)| (k.clone(), (c.p.clone(), c.n.clone())))
+            .collect(),
+        sets: s
+            .sets
+            .iter()
+            .filter(|(_, set)| !set.entries.is_empty())
+            .map(|(k, set)| (k.clone(), set.entries.clone()))
+            .collect(),
+        expires_at: s.expires_at,
+    }
+}
