@@ -2,7 +2,9 @@
 # A newer Erlang/OTP from Debian's own packages, in a debootstrap chroot built once and cached
 # under _otp/ (git-ignored), to run the Erlang checks on the OTP versions erlmcp runs on.
 #
-#   bash scripts/otp_chroot.sh build SUITE   build _otp/SUITE once (quiet when already there)
+#   bash scripts/otp_chroot.sh build SUITE   build _otp/SUITE once (quiet when already there;
+#                                            into one built before packages were added to
+#                                            this script, it installs them)
 #   bash scripts/otp_chroot.sh test SUITE    build if needed, then run scripts/erlang_checks.sh
 #                                            inside it on a copy of erlang/ (exit status and
 #                                            closing "N passed, M failed" line are its own)
@@ -29,6 +31,11 @@ dir=$cache/$suite
 stamp=$dir/.session-ha-chroot
 pkgs="erlang-nox erlang-eunit erlang-common-test erlang-dialyzer erlang-tools erlang-mnesia rebar3"
 want="session-ha chroot v1: $suite: $pkgs"
+# Packages added since chroots were first built (TLS distribution: ssl and what it needs).
+# A fresh build installs them with the rest; a chroot built before is kept and they are
+# installed into it when missing (checked on every run, quiet when present). They are not
+# in the stamp, so that no existing chroot is rebuilt for them.
+extra_pkgs="erlang-ssl erlang-public-key erlang-crypto erlang-asn1"
 
 # debootstrap, mount and chroot need root.
 if [ "$(id -u)" -ne 0 ]; then
@@ -79,11 +86,7 @@ build() {
   # sid's Release file carries a Valid-Until date that a mirror serving a fixed snapshot
   # passes; the packages are still checked against the archive keys.
   echo 'Acquire::Check-Valid-Until "false";' > "$tmp/etc/apt/apt.conf.d/99session-ha"
-  if ! unshare --mount --propagation private sh -c '
-         mount --bind /proc "$1/proc" &&
-         chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-           sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $2 && apt-get clean"
-       ' sh "$tmp" "$pkgs" >>"$log" 2>&1; then
+  if ! chroot_install "$tmp" "$pkgs $extra_pkgs" >>"$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "otp_chroot: installing Erlang in the $suite chroot failed" >&2
     exit 1
@@ -91,6 +94,33 @@ build() {
   echo "$want" > "$tmp/.session-ha-chroot"
   mv "$tmp" "$dir"
   echo "otp_chroot: $suite chroot ready in $(( $(date +%s) - started )) s" >&2
+}
+
+# chroot_install DIR PKGS: apt-get install PKGS inside the chroot at DIR.
+chroot_install() {
+  unshare --mount --propagation private sh -c '
+    mount --bind /proc "$1/proc" &&
+    chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+      sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $2 && apt-get clean"
+  ' sh "$1" "$2"
+}
+
+# Installs into the chroot whichever of $extra_pkgs it lacks.
+install_extra() {
+  local p missing=""
+  for p in $extra_pkgs; do
+    if [ "$(chroot "$dir" dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" != "ii " ]; then
+      missing="$missing $p"
+    fi
+  done
+  [ -n "$missing" ] || return 0
+  local log=$cache/$suite.build.log
+  echo "otp_chroot: installing$missing into the $suite chroot (log: $log)" >&2
+  if ! chroot_install "$dir" "$missing" >>"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "otp_chroot: installing$missing in the $suite chroot failed" >&2
+    exit 1
+  fi
 }
 
 # Copies the application (sources, tests, the host-built NIF) and the check scripts into the
@@ -125,6 +155,7 @@ run_checks() {
 }
 
 build
+install_extra
 if [ "$cmd" = test ]; then
   stage
   run_checks

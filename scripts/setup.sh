@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing session-ha needs, when it is missing: Erlang/OTP 25
-# (erts headers, EUnit, Common Test, Dialyzer), rebar3, a C compiler, valgrind and
+# (erts headers, EUnit, Common Test, Dialyzer, and ssl with public_key, crypto and asn1 for
+# the TLS distribution suite), rebar3, a C compiler, valgrind and
 # debootstrap (for the newer OTP chroots of scripts/otp_chroot.sh) from Debian, and the Rust
 # toolchain's clippy/rustfmt components. Idempotent; silent when
 # everything is already there.
@@ -18,8 +19,12 @@ if command -v erl >/dev/null 2>&1; then
   ls "$libdir" | grep -q '^eunit-' || need+=(erlang-eunit)
   ls "$libdir" | grep -q '^common_test-' || need+=(erlang-common-test)
   ls "$libdir" | grep -q '^dialyzer-' || need+=(erlang-dialyzer)
+  ls "$libdir" | grep -q '^ssl-' || need+=(erlang-ssl)
+  ls "$libdir" | grep -q '^public_key-' || need+=(erlang-public-key)
+  ls "$libdir" | grep -q '^crypto-' || need+=(erlang-crypto)
+  ls "$libdir" | grep -q '^asn1-' || need+=(erlang-asn1)
 else
-  need+=(erlang-eunit erlang-common-test erlang-dialyzer)
+  need+=(erlang-eunit erlang-common-test erlang-dialyzer erlang-ssl erlang-public-key erlang-crypto erlang-asn1)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

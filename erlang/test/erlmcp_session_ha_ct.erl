@@ -17,7 +17,8 @@ start_regions(Config, Names, Extra) ->
     Regions.
 
 %% @doc Starts one region node with its server; its data lives in the test case's own
-%% directory (`case_dir', set by `case_dir/2'), or the suite's priv dir.
+%% directory (`case_dir', set by `case_dir/2'), or the suite's priv dir. `{node_args, Args}'
+%% in `Config' adds emulator arguments to every node (the TLS suite's `-proto_dist').
 -spec start_region(list(), binary(), map()) -> region().
 start_region(Config, Name, Extra) ->
     start_region(Config, Name, peer:random_name(binary_to_list(Name)), Extra).
@@ -28,7 +29,8 @@ start_region(Config, Name, NodeName, Extra) ->
     Base = proplists:get_value(case_dir, Config, proplists:get_value(priv_dir, Config)),
     Dir = iolist_to_binary(filename:join(Base, Name)),
     Paths = lists:usort([filename:dirname(code:which(M)) || M <- [erlmcp_session_ha, ?MODULE]]),
-    Args = node_args() ++ lists:append([["-pa", P] || P <- Paths]),
+    Args = node_args() ++ proplists:get_value(node_args, Config, []) ++
+        lists:append([["-pa", P] || P <- Paths]),
     {ok, Peer, Node} = peer:start_link(#{name => NodeName, connection => standard_io, args => Args}),
     Region = #{peer => Peer, node => Node, region => Name, dir => Dir},
     Opts = maps:merge(#{region => Name, data_dir => Dir, sync_interval_ms => 20}, Extra),
@@ -42,12 +44,21 @@ node_args() ->
     ["-kernel", "dist_auto_connect", "once", "-kernel", "prevent_overlapping_partitions", "false",
      "-setcookie", atom_to_list(erlang:get_cookie())].
 
-%% @doc Adds a fresh data directory for test case `Case' to `Config'.
+%% @doc Adds a fresh data directory for test case `Case' to `Config': named after the case,
+%% with a number added when that name is taken (the suites of one run share a priv dir,
+%% and two suites run the same replication cases).
 -spec case_dir(atom(), list()) -> list().
 case_dir(Case, Config) ->
-    Dir = filename:join(proplists:get_value(priv_dir, Config), atom_to_list(Case)),
+    Dir = fresh_dir(filename:join(proplists:get_value(priv_dir, Config), atom_to_list(Case)), 1),
     ok = filelib:ensure_path(Dir),
     [{case_dir, Dir} | Config].
+
+fresh_dir(Base, N) ->
+    Dir = case N of 1 -> Base; _ -> Base ++ "-" ++ integer_to_list(N) end,
+    case filelib:is_file(Dir) of
+        true -> fresh_dir(Base, N + 1);
+        false -> Dir
+    end.
 
 %% @doc Stops a region's node (like a power cut for its BEAM).
 -spec stop_region(region()) -> ok.
