@@ -37,6 +37,7 @@ pub mod clock;
 #[doc(hidden)]
 pub mod codec;
 pub mod crdt;
+pub mod crypto;
 pub mod digest;
 mod error;
 mod format_v1;
@@ -50,6 +51,7 @@ pub mod wal; // documented by its own //! header
 pub use causal::{CausalContext, Dot, Gap, VersionVector};
 pub use clock::{Hlc, ManualTime, ReplicaId, TimeSource, Timestamp, WallClock};
 pub use crdt::{Op, OpKind, SessionId, SessionState, SessionView};
+pub use crypto::{KeyId, KeyRing};
 pub use digest::{Digest, DigestTree};
 pub use error::{DecodeError, Error, Result};
 pub use limits::Limits;
