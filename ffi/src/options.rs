@@ -6,7 +6,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use session_ha::{FsyncPolicy, RecoveryMode, StoreConfig};
+use session_ha::{FsyncPolicy, KeyRing, RecoveryMode, StoreConfig};
 
 use crate::args::{self, Out};
 use crate::guard::{call, Failure, Outcome};
@@ -44,6 +44,10 @@ pub struct ShaOptions {
     pub tick_interval_ms: u64,
     /// WAL segment size in bytes.
     pub segment_size: u64,
+    /// Encryption at rest: path of the key file, NUL-terminated UTF-8 (one key per line as 64
+    /// hex digits, the first the current key, the others older keys still read); null (the
+    /// default): no encryption.
+    pub encryption_key_file: *const c_char,
 }
 
 fn millis(d: Option<Duration>) -> u64 {
@@ -79,6 +83,7 @@ pub unsafe extern "C" fn sha_options_init(opts: *mut ShaOptions) -> ShaStatus {
             snapshot_interval_ms: millis(d.snapshot_interval),
             tick_interval_ms: millis(d.tick_interval),
             segment_size: d.segment_size,
+            encryption_key_file: std::ptr::null(),
         });
         Ok(())
     })
@@ -88,7 +93,7 @@ impl ShaOptions {
     /// The store configuration these options describe.
     ///
     /// # Safety
-    /// `self.region` must be null or a NUL-terminated string.
+    /// `self.region` and `self.encryption_key_file` must be null or NUL-terminated strings.
     pub(crate) unsafe fn to_config(&self) -> Outcome<StoreConfig> {
         if self.size as usize != std::mem::size_of::<ShaOptions>() {
             return Err(Failure::invalid(format!(
@@ -120,6 +125,12 @@ impl ShaOptions {
         config.snapshot_interval = duration(self.snapshot_interval_ms);
         config.tick_interval = duration(self.tick_interval_ms);
         config.segment_size = self.segment_size;
+        if !self.encryption_key_file.is_null() {
+            // SAFETY: as the caller guarantees.
+            let path =
+                unsafe { args::path(self.encryption_key_file, "options.encryption_key_file") }?;
+            config.encryption = Some(KeyRing::from_file(path)?);
+        }
         Ok(config)
     }
 }

@@ -72,6 +72,15 @@ pub enum ShaStatus {
     ErrCatchingUp = 36,
     /// `busy`: the store's lock could not be had within the calling thread's budget.
     ErrBusy = 37,
+    /// `missing_key`: a file is encrypted under a key that is not configured (no key file,
+    /// or one without that key); nothing was changed. The last error names the key id.
+    ErrMissingKey = 38,
+    /// `tampered`: encrypted bytes pass their checksums but fail authentication: altered on
+    /// purpose; never served, nothing was changed.
+    ErrTampered = 39,
+    /// `bad_key_file`: the key file cannot be read or is not one (the last error names the
+    /// file and the line, never its content).
+    ErrBadKeyFile = 40,
 }
 
 /// Every code with its C name, in value order.
@@ -108,6 +117,9 @@ pub(crate) const CODES: &[(ShaStatus, &CStr)] = &[
     (ShaStatus::ErrInvalidArgument, c"SHA_ERR_INVALID_ARGUMENT"),
     (ShaStatus::ErrCatchingUp, c"SHA_ERR_CATCHING_UP"),
     (ShaStatus::ErrBusy, c"SHA_ERR_BUSY"),
+    (ShaStatus::ErrMissingKey, c"SHA_ERR_MISSING_KEY"),
+    (ShaStatus::ErrTampered, c"SHA_ERR_TAMPERED"),
+    (ShaStatus::ErrBadKeyFile, c"SHA_ERR_BAD_KEY_FILE"),
 ];
 
 impl ShaStatus {
@@ -136,6 +148,9 @@ impl ShaStatus {
             "invalid_argument" => ShaStatus::ErrInvalidArgument,
             "catching_up" => ShaStatus::ErrCatchingUp,
             "busy" => ShaStatus::ErrBusy,
+            "missing_key" => ShaStatus::ErrMissingKey,
+            "tampered" => ShaStatus::ErrTampered,
+            "bad_key_file" => ShaStatus::ErrBadKeyFile,
             _ => ShaStatus::ErrUnknown,
         }
     }
@@ -203,6 +218,20 @@ mod tests {
             },
             Error::Closed,
             Error::InvalidArgument("x".into()),
+            Error::MissingKey {
+                path: PathBuf::from("/x"),
+                key_id: session_ha::KeyId([1; 8]),
+                configured: Vec::new(),
+            },
+            Error::Tampered {
+                path: PathBuf::from("/x"),
+                offset: 0,
+                key_id: session_ha::KeyId([1; 8]),
+            },
+            Error::BadKeyFile {
+                path: PathBuf::from("/x"),
+                reason: "x".into(),
+            },
         ]
     }
 

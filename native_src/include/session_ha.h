@@ -102,7 +102,16 @@ typedef enum sha_status {
      * up with a peer. */
     SHA_ERR_CATCHING_UP = 36,
     /* The store's lock could not be had within the calling thread's budget. */
-    SHA_ERR_BUSY = 37
+    SHA_ERR_BUSY = 37,
+    /* A file is encrypted under a key that is not configured (no encryption_key_file, or one
+     * without that key); nothing was changed. sha_last_error names the file and key id. */
+    SHA_ERR_MISSING_KEY = 38,
+    /* Encrypted bytes pass their checksums but fail authentication: altered on purpose.
+     * Never served; nothing was changed. */
+    SHA_ERR_TAMPERED = 39,
+    /* The key file cannot be read or is not one (sha_last_error names the file and line,
+     * never its content). */
+    SHA_ERR_BAD_KEY_FILE = 40
 } sha_status;
 
 /* An open store. Opaque: only pointers to it exist. */
@@ -145,6 +154,7 @@ typedef struct sha_options {
     uint64_t snapshot_interval_ms; /* automatic incremental snapshots; 0: only sha_snapshot (default 60000) */
     uint64_t tick_interval_ms;     /* automatic maintenance; 0: only sha_tick (default 200) */
     uint64_t segment_size;         /* WAL segment size in bytes (default 64 MiB) */
+    const char *encryption_key_file; /* key file for encryption at rest; NULL: off (default) */
 } sha_options;
 
 /* ---- library ------------------------------------------------------------------------- */
@@ -348,9 +358,13 @@ sha_status sha_snapshot(sha_store *store, sha_buf *report);
 /* Reads back every manifest, snapshot chunk and WAL record and checks its checksum, changing
  * nothing. *intact is true when no acknowledged data is damaged; *report (free with
  * sha_buf_free) has the details as NUL-terminated JSON:
- * {"intact","generation","manifests":[{"file","bytes","entries","error"}],"snapshots":[...],
+ * {"intact","generation","manifests":[{"file","bytes","entries","error","key_id",
+ *  "checksums_only"}],"snapshots":[...],
  *  "orphans","wal":{"segments","records","first_seq","last_seq","broken_files","temp_files"},
- *  "problems":[...],"warnings":[...]}. Damage is reported here, not as an error code. */
+ *  "problems":[...],"warnings":[...]}. Damage is reported here, not as an error code. With
+ * encryption, files are authenticated with the store's keys (key_id: the key a file is
+ * encrypted under; checksums_only: its key is not configured, so only checksums were
+ * checked, and a warning names the key). */
 sha_status sha_verify(sha_store *store, bool *intact, sha_buf *report);
 
 #ifdef __cplusplus
