@@ -89,7 +89,8 @@
     snapshot_interval_ms => pos_integer() | infinity,
     tick_interval_ms => pos_integer() | infinity,
     segment_size => pos_integer(),
-    recovery => strict | rebuild_from_peers
+    recovery => strict | rebuild_from_peers,
+    encryption_key_file => binary()
 }.
 %% Sequence number of a write-ahead log record.
 -type lsn() :: non_neg_integer().
@@ -116,7 +117,10 @@
     | no_space
     | locked
     | closed
-    | {corrupt | io | data_loss | poisoned | bad_frame | invalid_argument, binary()}.
+    | {corrupt | io | data_loss | poisoned | bad_frame | invalid_argument, binary()}
+    %% Encryption at rest: a key the store needs is not in the key file, encrypted bytes
+    %% fail authentication (altered), the key file does not load.
+    | {missing_key | tampered | bad_key_file, binary()}.
 -type report() :: #{atom() => term()}.
 -type error() :: {error, reason()}.
 

@@ -12,6 +12,12 @@
 %%% <li>`sync_interval_ms' (default 50): how often frames are shipped to peers.</li>
 %%% <li>`fsync' (default `{every_ms, 10}'): `always | never | {every_ms, N}'.</li>
 %%% <li>`recovery' (default `strict'): `strict | rebuild_from_peers'.</li>
+%%% <li>`encryption_key_file' (default `undefined': no encryption): path (binary or string)
+%%%     of the key file for encryption at rest: one key per line as 64 hex digits, the first
+%%%     the current key (every new file is encrypted under it), the others older keys still
+%%%     read (rotation); `#' comments and blank lines allowed. A key file that does not load
+%%%     fails the start with `{bad_key_file, Why}'; a store holding files encrypted under a
+%%%     key it lacks, with `{missing_key, Why}' (nothing on disk is changed).</li>
 %%% </ul>
 %%% @end
 -module(erlmcp_session_ha_opts).
@@ -26,12 +32,14 @@
                   snapshot_interval_ms := pos_integer() | infinity,
                   sync_interval_ms := pos_integer(),
                   fsync := always | never | {every_ms, pos_integer()},
-                  recovery := strict | rebuild_from_peers}.
+                  recovery := strict | rebuild_from_peers,
+                  encryption_key_file := undefined | binary()}.
 
 %% @doc The option keys, in documentation order.
 -spec keys() -> [atom()].
 keys() ->
-    [region, data_dir, peers, snapshot_interval_ms, sync_interval_ms, fsync, recovery].
+    [region, data_dir, peers, snapshot_interval_ms, sync_interval_ms, fsync, recovery,
+     encryption_key_file].
 
 %% @doc Validates a user's option map and fills in defaults.
 -spec normalize(map()) -> {ok, opts()} | {error, {bad_option, atom(), term()} | {missing_option, region}}.
@@ -52,7 +60,8 @@ with_defaults(Region, Opts) ->
                  snapshot_interval_ms => 60000,
                  sync_interval_ms => 50,
                  fsync => {every_ms, 10},
-                 recovery => strict},
+                 recovery => strict,
+                 encryption_key_file => undefined},
     Merged = maps:merge(Defaults, maps:without([region], Opts)),
     Unknown = maps:keys(Merged) -- keys(),
     case Unknown of
@@ -80,6 +89,14 @@ valid(fsync, always) -> {ok, always};
 valid(fsync, never) -> {ok, never};
 valid(fsync, {every_ms, N} = V) when is_integer(N), N > 0 -> {ok, V};
 valid(recovery, V) when V =:= strict; V =:= rebuild_from_peers -> {ok, V};
+valid(encryption_key_file, undefined) -> {ok, undefined};
+valid(encryption_key_file, V) when is_binary(V), byte_size(V) > 0 -> {ok, V};
+valid(encryption_key_file, V) when is_list(V), V =/= [] ->
+    try unicode:characters_to_binary(V) of
+        B when is_binary(B) -> {ok, B};
+        _ -> error
+    catch _:_ -> error
+    end;
 valid(_, _) -> error.
 
 to_region(R) when is_atom(R), R =/= undefined -> atom_to_binary(R, utf8);
@@ -104,5 +121,9 @@ from_app_env() ->
 
 %% @doc The options map the NIF's `open/2' takes.
 -spec nif_opts(opts()) -> map().
-nif_opts(#{region := Region, fsync := Fsync, snapshot_interval_ms := Snap, recovery := Recovery}) ->
-    #{region => Region, fsync => Fsync, snapshot_interval_ms => Snap, recovery => Recovery}.
+nif_opts(#{region := Region, fsync := Fsync, snapshot_interval_ms := Snap, recovery := Recovery} = Opts) ->
+    Base = #{region => Region, fsync => Fsync, snapshot_interval_ms => Snap, recovery => Recovery},
+    case maps:get(encryption_key_file, Opts, undefined) of
+        undefined -> Base;
+        KeyFile -> Base#{encryption_key_file => KeyFile}
+    end.

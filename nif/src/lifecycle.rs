@@ -15,7 +15,10 @@ use crate::reports;
 /// `{ok, Handle, RecoveryReport}`: opens (recovering) or creates the store in `Dir`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn open<'a>(env: Env<'a>, dir: Binary<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
-    let config = options::decode(opts)?;
+    let config = match options::decode(opts)? {
+        Ok(config) => config,
+        Err(e) => return Ok(convert::error(env, &e)),
+    };
     let (store, report) = match Store::open(to_path(&dir), config) {
         Ok(opened) => opened,
         Err(e) => return Ok(convert::error(env, &e)),

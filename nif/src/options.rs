@@ -1,18 +1,20 @@
 //! The options map of `open/2`, decoded into a [`StoreConfig`]. Unknown keys and values of
 //! the wrong type are `badarg`; values the core itself checks (a segment size below the
-//! minimum) come back from `Store::open` as `{error, {invalid_argument, _}}`.
+//! minimum) come back from `Store::open` as `{error, {invalid_argument, _}}`, and a key file
+//! (`encryption_key_file`) that cannot be read or is not one as `{error, {bad_key_file, _}}`.
 
 use std::time::Duration;
 
 use rustler::{Atom, Binary, Error as NifError, MapIterator, NifResult, Term};
-use session_ha::{FsyncPolicy, RecoveryMode, StoreConfig, WriteMode};
+use session_ha::{FsyncPolicy, KeyRing, RecoveryMode, StoreConfig, WriteMode};
 
 use crate::atoms;
 use crate::convert;
 
 /// Decodes `Opts`. Writes are always [`WriteMode::Queued`]: a NIF must not block a
-/// scheduler on an fsync; callers wait with `await_durable`.
-pub(crate) fn decode(opts: Term<'_>) -> NifResult<StoreConfig> {
+/// scheduler on an fsync; callers wait with `await_durable`. The outer error is `badarg`
+/// (a malformed map); the inner one a key file that does not load.
+pub(crate) fn decode(opts: Term<'_>) -> NifResult<session_ha::Result<StoreConfig>> {
     let iter = MapIterator::new(opts).ok_or(NifError::BadArg)?;
     let mut region: Option<String> = None;
     let mut fsync = FsyncPolicy::EveryMillis(10);
@@ -20,6 +22,7 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<StoreConfig> {
     let mut tick: Option<Duration> = Some(Duration::from_millis(200));
     let mut segment_size: Option<u64> = None;
     let mut recovery = RecoveryMode::Strict;
+    let mut key_file: Option<std::path::PathBuf> = None;
     for (key, value) in iter {
         let key: Atom = key.decode()?;
         if key == atoms::region() {
@@ -33,6 +36,12 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<StoreConfig> {
             tick = interval(value)?;
         } else if key == atoms::segment_size() {
             segment_size = Some(positive(value)?);
+        } else if key == atoms::encryption_key_file() {
+            let b: Binary = value.decode()?;
+            if b.is_empty() {
+                return Err(NifError::BadArg);
+            }
+            key_file = Some(convert::to_path(&b));
         } else if key == atoms::recovery() {
             let mode: Atom = value.decode()?;
             recovery = if mode == atoms::strict() {
@@ -56,7 +65,13 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<StoreConfig> {
         config.segment_size = s;
     }
     config.recovery = recovery;
-    Ok(config)
+    if let Some(path) = key_file {
+        match KeyRing::from_file(&path) {
+            Ok(ring) => config.encryption = Some(ring),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(config))
 }
 
 /// `always | never | {every_ms, pos_integer()}`.
