@@ -1,9 +1,12 @@
 //! Snapshots: incremental (delta) and full (base, backup) snapshot files of a replica's
 //! sessions, streamed in checksummed lz4 chunks; and the A/B manifest naming the live chain.
-//! Formats are drawn in `format.rs`, `sealed.rs` (encrypted files) and `manifest.rs`.
+//! Formats are drawn in `format.rs`, `sealed.rs` (encrypted files) and `manifest.rs`;
+//! `reader.rs` streams one file's verified entries, `read.rs` reads a whole file in one call,
+//! `writer.rs` writes one.
 
 mod format;
 mod manifest;
+mod read;
 mod reader;
 mod sealed;
 mod writer;
@@ -12,5 +15,6 @@ pub use format::{Footer, Header, SnapEntry, SnapKind, SnapshotMeta, MAX_CHUNK, V
 pub use manifest::{
     install as install_manifest, read_slots, Chain, Manifest, Slots, SnapRef, SLOTS,
 };
-pub use reader::{read_snapshot, read_snapshot_pipelined, read_snapshot_with_keys, SnapshotReader};
+pub use read::{read_snapshot, read_snapshot_pipelined, read_snapshot_with_keys};
+pub use reader::SnapshotReader;
 pub use writer::{SnapshotWriter, Written};

@@ -39,9 +39,11 @@
 //! for a torn tail).
 //!
 //! Files by role: `segment` (names, header), `record` (record codec), `scan` (walking a
-//! segment's bytes), `recovery` (open), `shared` (queue and watermarks), `writer` (the
-//! background thread), `log` (the [`Wal`] handle), `verify`.
+//! segment's bytes), `recovery` (open), `aside` (what recovery sets aside or removes),
+//! `shared` (queue and watermarks), `writer` (the background thread), `log` (the [`Wal`]
+//! handle), `verify`.
 
+mod aside;
 mod log;
 mod record;
 mod recovery;

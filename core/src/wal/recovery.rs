@@ -35,17 +35,17 @@
 //! The callback sees records as they are verified; if open fails later (corruption further
 //! on), whatever the callback built must be discarded.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
+use super::aside::{remove_leftovers, set_aside, set_aside_after, Cut, TornTail};
 use super::record::unseal_record;
 use super::scan::{Scanner, Step};
 use super::segment::{
-    broken_path, create_segment, is_temp_name, parse_segment_name, segment_name, OpenSegment,
-    SegmentHeader,
+    create_segment, parse_segment_name, segment_name, OpenSegment, SegmentHeader,
 };
 use super::writer::Active;
-use super::{DamageCut, RecoveryReport, SegmentInfo, WalConfig, WalRecovery};
+use super::{RecoveryReport, SegmentInfo, WalConfig, WalRecovery};
 use crate::crypto::{FileCipher, TAG_LEN};
 use crate::error::{DecodeError, Error, Result};
 use crate::fs::Vfs;
@@ -56,12 +56,6 @@ pub(crate) struct Recovered {
     pub segments: Vec<SegmentInfo>,
     pub active: Active,
     pub next_seq: u64,
-}
-
-/// A damaged end of the last segment, to be set aside and cut off.
-struct TornTail {
-    offset: usize,
-    bytes: Vec<u8>,
 }
 
 /// Whether segment `first` may follow a segment ending at `prev_end` (or be the first one)
@@ -97,31 +91,6 @@ fn corrupt(path: &Path, offset: u64, source: DecodeError) -> Error {
         offset,
         source,
     }
-}
-
-/// Removes half-created segments and half-written `.broken` files from an interrupted run.
-fn remove_leftovers(fs: &dyn Vfs, dir: &Path, names: &[String]) -> Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
-    for name in names {
-        if is_temp_name(name) || (name.starts_with("wal-") && name.ends_with(".broken.tmp")) {
-            let p = dir.join(name);
-            fs.remove_file(&p)?;
-            removed.push(p);
-        }
-    }
-    if !removed.is_empty() {
-        fs.sync_dir(dir)?;
-    }
-    Ok(removed)
-}
-
-/// Where damage stopped a [`WalRecovery::KeepPrefix`] recovery.
-struct Cut {
-    /// Index (in `firsts`) of the segment the damage is in.
-    index: usize,
-    /// Offset of the damage in it (0: the whole segment is unusable).
-    offset: usize,
-    error: Error,
 }
 
 /// Recovers the log in `dir` (which exists and is locked). See the module doc.
@@ -359,45 +328,6 @@ pub(crate) fn recover(
     })
 }
 
-/// Under `KeepPrefix`, after damage at `cut`: every later segment is renamed aside (and the
-/// damaged segment too when the damage is in its header); returns what was cut.
-fn set_aside_after(
-    fs: &dyn Vfs,
-    dir: &Path,
-    firsts: &[u64],
-    cut: &Cut,
-    kept_end: Option<u64>,
-) -> Result<DamageCut> {
-    let from = if cut.offset == 0 {
-        cut.index
-    } else {
-        cut.index + 1
-    };
-    let mut set_aside_files = Vec::new();
-    let mut bytes = 0;
-    for &first in &firsts[from..] {
-        let path = dir.join(segment_name(first));
-        bytes += fs.file_len(&path)?;
-        let mut attempt = 0;
-        let mut to = broken_path(&path, 0, attempt);
-        while fs.exists(&to)? {
-            attempt += 1;
-            to = broken_path(&path, 0, attempt);
-        }
-        fs.rename(&path, &to)?;
-        set_aside_files.push(to);
-    }
-    if !set_aside_files.is_empty() {
-        fs.sync_dir(dir)?;
-    }
-    Ok(DamageCut {
-        error: cut.error.to_string(),
-        kept_through: kept_end.unwrap_or(0),
-        segments_set_aside: set_aside_files,
-        bytes_set_aside: bytes,
-    })
-}
-
 /// The largest record body a segment with `header` may hold under `config` (the tag on top
 /// of the configured limit when it is encrypted).
 pub(crate) fn max_body(config: &WalConfig, header: &SegmentHeader) -> u32 {
@@ -426,28 +356,6 @@ pub(crate) fn covered_resume(
         }
         _ => None,
     }
-}
-
-/// Keeps the torn tail of `segment` in a `.broken` file beside it (written to a temp name,
-/// synced, renamed, directory synced) before the segment is cut. A `.broken` file kept by an
-/// earlier recovery is never replaced.
-fn set_aside(fs: &dyn Vfs, dir: &Path, segment: &Path, torn: &TornTail) -> Result<PathBuf> {
-    let mut attempt = 0;
-    let mut broken = broken_path(segment, torn.offset as u64, attempt);
-    while fs.exists(&broken)? {
-        attempt += 1;
-        broken = broken_path(segment, torn.offset as u64, attempt);
-    }
-    let mut tmp = broken.clone().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = fs.create(&tmp)?;
-    f.append(&torn.bytes)?;
-    f.sync_data()?;
-    drop(f);
-    fs.rename(&tmp, &broken)?;
-    fs.sync_dir(dir)?;
-    Ok(broken)
 }
 
 #[cfg(test)]
