@@ -180,3 +180,65 @@ fn a_snapshot_chunk_altered_with_its_checksums_fixed_is_tampering() {
     );
     assert_eq!(without_locks(image(&fs)), without_locks(before));
 }
+
+/// The offsets of the chunks of an encrypted snapshot file: (start, end) of each.
+fn chunk_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut at = 64;
+    let end = bytes.len() - 32;
+    let mut out = Vec::new();
+    while at < end {
+        let comp = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        out.push((at, at + 12 + comp));
+        at += 12 + comp;
+    }
+    out
+}
+
+#[test]
+fn a_snapshot_cut_after_a_whole_chunk_with_its_footer_rewritten_fails_authentication() {
+    let fs = FaultyFs::with_seed(33);
+    let keys = ring(1, &[]);
+    let (store, _) = open_on(&fs, encrypted_config(&keys)).unwrap();
+    // Enough sessions for more than one 1 MiB chunk.
+    let filler = "x".repeat(200);
+    for i in 0..8_000u32 {
+        store
+            .put(format!("s{i:05}").as_str(), "f", filler.clone())
+            .unwrap();
+    }
+    let file = store.compact().unwrap().file.unwrap();
+    store.close().unwrap();
+    drop(store);
+    let path = dir().join("snap").join(file);
+    let bytes = fs.peek(&path).unwrap();
+    let chunks = chunk_spans(&bytes);
+    assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+    // Keep every chunk but the last, and write the footer they would have had.
+    let (_, kept_end) = chunks[chunks.len() - 2];
+    let mut cut = bytes[..kept_end].to_vec();
+    let crcs: Vec<u8> = chunks[..chunks.len() - 1]
+        .iter()
+        .flat_map(|(at, _)| bytes[at + 8..at + 12].to_vec())
+        .collect();
+    let old_footer = &bytes[bytes.len() - 32..];
+    let mut footer = [0u8; 32];
+    footer[..4].copy_from_slice(b"SHAE");
+    footer[4..8].copy_from_slice(&((chunks.len() - 1) as u32).to_le_bytes());
+    footer[8..16].copy_from_slice(&old_footer[8..16]);
+    footer[16..24].copy_from_slice(&((kept_end - 64) as u64).to_le_bytes());
+    footer[24..28].copy_from_slice(&crc32fast::hash(&crcs).to_le_bytes());
+    let f = crc32fast::hash(&footer[..28]);
+    footer[28..].copy_from_slice(&f.to_le_bytes());
+    cut.extend_from_slice(&footer);
+    replace_file(&fs, &path, &cut);
+
+    // Every checksum verifies; authentication does not: the new last chunk was sealed as
+    // not being the last.
+    assert!(verify_dir(&fs, dir()).unwrap().is_intact());
+    let e = open_on(&fs, encrypted_config(&keys)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Tampered { path: p, offset, .. }
+            if *p == path && *offset == chunks[chunks.len() - 2].0 as u64),
+        "{e}"
+    );
+}
