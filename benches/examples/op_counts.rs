@@ -7,7 +7,8 @@
 //! `cargo run --release -p session-ha-benches --example op_counts -- PHASE N` with PHASE one
 //! of `put` (Replica::put), `get` (Replica::get), `encode` / `decode` / `receive` (a frame of
 //! 1,000 ops; `encode_signed` / `decode_signed` / `receive_signed`: the same with a MAC under
-//! a frame key), `store_put` (Store::put, queued), each done N times after a fixed setup. The
+//! a frame key), `store_put` (Store::put, queued), `store_put_encrypted` (the same with
+//! encryption at rest), each done N times after a fixed setup. The
 //! count of one operation is (count at 2N - count at N) / N: the setup cancels out.
 
 #![allow(clippy::unwrap_used)] // a measurement tool: a failure is a wrong measurement, stop
@@ -94,12 +95,14 @@ fn main() {
                 }
             }
         }
-        "store_put" => {
+        "store_put" | "store_put_encrypted" => {
             let dir = std::env::temp_dir().join(format!("op_counts_{}", std::process::id()));
             let config = StoreConfig {
                 write_mode: WriteMode::Queued,
                 snapshot_interval: None,
                 tick_interval: None,
+                encryption: (phase == "store_put_encrypted")
+                    .then(|| session_ha::KeyRing::new([0x42; 32], []).unwrap()),
                 ..StoreConfig::new("east")
             };
             let (store, _) = Store::open(&dir, config).unwrap();

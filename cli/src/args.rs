@@ -1,5 +1,6 @@
 //! Command-line parsing, by hand: a command word, its positional arguments, and the flags
-//! `--json`, `-h`/`--help` and `-V`/`--version` anywhere on the line. `--` ends the flags
+//! `--json`, `--key-file FILE` (or `--key-file=FILE`), `-h`/`--help` and `-V`/`--version`
+//! anywhere on the line. `--` ends the flags
 //! (for paths that start with `-`). Paths stay `OsString`s, so any path the OS accepts works.
 
 use std::ffi::{OsStr, OsString};
@@ -83,6 +84,8 @@ pub struct Invocation {
     pub command: Command,
     /// Whether `--json` was given.
     pub json: bool,
+    /// The key file given with `--key-file`, for encrypted stores and backups.
+    pub key_file: Option<PathBuf>,
 }
 
 /// A command line that does not parse.
@@ -114,11 +117,21 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
     let mut words: Vec<OsString> = Vec::new();
     let mut unknown: Option<String> = None;
     let mut flags_done = false;
-    for arg in args {
+    let mut key_file: Option<PathBuf> = None;
+    let mut key_file_missing = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
         let flag = if flags_done { None } else { arg.to_str() };
         match flag {
             Some("--") => flags_done = true,
             Some("--json") => json = true,
+            Some("--key-file") => match args.next() {
+                Some(path) => key_file = Some(PathBuf::from(path)),
+                None => key_file_missing = true,
+            },
+            Some(f) if f.starts_with("--key-file=") => {
+                key_file = Some(PathBuf::from(&f["--key-file=".len()..]));
+            }
             Some("-h" | "--help") => help = true,
             Some("-V" | "--version") => version = true,
             Some(f) if f.starts_with('-') && f.len() > 1 => {
@@ -158,11 +171,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
         let on = command.map_or(String::new(), |c| format!(" for '{c}'"));
         return Err(err(format!("unknown option '{f}'{on}")));
     }
+    if key_file_missing || key_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        return Err(err("--key-file needs a FILE".into()));
+    }
     let rest: Vec<OsString> = words.collect();
     if version && !help {
         return Ok(Invocation {
             command: Command::Version,
             json,
+            key_file,
         });
     }
     let Some(command) = command else {
@@ -170,6 +187,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
             return Ok(Invocation {
                 command: Command::Help(None),
                 json,
+                key_file,
             });
         }
         return Err(err("no command given".into()));
@@ -178,6 +196,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
         return Ok(Invocation {
             command: Command::Help(Some(command).filter(|c| *c != "help")),
             json,
+            key_file,
         });
     }
     if command == "help" {
@@ -202,6 +221,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
         return Ok(Invocation {
             command: Command::Help(topic),
             json,
+            key_file,
         });
     }
     let params = COMMANDS
@@ -241,7 +261,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
             dir: next(),
         },
     };
-    Ok(Invocation { command, json })
+    Ok(Invocation {
+        command,
+        json,
+        key_file,
+    })
 }
 
 /// Whether a (possibly non-UTF-8) argument starts with `-` and is more than `-` alone.
@@ -292,6 +316,23 @@ mod tests {
             assert!(inv.json);
             assert_eq!(inv.command, Command::Inspect { dir: "d".into() });
         }
+    }
+
+    #[test]
+    fn key_file_goes_anywhere_in_both_spellings() {
+        for line in [
+            &["--key-file", "/k", "verify", "d"][..],
+            &["verify", "d", "--key-file", "/k"],
+            &["verify", "--key-file=/k", "d"],
+        ] {
+            let inv = p(line).unwrap();
+            assert_eq!(inv.key_file, Some("/k".into()));
+            assert_eq!(inv.command, Command::Verify { dir: "d".into() });
+        }
+        assert_eq!(p(&["verify", "d"]).unwrap().key_file, None);
+        let e = p(&["verify", "d", "--key-file"]).unwrap_err();
+        assert_eq!(e.message, "--key-file needs a FILE");
+        assert!(p(&["verify", "d", "--key-file="]).is_err());
     }
 
     #[test]

@@ -38,15 +38,21 @@ fn main() -> ExitCode {
         progress: !inv.json && std::io::stderr().is_terminal(),
     };
     let name = inv.command.name();
+    let keys = match inv.key_file.as_deref().map(session_ha::KeyRing::from_file) {
+        None => None,
+        Some(Ok(ring)) => Some(ring),
+        Some(Err(e)) => return failure(name, &Failure::from(e), ui).into(),
+    };
+    let keys = keys.as_ref();
     let result = match &inv.command {
         Command::Help(topic) => Ok(help(*topic)),
         Command::Version => Ok(version()),
-        Command::Inspect { dir } => cmd::inspect::run(dir, ui),
-        Command::Verify { dir } => cmd::verify::run(dir, ui),
-        Command::Recover { dir } => cmd::recover::run(dir, ui),
-        Command::Export { dir, file } => cmd::export::run(dir, file, ui),
-        Command::Restore { file, dir } => cmd::restore::run(file, dir, ui),
-        Command::Retire { dir, replica } => cmd::retire::run(dir, replica, ui),
+        Command::Inspect { dir } => cmd::inspect::run(dir, keys, ui),
+        Command::Verify { dir } => cmd::verify::run(dir, keys, ui),
+        Command::Recover { dir } => cmd::recover::run(dir, keys, ui),
+        Command::Export { dir, file } => cmd::export::run(dir, file, keys, ui),
+        Command::Restore { file, dir } => cmd::restore::run(file, dir, keys, ui),
+        Command::Retire { dir, replica } => cmd::retire::run(dir, replica, keys, ui),
     };
     match result {
         Ok(report) => {

@@ -93,10 +93,18 @@ impl From<Error> for Failure {
     /// could not run (exit 2).
     fn from(e: Error) -> Failure {
         let exit = match e {
-            Error::Locked { .. } | Error::Corrupt { .. } | Error::DataLoss(_) => Exit::No,
+            Error::Locked { .. }
+            | Error::Corrupt { .. }
+            | Error::DataLoss(_)
+            | Error::Tampered { .. } => Exit::No,
             _ => Exit::Usage,
         };
-        Failure::new(exit, e.kind(), e.to_string())
+        let missing_key = matches!(e, Error::MissingKey { .. });
+        let f = Failure::new(exit, e.kind(), e.to_string());
+        if missing_key {
+            return f.hint("pass --key-file FILE with the key file that holds that key");
+        }
+        f
     }
 }
 

@@ -6,7 +6,7 @@ pub const OVERVIEW: &str = "\
 session-ha: operator tool for session-ha store directories
 
 Usage:
-  session-ha [--json] COMMAND ARGS...
+  session-ha [--json] [--key-file FILE] COMMAND ARGS...
   session-ha help [COMMAND]
 
 Commands:
@@ -19,6 +19,10 @@ Commands:
 
 Options:
   --json             print one JSON object on stdout (keys: cli/README.md)
+  --key-file FILE    keys of an encrypted store or backup: one key per line as
+                     64 hex digits, the first the current key (backups and
+                     restored stores are written under it), the others older
+                     keys still read; never printed
   -h, --help         show help (of a command: session-ha help COMMAND)
   -V, --version      show the version
 
@@ -29,9 +33,10 @@ A progress line is drawn on stderr for long passes when stderr is a terminal
 Exit status:
   0  done: intact, recovery would succeed, backup or restore made and verified
   1  the answer is no: damage found, recovery would fail, the store is locked by
-     a running node, the store or the backup is too damaged to read
+     a running node, the store or the backup is too damaged to read, or
+     encrypted bytes fail authentication (altered)
   2  the command could not run: bad arguments, DIR is not a store, FILE or DIR
-     exists already, I/O errors
+     exists already, a key it needs is not in --key-file, I/O errors
 ";
 
 /// The help page of `command`, if it is one.
@@ -48,7 +53,7 @@ pub fn command(command: &str) -> Option<&'static str> {
 }
 
 const INSPECT: &str = "\
-Usage: session-ha inspect [--json] DIR
+Usage: session-ha inspect [--json] [--key-file FILE] DIR
 
 Shows what the store directory DIR holds, without changing anything:
   - both manifest slots: generation, region, incarnation, the chain of base and
@@ -64,7 +69,7 @@ Exit status: 0 shown, 2 DIR is not a store or cannot be read.
 ";
 
 const VERIFY: &str = "\
-Usage: session-ha verify [--json] DIR
+Usage: session-ha verify [--json] [--key-file FILE] DIR
 
 Reads every manifest slot, every snapshot file a manifest names (every chunk
 and footer checksum) and every WAL record, and reports. Read-only: nothing is
@@ -73,25 +78,31 @@ modified, renamed, truncated or locked, so it can run beside a running node.
 Problems are damage to acknowledged data. Warnings are what the next open
 repairs by itself (a torn WAL tail from a crash, leftover temporary files).
 
+Encrypted files: checksums cover the encrypted bytes, so without --key-file
+damage is still found and each file whose key is missing is a warning naming
+the key id; with it every authentication tag is checked too, and bytes that
+pass their checksums but fail authentication (altered) are a problem.
+
 Exit status: 0 intact (warnings allowed), 1 problems found (listed),
 2 DIR is not a store or cannot be read.
 ";
 
 const RECOVER: &str = "\
-Usage: session-ha recover [--json] DIR
+Usage: session-ha recover [--json] [--key-file FILE] DIR
 
 A dry run of recovery: says which manifest generation opening the store would
 recover from, which snapshots it would load, how many WAL records it would
 replay, how many bytes of torn tail it would cut off (kept in a .broken file),
 which generations it would have to skip and why, and why it would fail if it
-would. Changes nothing.
+would (an encrypted store without --key-file would: the key id is named).
+Changes nothing.
 
 Exit status: 0 recovery would succeed, 1 it would fail,
 2 DIR is not a store or cannot be read.
 ";
 
 const EXPORT: &str = "\
-Usage: session-ha export [--json] DIR FILE
+Usage: session-ha export [--json] [--key-file FILE] DIR FILE
 
 Writes a consistent backup of the closed store in DIR to FILE (which must not
 exist): every session and the replica's state at one cut, in the checksummed
@@ -101,7 +112,8 @@ The store is opened the way a restarting node opens it (region from its
 manifest, no maintenance, no snapshots): recovery runs, so a torn WAL tail is
 cut off and kept in a .broken file. Nothing else in DIR changes.
 
-A store that a running node holds is locked: export says so and exits 1.
+An encrypted store needs --key-file; the backup is then encrypted under the
+current key. A store that a running node holds is locked: export exits 1.
 Back up a live store through the node: erlmcp_session_ha:backup/1 (Erlang)
 or Store::backup (Rust).
 
@@ -110,21 +122,23 @@ Exit status: 0 written and verified, 1 locked or too damaged to open,
 ";
 
 const RESTORE: &str = "\
-Usage: session-ha restore [--json] FILE DIR
+Usage: session-ha restore [--json] [--key-file FILE] FILE DIR
 
 Verifies the whole backup FILE, then makes a new store directory DIR from it
 and verifies that. DIR must not exist or be empty: restore never overwrites.
 
 The restored store is a new incarnation of the backup's region; the old
 incarnation is retired from membership, and peers refill whatever is newer
-than the backup. Start the node on DIR with the region shown.
+than the backup. Start the node on DIR with the region shown. An encrypted
+backup needs --key-file; the new store is then encrypted under the current key
+(start the node with the same key file).
 
 Exit status: 0 restored and verified, 1 the backup is damaged (nothing made)
 or the new store does not verify, 2 FILE missing, DIR not empty, I/O errors.
 ";
 
 const RETIRE: &str = "\
-Usage: session-ha retire [--json] DIR REPLICA
+Usage: session-ha retire [--json] [--key-file FILE] DIR REPLICA
 
 Retires REPLICA from the membership of the closed store in DIR, for good:
 a region that will not come back and holds up tombstone collection on every
@@ -153,7 +167,10 @@ mod tests {
     fn every_command_has_a_page_that_shows_its_usage_line() {
         for (name, params) in COMMANDS {
             let page = command(name).unwrap();
-            let usage = format!("Usage: session-ha {name} [--json] {}", params.join(" "));
+            let usage = format!(
+                "Usage: session-ha {name} [--json] [--key-file FILE] {}",
+                params.join(" ")
+            );
             assert!(page.starts_with(&usage), "{name}");
             assert!(OVERVIEW.contains(&format!("{name} {}", params.join(" "))));
         }

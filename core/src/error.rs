@@ -9,6 +9,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::clock::ReplicaId;
+use crate::crypto::KeyId;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -259,6 +260,36 @@ pub enum Error {
     /// An argument or a configuration value is outside what the call accepts (a segment
     /// size below the minimum, waiting for a sequence number that was never handed out, ...).
     InvalidArgument(String),
+    /// A file is encrypted under a key that is not configured (no key file was given, or the
+    /// key file lacks that key). Nothing was read from it, and nothing was changed on disk:
+    /// configure the key file that holds the key and retry. Not damage.
+    MissingKey {
+        /// The encrypted file.
+        path: PathBuf,
+        /// The key it was written under.
+        key_id: KeyId,
+        /// The ids of the keys that are configured (empty: none).
+        configured: Vec<KeyId>,
+    },
+    /// Encrypted bytes whose checksums verify failed authentication under the key their file
+    /// names: they were changed deliberately (the checksum recomputed), since damage would
+    /// fail the checksum. Never served, never taken for a torn write, nothing changed on disk.
+    Tampered {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the record or chunk.
+        offset: u64,
+        /// The key the file names.
+        key_id: KeyId,
+    },
+    /// A key file that cannot be read or does not hold keys (the reason never shows its
+    /// content).
+    BadKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -346,6 +377,37 @@ impl fmt::Display for Error {
                 "catching up with peers ({why}); reads and writes are refused until it has"
             ),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+            Error::MissingKey {
+                path,
+                key_id,
+                configured,
+            } => {
+                write!(
+                    f,
+                    "{} is encrypted under key {key_id}, which is not configured (",
+                    path.display()
+                )?;
+                if configured.is_empty() {
+                    write!(f, "no encryption key file is configured")?;
+                } else {
+                    let ids: Vec<String> = configured.iter().map(ToString::to_string).collect();
+                    write!(f, "the key file holds {}", ids.join(", "))?;
+                }
+                write!(f, "); nothing was changed")
+            }
+            Error::Tampered {
+                path,
+                offset,
+                key_id,
+            } => write!(
+                f,
+                "{} at offset {offset}: checksums verify but authentication under key {key_id} \
+                 fails: the bytes were altered, not damaged; never served, nothing was changed",
+                path.display()
+            ),
+            Error::BadKeyFile { path, reason } => {
+                write!(f, "key file {}: {reason}", path.display())
+            }
         }
     }
 }
@@ -391,6 +453,9 @@ impl Error {
             Error::Busy => "busy",
             Error::CatchingUp(_) => "catching_up",
             Error::InvalidArgument(_) => "invalid_argument",
+            Error::MissingKey { .. } => "missing_key",
+            Error::Tampered { .. } => "tampered",
+            Error::BadKeyFile { .. } => "bad_key_file",
         }
     }
 }

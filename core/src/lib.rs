@@ -38,6 +38,7 @@ pub mod clock;
 #[doc(hidden)]
 pub mod codec;
 pub mod crdt;
+pub mod crypto;
 pub mod digest;
 mod error;
 mod format_v1;
@@ -52,6 +53,7 @@ pub use auth::{FrameKey, FrameKeys};
 pub use causal::{CausalContext, Dot, Gap, VersionVector};
 pub use clock::{Hlc, ManualTime, ReplicaId, TimeSource, Timestamp, WallClock};
 pub use crdt::{Op, OpKind, SessionId, SessionState, SessionView};
+pub use crypto::{KeyId, KeyRing};
 pub use digest::{Digest, DigestTree};
 pub use error::{AuthFailure, DecodeError, Error, Result};
 pub use limits::Limits;

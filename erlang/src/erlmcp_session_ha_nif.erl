@@ -96,7 +96,8 @@
     segment_size => pos_integer(),
     recovery => strict | rebuild_from_peers,
     frame_keys => frame_keys(),
-    max_clock_skew_ms => pos_integer()
+    max_clock_skew_ms => pos_integer(),
+    encryption_key_file => binary()
 }.
 %% Frame keys (see the README's Security section): an `auth_key_file' (one or two secrets,
 %% one per line, the first signing), one or two secrets given directly, or none (messages
@@ -128,7 +129,10 @@
     | locked
     | closed
     | {corrupt | io | data_loss | poisoned | bad_frame | invalid_argument, binary()}
-    | {unauthenticated | not_a_member | replayed_frame | clock_ahead | auth_key, binary()}.
+    | {unauthenticated | not_a_member | replayed_frame | clock_ahead | auth_key, binary()}
+    %% Encryption at rest: a key the store needs is not in the key file, encrypted bytes
+    %% fail authentication (altered), the key file does not load.
+    | {missing_key | tampered | bad_key_file, binary()}.
 -type report() :: #{atom() => term()}.
 -type error() :: {error, reason()}.
 

@@ -18,6 +18,12 @@
 %%%     this node's Erlang cookie, which every node of a cluster shares.</li>
 %%% <li>`max_clock_skew_ms' (default 60000): a frame with a stamp further ahead of this
 %%%     node's wall clock is held back until the clocks agree.</li>
+%%% <li>`encryption_key_file' (default `undefined': no encryption): path (binary or string)
+%%%     of the key file for encryption at rest: one key per line as 64 hex digits, the first
+%%%     the current key (every new file is encrypted under it), the others older keys still
+%%%     read (rotation); `#' comments and blank lines allowed. A key file that does not load
+%%%     fails the start with `{bad_key_file, Why}'; a store holding files encrypted under a
+%%%     key it lacks, with `{missing_key, Why}' (nothing on disk is changed).</li>
 %%% </ul>
 %%% @end
 -module(erlmcp_session_ha_opts).
@@ -34,13 +40,14 @@
                   fsync := always | never | {every_ms, pos_integer()},
                   recovery := strict | rebuild_from_peers,
                   auth_key_file := cookie | binary(),
-                  max_clock_skew_ms := pos_integer()}.
+                  max_clock_skew_ms := pos_integer(),
+                  encryption_key_file := undefined | binary()}.
 
 %% @doc The option keys, in documentation order.
 -spec keys() -> [atom()].
 keys() ->
     [region, data_dir, peers, snapshot_interval_ms, sync_interval_ms, fsync, recovery,
-     auth_key_file, max_clock_skew_ms].
+     auth_key_file, max_clock_skew_ms, encryption_key_file].
 
 %% @doc Validates a user's option map and fills in defaults.
 -spec normalize(map()) -> {ok, opts()} | {error, {bad_option, atom(), term()} | {missing_option, region}}.
@@ -63,7 +70,8 @@ with_defaults(Region, Opts) ->
                  fsync => {every_ms, 10},
                  recovery => strict,
                  auth_key_file => cookie,
-                 max_clock_skew_ms => 60000},
+                 max_clock_skew_ms => 60000,
+                 encryption_key_file => undefined},
     Merged = maps:merge(Defaults, maps:without([region], Opts)),
     Unknown = maps:keys(Merged) -- keys(),
     case Unknown of
@@ -95,6 +103,14 @@ valid(auth_key_file, cookie) -> {ok, cookie};
 valid(auth_key_file, V) when is_binary(V), V =/= <<>>; is_list(V), V =/= [] ->
     try {ok, unicode:characters_to_binary(V)} catch _:_ -> error end;
 valid(max_clock_skew_ms, N) when is_integer(N), N > 0 -> {ok, N};
+valid(encryption_key_file, undefined) -> {ok, undefined};
+valid(encryption_key_file, V) when is_binary(V), byte_size(V) > 0 -> {ok, V};
+valid(encryption_key_file, V) when is_list(V), V =/= [] ->
+    try unicode:characters_to_binary(V) of
+        B when is_binary(B) -> {ok, B};
+        _ -> error
+    catch _:_ -> error
+    end;
 valid(_, _) -> error.
 
 to_region(R) when is_atom(R), R =/= undefined -> atom_to_binary(R, utf8);
@@ -121,8 +137,12 @@ from_app_env() ->
 -spec nif_opts(opts()) -> map().
 nif_opts(#{region := Region, fsync := Fsync, snapshot_interval_ms := Snap, recovery := Recovery,
            max_clock_skew_ms := Skew} = Opts) ->
-    #{region => Region, fsync => Fsync, snapshot_interval_ms => Snap, recovery => Recovery,
-      frame_keys => frame_keys(Opts), max_clock_skew_ms => Skew}.
+    Base = #{region => Region, fsync => Fsync, snapshot_interval_ms => Snap, recovery => Recovery,
+             frame_keys => frame_keys(Opts), max_clock_skew_ms => Skew},
+    case maps:get(encryption_key_file, Opts, undefined) of
+        undefined -> Base;
+        KeyFile -> Base#{encryption_key_file => KeyFile}
+    end.
 
 %% @doc The frame keys `auth_key_file' names: the file's secrets, or the Erlang cookie's
 %% text as the one secret (the NIF derives the key from it; see the README).

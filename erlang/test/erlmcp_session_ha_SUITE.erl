@@ -12,7 +12,8 @@
          status_snapshot_verify_backup/1, bad_arguments_are_refused/1,
          start_link_0_reads_the_application_environment/1,
          region_falls_back_to_the_erlmcp_application/1,
-         compat_api_keeps_erlmcp_shapes/1, corrupted_snapshot_is_caught_by_verify/1]).
+         compat_api_keeps_erlmcp_shapes/1, corrupted_snapshot_is_caught_by_verify/1,
+         encrypted_store_needs_its_encryption_key_file/1]).
 
 -define(S, erlmcp_session_ha).
 
@@ -21,13 +22,14 @@ all() ->
      touch_expires_everywhere_it_reads, writes_survive_a_restart, status_snapshot_verify_backup,
      bad_arguments_are_refused, start_link_0_reads_the_application_environment,
      region_falls_back_to_the_erlmcp_application, compat_api_keeps_erlmcp_shapes,
-     corrupted_snapshot_is_caught_by_verify].
+     corrupted_snapshot_is_caught_by_verify, encrypted_store_needs_its_encryption_key_file].
 
 dir(Config, Case) ->
     iolist_to_binary(filename:join(?config(priv_dir, Config), atom_to_list(Case))).
 
 init_per_testcase(Case, Config) when Case =:= start_link_0_reads_the_application_environment;
-                                     Case =:= region_falls_back_to_the_erlmcp_application ->
+                                     Case =:= region_falls_back_to_the_erlmcp_application;
+                                     Case =:= encrypted_store_needs_its_encryption_key_file ->
     [{dir, dir(Config, Case)} | Config];
 init_per_testcase(Case, Config) ->
     Dir = dir(Config, Case),
@@ -174,3 +176,34 @@ corrupted_snapshot_is_caught_by_verify(Config) ->
     ?assertNotEqual(nomatch, binary:match(Problem, File)),
     %% what the store serves comes from memory, checked when it was loaded: still right
     ?assertEqual({ok, binary:copy(<<7>>, 100)}, ?S:get(<<"s7">>, <<"v">>)).
+
+%% The server started with `encryption_key_file' writes its store encrypted (no session
+%% value in the clear in any file), serves it after a restart with the key, backs it up
+%% encrypted, and refuses to start without the key, saying which key is missing.
+encrypted_store_needs_its_encryption_key_file(Config) ->
+    Dir = ?config(dir, Config),
+    KeyFile = filename:join(?config(priv_dir, Config), "session_ha.key"),
+    ok = file:write_file(KeyFile, [<<"# session-ha key\n">>, binary:copy(<<"5c">>, 32), <<"\n">>]),
+    Opts = #{region => <<"us-east-1">>, data_dir => Dir, encryption_key_file => KeyFile},
+    {ok, _} = erlmcp_session_ha_standalone:start(Opts),
+    ok = ?S:put(<<"enc-1">>, <<"token">>, <<"erlang-plaintext-secret">>),
+    {ok, _} = ?S:snapshot(),
+    ok = ?S:put(<<"enc-2">>, <<"token">>, <<"erlang-plaintext-secret">>),
+    {ok, _} = ?S:verify(),
+    Backup = filename:join(?config(priv_dir, Config), "encrypted.backup"),
+    {ok, #{}} = ?S:backup(Backup),
+    ok = erlmcp_session_ha_standalone:stop(),
+    Files = [F || F <- filelib:wildcard(binary_to_list(Dir) ++ "/**"), filelib:is_regular(F)] ++ [Backup],
+    ?assert(length(Files) > 3),
+    [?assertEqual(nomatch, binary:match(element(2, file:read_file(F)), <<"erlang-plaintext-secret">>))
+     || F <- Files],
+    %% Without the key the store does not open, and nothing on disk changes.
+    Before = [{F, file:read_file(F)} || F <- Files],
+    NoKey = maps:remove(encryption_key_file, Opts),
+    ?assertMatch({error, {missing_key, _}},
+                 erlmcp_session_ha_nif:open(Dir, erlmcp_session_ha_opts:nif_opts(element(2, erlmcp_session_ha_opts:normalize(NoKey))))),
+    ?assertEqual(Before, [{F, file:read_file(F)} || F <- Files]),
+    %% With it, everything is there.
+    {ok, _} = erlmcp_session_ha_standalone:start(Opts),
+    ?assertEqual({ok, <<"erlang-plaintext-secret">>}, ?S:get(<<"enc-1">>, <<"token">>)),
+    ?assertEqual({ok, <<"erlang-plaintext-secret">>}, ?S:get(<<"enc-2">>, <<"token">>)).

@@ -192,6 +192,40 @@ open_options_test() ->
         rm(Dir)
     end.
 
+%% encryption_key_file: an encrypted store opens with its key file only; no key is
+%% {missing_key, _}, a file that is not a key file {bad_key_file, _}, an empty path badarg.
+encryption_key_file_test() ->
+    Dir = tmp_dir("encrypted"),
+    KeyFile = <<Dir/binary, ".key">>,
+    OtherKey = <<Dir/binary, ".other">>,
+    BadKey = <<Dir/binary, ".bad">>,
+    try
+        ok = file:write_file(KeyFile, [binary:copy(<<"a1">>, 32), <<"\n">>]),
+        ok = file:write_file(OtherKey, [binary:copy(<<"b2">>, 32), <<"\n">>]),
+        ok = file:write_file(BadKey, <<"not a key\n">>),
+        Opts = #{region => <<"eu-west-1">>, encryption_key_file => KeyFile},
+        {ok, H, _} = ?N:open(Dir, Opts),
+        {ok, Lsn} = ?N:put(H, <<"s">>, <<"k">>, <<"nif-secret-value">>),
+        ?assertEqual(ok, wait_durable(H, Lsn)),
+        ok = ?N:close(H),
+        {ok, Segments} = file:list_dir(filename:join(Dir, "wal")),
+        [?assertEqual(nomatch, binary:match(element(2, file:read_file(filename:join([Dir, "wal", S]))),
+                                            <<"nif-secret-value">>))
+         || S <- Segments, lists:suffix(".log", S)],
+        ?assertMatch({error, {missing_key, _}}, ?N:open(Dir, #{region => <<"eu-west-1">>})),
+        ?assertMatch({error, {missing_key, _}},
+                     ?N:open(Dir, #{region => <<"eu-west-1">>, encryption_key_file => OtherKey})),
+        ?assertMatch({error, {bad_key_file, _}},
+                     ?N:open(Dir, #{region => <<"eu-west-1">>, encryption_key_file => BadKey})),
+        ?assertError(badarg, ?N:open(Dir, #{region => <<"eu-west-1">>, encryption_key_file => <<>>})),
+        {ok, H2, _} = ?N:open(Dir, Opts),
+        ?assertMatch({ok, #{fields := #{<<"k">> := <<"nif-secret-value">>}}}, ?N:get(H2, <<"s">>)),
+        ok = ?N:close(H2)
+    after
+        rm(Dir),
+        [file:delete(F) || F <- [KeyFile, OtherKey, BadKey]]
+    end.
+
 locked_test() ->
     Dir = tmp_dir("locked"),
     try

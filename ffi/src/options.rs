@@ -6,7 +6,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use session_ha::{FsyncPolicy, RecoveryMode, StoreConfig};
+use session_ha::{FsyncPolicy, KeyRing, RecoveryMode, StoreConfig};
 
 use crate::args::{self, Out};
 use crate::guard::{call, Failure, Outcome};
@@ -51,6 +51,10 @@ pub struct ShaOptions {
     /// Frames with stamps more than this many ms ahead of this store's clock are held back
     /// (`SHA_ERR_CLOCK_AHEAD`); 0 turns the bound off.
     pub max_clock_skew_ms: u64,
+    /// Encryption at rest: path of the key file, NUL-terminated UTF-8 (one key per line as 64
+    /// hex digits, the first the current key, the others older keys still read); null (the
+    /// default): no encryption.
+    pub encryption_key_file: *const c_char,
 }
 
 fn millis(d: Option<Duration>) -> u64 {
@@ -89,6 +93,7 @@ pub unsafe extern "C" fn sha_options_init(opts: *mut ShaOptions) -> ShaStatus {
             segment_size: d.segment_size,
             auth_key_file: std::ptr::null(),
             max_clock_skew_ms: d.replica.max_clock_skew_ms,
+            encryption_key_file: std::ptr::null(),
         });
         Ok(())
     })
@@ -98,7 +103,8 @@ impl ShaOptions {
     /// The store configuration these options describe.
     ///
     /// # Safety
-    /// `self.region` and `self.auth_key_file` must be null or NUL-terminated strings.
+    /// `self.region`, `self.auth_key_file` and `self.encryption_key_file` must be null or
+    /// NUL-terminated strings.
     pub(crate) unsafe fn to_config(&self) -> Outcome<StoreConfig> {
         if self.size as usize != std::mem::size_of::<ShaOptions>() {
             return Err(Failure::invalid(format!(
@@ -137,6 +143,12 @@ impl ShaOptions {
             config.replica.frame_keys = Some(session_ha::FrameKeys::from_file(
                 std::path::Path::new(path),
             )?);
+        }
+        if !self.encryption_key_file.is_null() {
+            // SAFETY: as the caller guarantees.
+            let path =
+                unsafe { args::path(self.encryption_key_file, "options.encryption_key_file") }?;
+            config.encryption = Some(KeyRing::from_file(path)?);
         }
         Ok(config)
     }

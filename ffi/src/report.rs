@@ -223,6 +223,9 @@ fn file_checks(j: &mut Json, checks: &[FileCheck]) {
         j.key("bytes").u64(c.bytes);
         j.key("entries").u64(c.entries);
         j.key("error").opt_str(c.error.as_deref());
+        j.key("key_id")
+            .opt_str(c.key_id.map(|k| k.to_string()).as_deref());
+        j.key("checksums_only").bool(c.checksums_only);
         j.end_object();
     }
     j.end_array();

@@ -83,6 +83,15 @@ pub enum ShaStatus {
     ErrClockAhead = 41,
     /// `auth_key`: a frame key or `auth_key_file` that cannot be used.
     ErrAuthKey = 42,
+    /// `missing_key`: a file is encrypted under a key that is not configured (no key file,
+    /// or one without that key); nothing was changed. The last error names the key id.
+    ErrMissingKey = 43,
+    /// `tampered`: encrypted bytes pass their checksums but fail authentication: altered on
+    /// purpose; never served, nothing was changed.
+    ErrTampered = 44,
+    /// `bad_key_file`: the key file cannot be read or is not one (the last error names the
+    /// file and the line, never its content).
+    ErrBadKeyFile = 45,
 }
 
 /// Every code with its C name, in value order.
@@ -124,6 +133,9 @@ pub(crate) const CODES: &[(ShaStatus, &CStr)] = &[
     (ShaStatus::ErrReplayedFrame, c"SHA_ERR_REPLAYED_FRAME"),
     (ShaStatus::ErrClockAhead, c"SHA_ERR_CLOCK_AHEAD"),
     (ShaStatus::ErrAuthKey, c"SHA_ERR_AUTH_KEY"),
+    (ShaStatus::ErrMissingKey, c"SHA_ERR_MISSING_KEY"),
+    (ShaStatus::ErrTampered, c"SHA_ERR_TAMPERED"),
+    (ShaStatus::ErrBadKeyFile, c"SHA_ERR_BAD_KEY_FILE"),
 ];
 
 impl ShaStatus {
@@ -157,6 +169,9 @@ impl ShaStatus {
             "replayed_frame" => ShaStatus::ErrReplayedFrame,
             "clock_ahead" => ShaStatus::ErrClockAhead,
             "auth_key" => ShaStatus::ErrAuthKey,
+            "missing_key" => ShaStatus::ErrMissingKey,
+            "tampered" => ShaStatus::ErrTampered,
+            "bad_key_file" => ShaStatus::ErrBadKeyFile,
             _ => ShaStatus::ErrUnknown,
         }
     }
@@ -224,6 +239,20 @@ mod tests {
             },
             Error::Closed,
             Error::InvalidArgument("x".into()),
+            Error::MissingKey {
+                path: PathBuf::from("/x"),
+                key_id: session_ha::KeyId([1; 8]),
+                configured: Vec::new(),
+            },
+            Error::Tampered {
+                path: PathBuf::from("/x"),
+                offset: 0,
+                key_id: session_ha::KeyId([1; 8]),
+            },
+            Error::BadKeyFile {
+                path: PathBuf::from("/x"),
+                reason: "x".into(),
+            },
         ]
     }
 

@@ -112,7 +112,16 @@ typedef enum sha_status {
     /* A frame with stamps too far ahead of this store's clock: held back, sent again later. */
     SHA_ERR_CLOCK_AHEAD = 41,
     /* A frame key or auth_key_file that cannot be used. */
-    SHA_ERR_AUTH_KEY = 42
+    SHA_ERR_AUTH_KEY = 42,
+    /* A file is encrypted under a key that is not configured (no encryption_key_file, or one
+     * without that key); nothing was changed. sha_last_error names the file and key id. */
+    SHA_ERR_MISSING_KEY = 43,
+    /* Encrypted bytes pass their checksums but fail authentication: altered on purpose.
+     * Never served; nothing was changed. */
+    SHA_ERR_TAMPERED = 44,
+    /* The key file cannot be read or is not one (sha_last_error names the file and line,
+     * never its content). */
+    SHA_ERR_BAD_KEY_FILE = 45
 } sha_status;
 
 /* An open store. Opaque: only pointers to it exist. */
@@ -160,6 +169,7 @@ typedef struct sha_options {
                                       messages carry no MAC and none may) */
     uint64_t max_clock_skew_ms;    /* frames stamped further ahead are held back; 0: no bound
                                       (default 60000) */
+    const char *encryption_key_file; /* key file for encryption at rest; NULL: off (default) */
 } sha_options;
 
 /* ---- library ------------------------------------------------------------------------- */
@@ -390,9 +400,13 @@ sha_status sha_snapshot(sha_store *store, sha_buf *report);
 /* Reads back every manifest, snapshot chunk and WAL record and checks its checksum, changing
  * nothing. *intact is true when no acknowledged data is damaged; *report (free with
  * sha_buf_free) has the details as NUL-terminated JSON:
- * {"intact","generation","manifests":[{"file","bytes","entries","error"}],"snapshots":[...],
+ * {"intact","generation","manifests":[{"file","bytes","entries","error","key_id",
+ *  "checksums_only"}],"snapshots":[...],
  *  "orphans","wal":{"segments","records","first_seq","last_seq","broken_files","temp_files"},
- *  "problems":[...],"warnings":[...]}. Damage is reported here, not as an error code. */
+ *  "problems":[...],"warnings":[...]}. Damage is reported here, not as an error code. With
+ * encryption, files are authenticated with the store's keys (key_id: the key a file is
+ * encrypted under; checksums_only: its key is not configured, so only checksums were
+ * checked, and a warning names the key). */
 sha_status sha_verify(sha_store *store, bool *intact, sha_buf *report);
 
 #ifdef __cplusplus

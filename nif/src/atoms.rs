@@ -17,6 +17,7 @@ rustler::atoms! {
     snapshot_interval_ms,
     tick_interval_ms,
     segment_size,
+    encryption_key_file,
     recovery,
     strict,
     rebuild_from_peers,

@@ -15,10 +15,8 @@ use crate::reports;
 /// `{ok, Handle, RecoveryReport}`: opens (recovering) or creates the store in `Dir`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn open<'a>(env: Env<'a>, dir: Binary<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
-    let decoded = options::decode(opts)?;
-    let mut config = decoded.config;
-    config.replica.frame_keys = match decoded.frame_keys {
-        Ok(keys) => keys,
+    let config = match options::decode(opts)? {
+        Ok(config) => config,
         Err(e) => return Ok(convert::error(env, &e)),
     };
     let (store, report) = match Store::open(to_path(&dir), config) {

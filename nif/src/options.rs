@@ -1,20 +1,23 @@
 //! The options map of `open/2`, decoded into a [`StoreConfig`]. Unknown keys and values of
 //! the wrong type are `badarg`; values the core itself checks (a segment size below the
-//! minimum) come back from `Store::open` as `{error, {invalid_argument, _}}`, a key file it
-//! cannot use as `{error, {auth_key, _}}`. `frame_keys` is `undefined`, `{file, Path}` or
-//! `{secrets, [Secret]}` (see `trust.rs`); `max_clock_skew_ms` a positive integer.
+//! minimum) come back from `Store::open` as `{error, {invalid_argument, _}}`, a frame key file
+//! it cannot use as `{error, {auth_key, _}}`, and a key file (`encryption_key_file`) that
+//! cannot be read or is not one as `{error, {bad_key_file, _}}`. `frame_keys` is
+//! `undefined`, `{file, Path}` or `{secrets, [Secret]}` (see `trust.rs`);
+//! `max_clock_skew_ms` a positive integer.
 
 use std::time::Duration;
 
 use rustler::{Atom, Binary, Error as NifError, MapIterator, NifResult, Term};
-use session_ha::{FsyncPolicy, RecoveryMode, StoreConfig, WriteMode};
+use session_ha::{FsyncPolicy, KeyRing, RecoveryMode, StoreConfig, WriteMode};
 
 use crate::atoms;
 use crate::convert;
 
 /// Decodes `Opts`. Writes are always [`WriteMode::Queued`]: a NIF must not block a
-/// scheduler on an fsync; callers wait with `await_durable`.
-pub(crate) fn decode(opts: Term<'_>) -> NifResult<Decoded> {
+/// scheduler on an fsync; callers wait with `await_durable`. The outer error is `badarg`
+/// (a malformed map); the inner one a frame key or encryption key file that does not load.
+pub(crate) fn decode(opts: Term<'_>) -> NifResult<session_ha::Result<StoreConfig>> {
     let iter = MapIterator::new(opts).ok_or(NifError::BadArg)?;
     let mut region: Option<String> = None;
     let mut fsync = FsyncPolicy::EveryMillis(10);
@@ -24,6 +27,7 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<Decoded> {
     let mut recovery = RecoveryMode::Strict;
     let mut frame_keys = None;
     let mut max_skew: Option<u64> = None;
+    let mut key_file: Option<std::path::PathBuf> = None;
     for (key, value) in iter {
         let key: Atom = key.decode()?;
         if key == atoms::region() {
@@ -37,6 +41,12 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<Decoded> {
             tick = interval(value)?;
         } else if key == atoms::segment_size() {
             segment_size = Some(positive(value)?);
+        } else if key == atoms::encryption_key_file() {
+            let b: Binary = value.decode()?;
+            if b.is_empty() {
+                return Err(NifError::BadArg);
+            }
+            key_file = Some(convert::to_path(&b));
         } else if key == atoms::recovery() {
             let mode: Atom = value.decode()?;
             recovery = if mode == atoms::strict() {
@@ -67,19 +77,17 @@ pub(crate) fn decode(opts: Term<'_>) -> NifResult<Decoded> {
     if let Some(ms) = max_skew {
         config.replica.max_clock_skew_ms = ms;
     }
-    Ok(Decoded {
-        config,
-        frame_keys: frame_keys.unwrap_or(Ok(None)),
-    })
-}
-
-/// The decoded options: the configuration, and the frame keys or why they cannot be used
-/// (`{error, {auth_key, _}}` from `open/2`, not `badarg`: the shape was right).
-pub(crate) struct Decoded {
-    /// The store configuration (without its frame keys).
-    pub(crate) config: StoreConfig,
-    /// The frame keys.
-    pub(crate) frame_keys: Result<Option<session_ha::FrameKeys>, session_ha::Error>,
+    match frame_keys.unwrap_or(Ok(None)) {
+        Ok(keys) => config.replica.frame_keys = keys,
+        Err(e) => return Ok(Err(e)),
+    }
+    if let Some(path) = key_file {
+        match KeyRing::from_file(&path) {
+            Ok(ring) => config.encryption = Some(ring),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(config))
 }
 
 /// `always | never | {every_ms, pos_integer()}`.

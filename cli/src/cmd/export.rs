@@ -2,7 +2,8 @@
 //! The store is opened as a restarting node would (region from its newest manifest, no
 //! maintenance thread, no snapshots), [`Store::backup`] writes FILE and reads it back whole,
 //! and the store is closed again. A store held by a running node is locked: that is an
-//! answer (exit 1) pointing at the node's own backup call.
+//! answer (exit 1) pointing at the node's own backup call. With `--key-file` the store is
+//! opened with that key ring and the backup is encrypted under its current key.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use session_ha::fs::OsFs;
 use session_ha::snapshot::read_slots;
 use session_ha::store::{BackupReport, RecoveryReport};
-use session_ha::{Error, ReplicaId, Store, StoreConfig, WallClock};
+use session_ha::{Error, KeyRing, ReplicaId, Store, StoreConfig, WallClock};
 
 use super::{vv_json, vv_text, Ui};
 use crate::json::Obj;
@@ -23,7 +24,7 @@ use crate::text::{bullets, pairs, size};
 ///
 /// # Errors
 /// DIR is not a store, FILE exists, the store is locked or too damaged to open, I/O errors.
-pub fn run(dir: &Path, file: &Path, ui: Ui) -> Result<Report, Failure> {
+pub fn run(dir: &Path, file: &Path, keys: Option<&KeyRing>, ui: Ui) -> Result<Report, Failure> {
     let listing = require_store(dir)?;
     if file.symlink_metadata().is_ok() {
         return Err(Failure::new(
@@ -56,6 +57,7 @@ pub fn run(dir: &Path, file: &Path, ui: Ui) -> Result<Report, Failure> {
     let config = StoreConfig {
         snapshot_interval: None,
         tick_interval: None,
+        encryption: keys.cloned(),
         ..StoreConfig::new(&newest.region)
     };
     let pass = Pass::start(ui.progress, "export", Some(listing.total_bytes()));

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use session_ha::snapshot::{Manifest, SnapKind, SnapRef, SLOTS};
-use session_ha::store::{recovered_state, RecoveredState};
+use session_ha::store::{recovered_state_with_keys, RecoveredState};
+use session_ha::KeyRing;
 use session_ha::ReplicaId;
 
 use super::{vv_json, vv_text, Ui};
@@ -36,7 +37,7 @@ struct Found {
 ///
 /// # Errors
 /// DIR is not a store, or cannot be read.
-pub fn run(dir: &Path, ui: Ui) -> Result<Report, Failure> {
+pub fn run(dir: &Path, keys: Option<&KeyRing>, ui: Ui) -> Result<Report, Failure> {
     let listing = require_store(dir)?;
     let pass = Pass::start(ui.progress, "inspect", Some(listing.total_bytes()));
     let fs = pass.fs();
@@ -55,7 +56,7 @@ pub fn run(dir: &Path, ui: Ui) -> Result<Report, Failure> {
             manifest,
         });
     }
-    let state = recovered_state(&*fs, dir);
+    let state = recovered_state_with_keys(&*fs, dir, keys);
     pass.finish();
     let state = state?;
     let live = slots

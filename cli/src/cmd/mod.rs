@@ -65,5 +65,6 @@ pub fn problem_kind(what: &ProblemKind) -> (&'static str, String) {
         ProblemKind::SequenceGap(why) => ("sequence_gap", why.clone()),
         ProblemKind::Unreadable(why) => ("unreadable", why.clone()),
         ProblemKind::Covered(e) => ("covered_damage", e.to_string()),
+        ProblemKind::Tampered { .. } => ("tampered", what.to_string()),
     }
 }

@@ -1,10 +1,11 @@
 //! `session-ha recover DIR`: what opening the store would do, found without changing
 //! anything ([`session_ha::store::dry_run_recovery`]). Exit 0 when recovery would succeed,
-//! 1 when it would fail.
+//! 1 when it would fail (an encrypted store without `--key-file` would: the key is named).
 
 use std::path::Path;
 
-use session_ha::store::{dry_run_recovery, RecoveryPlan};
+use session_ha::store::{dry_run_recovery_with_keys, RecoveryPlan};
+use session_ha::KeyRing;
 
 use super::Ui;
 use crate::json::Obj;
@@ -17,14 +18,14 @@ use crate::text::{bullets, pairs};
 ///
 /// # Errors
 /// DIR is not a store, or cannot be read.
-pub fn run(dir: &Path, ui: Ui) -> Result<Report, Failure> {
+pub fn run(dir: &Path, keys: Option<&KeyRing>, ui: Ui) -> Result<Report, Failure> {
     let listing = require_store(dir)?;
     let pass = Pass::start(
         ui.progress,
         "recover (dry run)",
         Some(listing.total_bytes()),
     );
-    let result = dry_run_recovery(&*pass.fs(), dir);
+    let result = dry_run_recovery_with_keys(&*pass.fs(), dir, keys);
     pass.finish();
     let plan = result?;
     let exit = if plan.failure.is_none() {

@@ -1,11 +1,15 @@
 //! `session-ha restore FILE DIR`: a new store directory from a backup
 //! ([`session_ha::store::restore_backup`], which verifies the whole backup first), then a
 //! verify pass over what was made. DIR must not exist or be empty: restore never overwrites.
+//! With `--key-file` an encrypted backup is read, and the new store is written, under that
+//! key ring (its current key).
 
 use std::path::Path;
 
-use session_ha::store::{restore_backup, verify_dir, RestoreReport, VerifyReport};
-use session_ha::ReplicaId;
+use session_ha::store::{
+    restore_backup_with_keys, verify_dir_with_keys, RestoreReport, VerifyReport,
+};
+use session_ha::{KeyRing, ReplicaId};
 
 use super::Ui;
 use crate::json::Obj;
@@ -17,7 +21,7 @@ use crate::text::{bullets, pairs};
 ///
 /// # Errors
 /// FILE missing or damaged, DIR not empty, I/O errors.
-pub fn run(file: &Path, dir: &Path, ui: Ui) -> Result<Report, Failure> {
+pub fn run(file: &Path, dir: &Path, keys: Option<&KeyRing>, ui: Ui) -> Result<Report, Failure> {
     let total = match file.metadata() {
         Ok(m) if m.is_file() => m.len(),
         Ok(_) => {
@@ -38,8 +42,11 @@ pub fn run(file: &Path, dir: &Path, ui: Ui) -> Result<Report, Failure> {
     };
     refuse_to_overwrite(dir)?;
     let pass = Pass::start(ui.progress, "restore", Some(total));
-    let restored = restore_backup(pass.fs(), file, dir);
-    let verified = restored.as_ref().ok().map(|_| verify_dir(&*pass.fs(), dir));
+    let restored = restore_backup_with_keys(pass.fs(), file, dir, keys);
+    let verified = restored
+        .as_ref()
+        .ok()
+        .map(|_| verify_dir_with_keys(&*pass.fs(), dir, keys));
     pass.finish();
     let restored = restored.map_err(|e| match e {
         session_ha::Error::Corrupt { .. } => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use session_ha::fs::OsFs;
 use session_ha::snapshot::read_slots;
-use session_ha::{Error, ReplicaId, Store, StoreConfig, WallClock};
+use session_ha::{Error, KeyRing, ReplicaId, Store, StoreConfig, WallClock};
 
 use super::Ui;
 use crate::json::{Obj, Value};
@@ -22,7 +22,7 @@ use crate::store_dir::require_store;
 /// # Errors
 /// DIR is not a store, the store is locked or too damaged to open, REPLICA names no member
 /// (or this store itself), I/O errors.
-pub fn run(dir: &Path, replica: &str, _ui: Ui) -> Result<Report, Failure> {
+pub fn run(dir: &Path, replica: &str, keys: Option<&KeyRing>, _ui: Ui) -> Result<Report, Failure> {
     require_store(dir)?;
     let slots = read_slots(&OsFs, dir)?;
     let Some(newest) = slots.valid.first() else {
@@ -36,6 +36,7 @@ pub fn run(dir: &Path, replica: &str, _ui: Ui) -> Result<Report, Failure> {
     let config = StoreConfig {
         snapshot_interval: None,
         tick_interval: None,
+        encryption: keys.cloned(),
         ..StoreConfig::new(&newest.region)
     };
     let (store, _) = match Store::open_with(Arc::new(OsFs), dir, config, Arc::new(WallClock)) {

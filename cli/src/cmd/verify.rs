@@ -1,10 +1,12 @@
 //! `session-ha verify DIR`: every checksum of a store directory, read-only
-//! ([`session_ha::store::verify_dir`]). Exit 0 when intact (warnings allowed), 1 with the
-//! problems when not.
+//! ([`session_ha::store::verify_dir_with_keys`]). Exit 0 when intact (warnings allowed), 1
+//! with the problems when not. Encrypted files are checked by checksum without `--key-file`
+//! (a warning names the key) and authenticated with it.
 
 use std::path::Path;
 
-use session_ha::store::{verify_dir, FileCheck, VerifyReport};
+use session_ha::store::{verify_dir_with_keys, FileCheck, VerifyReport};
+use session_ha::KeyRing;
 
 use super::{problem_kind, Ui};
 use crate::json::{Obj, Value};
@@ -17,10 +19,10 @@ use crate::text::{bullets, count, pairs, rel, size, Table};
 ///
 /// # Errors
 /// DIR is not a store, or cannot be listed.
-pub fn run(dir: &Path, ui: Ui) -> Result<Report, Failure> {
+pub fn run(dir: &Path, keys: Option<&KeyRing>, ui: Ui) -> Result<Report, Failure> {
     let listing = require_store(dir)?;
     let pass = Pass::start(ui.progress, "verify", Some(listing.total_bytes()));
-    let result = verify_dir(&*pass.fs(), dir);
+    let result = verify_dir_with_keys(&*pass.fs(), dir, keys);
     pass.finish();
     let r = result?;
     let exit = if r.is_intact() { Exit::Ok } else { Exit::No };
@@ -40,7 +42,14 @@ fn check_json(dir: &Path, c: &FileCheck, entries: bool) -> Value {
     } else {
         o
     };
-    o.field("error", c.error.clone()).into()
+    let o = o.field("error", c.error.clone());
+    if entries {
+        o.field("key_id", c.key_id.map(|k| k.to_string()))
+            .field("checksums_only", c.checksums_only)
+            .into()
+    } else {
+        o.into()
+    }
 }
 
 fn json(dir: &Path, r: &VerifyReport) -> Obj {
@@ -54,6 +63,7 @@ fn json(dir: &Path, r: &VerifyReport) -> Obj {
                 .field("first_seq", s.first_seq)
                 .field("records", s.records)
                 .field("bytes", s.bytes)
+                .field("key_id", s.key_id.map(|k| k.to_string()))
                 .into()
         })
         .collect();

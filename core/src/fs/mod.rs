@@ -116,17 +116,25 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// [`Error::Io`] when the lock cannot be taken at all.
     fn lock_dir(&self, dir: &Path) -> Result<DirLock>;
 
-    /// 64 bits that differ from call to call: the source of segment salts and incarnation
-    /// numbers. On the real disk they come from the clock, the process id and a counter; a
-    /// simulated file system returns a seeded sequence, so that a simulation replays exactly.
+    /// 64 bits that differ from call to call: the source of segment salts, encryption salts
+    /// and incarnation numbers. On the real disk they are the operating system's random
+    /// numbers ([`os_entropy`]); a simulated file system returns a seeded sequence, so that a
+    /// simulation replays exactly.
     fn entropy(&self) -> u64 {
         os_entropy()
     }
 }
 
-/// Entropy from the wall clock (ns), the process id and a process-wide counter, mixed
-/// through xxh3: distinct across calls, processes and restarts. Not for cryptography.
+/// 64 bits from the operating system's random number generator (`getrandom(2)` on Linux),
+/// fit for salts and keys. Should the OS refuse (no Linux since 3.17 does once booted), the
+/// wall clock (ns), the process id and a process-wide counter mixed through xxh3 stand in:
+/// still distinct across calls, processes and restarts, which is all a salt needs to keep
+/// nonces unique (see `crate::crypto`).
 pub fn os_entropy() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| mixed_entropy())
+}
+
+fn mixed_entropy() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -289,6 +297,13 @@ mod tests {
             }
         ));
         assert_eq!(e.kind(), "io");
+    }
+
+    #[test]
+    fn os_entropy_is_the_os_random_numbers_and_the_stand_in_differs_too() {
+        let draws: std::collections::HashSet<u64> = (0..64).map(|_| os_entropy()).collect();
+        assert_eq!(draws.len(), 64);
+        assert_ne!(mixed_entropy(), mixed_entropy());
     }
 
     #[test]

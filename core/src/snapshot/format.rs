@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! header (32 bytes)
-//!   0 "SHAS"  4 version u16  6 kind u8  7 reserved u8 (0)  8 generation u64
+//!   0 "SHAS"  4 version u16  6 kind u8  7 flags u8 (0; bit 0: encrypted)  8 generation u64
 //!   16 covers_seq u64  24 reserved u32 (0)  28 crc32 of bytes 0..28
+//! cipher block (32 bytes, encrypted files only; see `sealed.rs`)
 //! chunks, each
 //!   0 raw_len u32 (<= 1 MiB)  4 comp_len u32  8 crc32 of bytes 0..8 and the payload
 //!   12 payload: lz4 block of raw_len bytes
@@ -16,7 +17,8 @@
 //! the bincode of a [`SnapEntry`] (version 2; version 1 files hold `format_v1::SnapEntryV1`,
 //! converted as they are read); an entry may span chunks. The last entry is the
 //! [`SnapEntry::Meta`] of the replica. Every length is checked against its limit before
-//! anything is allocated for it.
+//! anything is allocated for it. An encrypted file seals each chunk's payload (`sealed.rs`):
+//! `comp_len` is then the sealed length, and the crc covers the sealed bytes.
 
 use serde::{Deserialize, Serialize};
 
@@ -140,13 +142,22 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// Header flag: chunks are sealed, a cipher block follows the header.
+pub(crate) const FLAG_ENCRYPTED: u8 = 1;
+
 impl Header {
     /// The header's bytes.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
+        self.encode_with_flags(0)
+    }
+
+    /// The header's bytes with `flags` in byte 7.
+    pub(crate) fn encode_with_flags(&self, flags: u8) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..4].copy_from_slice(&MAGIC);
         b[4..6].copy_from_slice(&self.version.to_le_bytes());
         b[6] = self.kind.to_u8();
+        b[7] = flags;
         b[8..16].copy_from_slice(&self.generation.to_le_bytes());
         b[16..24].copy_from_slice(&self.covers_seq.to_le_bytes());
         let c = crc(&[&b[..28]]);
@@ -154,11 +165,21 @@ impl Header {
         b
     }
 
-    /// Decodes and verifies a header.
+    /// Decodes and verifies the header of a plain (not encrypted) file.
     ///
     /// # Errors
     /// A [`DecodeError`] naming what is wrong.
     pub fn decode(b: &[u8]) -> Result<Header, DecodeError> {
+        match Header::decode_with_flags(b)? {
+            (h, 0) => Ok(h),
+            _ => Err(DecodeError::Malformed(
+                "the file is encrypted; read it with a SnapshotReader".into(),
+            )),
+        }
+    }
+
+    /// Decodes and verifies a header; returns it and its flags.
+    pub(crate) fn decode_with_flags(b: &[u8]) -> Result<(Header, u8), DecodeError> {
         if b.len() < HEADER_LEN {
             return Err(DecodeError::Truncated {
                 needed: HEADER_LEN as u64,
@@ -181,17 +202,18 @@ impl Header {
                 supported: VERSION,
             });
         }
-        if b[7] != 0 || u32_at(b, 24) != 0 {
+        if b[7] & !FLAG_ENCRYPTED != 0 || u32_at(b, 24) != 0 {
             return Err(DecodeError::Malformed(
                 "reserved header bytes are not zero".into(),
             ));
         }
-        Ok(Header {
+        let header = Header {
             version,
             kind: SnapKind::from_u8(b[6])?,
             generation: u64_at(b, 8),
             covers_seq: u64_at(b, 16),
-        })
+        };
+        Ok((header, b[7]))
     }
 }
 
@@ -254,24 +276,32 @@ impl Footer {
 /// Encodes one chunk (header and lz4 payload) of at most [`MAX_CHUNK`] raw bytes; returns
 /// the bytes and the chunk's crc.
 pub fn encode_chunk(raw: &[u8]) -> (Vec<u8>, u32) {
-    let payload = lz4_flex::block::compress(raw);
+    frame_chunk(raw.len(), &lz4_flex::block::compress(raw))
+}
+
+/// A chunk's bytes (header, then `payload` as stored) for `raw_len` raw bytes; and its crc.
+pub(crate) fn frame_chunk(raw_len: usize, payload: &[u8]) -> (Vec<u8>, u32) {
     let mut out = Vec::with_capacity(CHUNK_HEADER_LEN + payload.len());
-    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(raw_len as u32).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    let c = crc(&[&out[..8], &payload]);
+    let c = crc(&[&out[..8], payload]);
     out.extend_from_slice(&c.to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     (out, c)
 }
 
-/// Checks a chunk header; returns `(raw_len, comp_len, crc)`.
+/// Checks a chunk header whose payload carries `extra` bytes on top of the lz4 block (the
+/// tag of a sealed chunk, else 0); returns `(raw_len, comp_len, crc)`.
 ///
 /// # Errors
 /// [`DecodeError::TooLarge`] for lengths over their limits.
-pub fn decode_chunk_header(b: &[u8; CHUNK_HEADER_LEN]) -> Result<(usize, usize, u32), DecodeError> {
+pub(crate) fn decode_chunk_header_sized(
+    b: &[u8; CHUNK_HEADER_LEN],
+    extra: usize,
+) -> Result<(usize, usize, u32), DecodeError> {
     let raw = u32_at(b, 0) as usize;
     let comp = u32_at(b, 4) as usize;
-    let max_comp = lz4_flex::block::get_maximum_output_size(MAX_CHUNK);
+    let max_comp = lz4_flex::block::get_maximum_output_size(MAX_CHUNK) + extra;
     if raw > MAX_CHUNK || raw == 0 {
         return Err(DecodeError::TooLarge {
             len: raw as u64,
@@ -287,20 +317,21 @@ pub fn decode_chunk_header(b: &[u8; CHUNK_HEADER_LEN]) -> Result<(usize, usize, 
     Ok((raw, comp, u32_at(b, 8)))
 }
 
-/// Verifies and decompresses a chunk's payload.
-///
-/// # Errors
-/// [`DecodeError::ChecksumMismatch`] or [`DecodeError::Decompress`].
-pub fn decode_chunk_payload(
+/// Checks a chunk's crc (over its header's lengths and its payload as stored).
+pub(crate) fn check_chunk_crc(
     header: &[u8; CHUNK_HEADER_LEN],
     payload: &[u8],
-    raw_len: usize,
-) -> Result<Vec<u8>, DecodeError> {
+) -> Result<(), DecodeError> {
     let expected = u32_at(header, 8);
     let actual = crc(&[&header[..8], payload]);
     if expected != actual {
         return Err(DecodeError::ChecksumMismatch { expected, actual });
     }
+    Ok(())
+}
+
+/// Decompresses an lz4 chunk payload of `raw_len` bytes.
+pub(crate) fn decompress_chunk(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, DecodeError> {
     let mut raw = vec![0u8; raw_len];
     match lz4_flex::block::decompress_into(payload, &mut raw) {
         Ok(n) if n == raw_len => Ok(raw),

@@ -2,13 +2,20 @@
 //! truncated or foreign file is refused before any entry), then chunk by chunk, so memory
 //! stays at one chunk plus one entry whatever the file's size. Any failure is
 //! [`Error::Corrupt`] with the file and the offset of the damaged part.
+//!
+//! An encrypted file (`sealed.rs`) opens without its key (header, cipher block, footer and
+//! length are checked, and [`SnapshotReader::check_checksums`] checks every chunk's crc);
+//! reading entries then needs the key: [`Error::MissingKey`] without it, and a chunk whose
+//! crc verifies but whose tag fails is [`Error::Tampered`].
 
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    decode_chunk_header, decode_chunk_payload, decode_entry, Footer, Header, SnapEntry,
-    SnapshotMeta, CHUNK_HEADER_LEN, FOOTER_LEN, HEADER_LEN, MAX_ENTRY,
+    check_chunk_crc, decode_chunk_header_sized, decode_entry, decompress_chunk, Footer, Header,
+    SnapEntry, SnapshotMeta, CHUNK_HEADER_LEN, FLAG_ENCRYPTED, FOOTER_LEN, HEADER_LEN, MAX_ENTRY,
 };
+use super::sealed::unseal_chunk;
+use crate::crypto::{CipherBlock, FileCipher, KeyId, KeyRing, CIPHER_BLOCK_LEN, TAG_LEN};
 use crate::error::{DecodeError, Error, Result};
 use crate::fs::{Vfs, VfsFile};
 
@@ -26,6 +33,12 @@ pub struct SnapshotReader {
     entries_read: u64,
     crcs: crc32fast::Hasher,
     meta: Option<SnapshotMeta>,
+    /// The cipher block of an encrypted file.
+    block: Option<CipherBlock>,
+    /// Its cipher, when the key is configured.
+    cipher: Option<FileCipher>,
+    /// The key ids configured (for a [`Error::MissingKey`]).
+    configured: Vec<KeyId>,
 }
 
 impl std::fmt::Debug for SnapshotReader {
@@ -58,17 +71,41 @@ fn read_exact(file: &dyn VfsFile, offset: u64, buf: &mut [u8]) -> Result<usize> 
 }
 
 impl SnapshotReader {
-    /// Opens `path` and verifies its header, footer and length.
+    /// Opens `path` and verifies its header, footer and length (a plain file, or an
+    /// encrypted one to be checked by checksum only).
     ///
     /// # Errors
     /// [`Error::Corrupt`] or an I/O error.
     pub fn open(fs: &dyn Vfs, path: &Path) -> Result<SnapshotReader> {
+        SnapshotReader::open_with_keys(fs, path, None)
+    }
+
+    /// [`SnapshotReader::open`], with the keys to decrypt an encrypted file. A key the file
+    /// needs and `keys` lacks is reported when entries are read.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or an I/O error.
+    pub fn open_with_keys(
+        fs: &dyn Vfs,
+        path: &Path,
+        keys: Option<&KeyRing>,
+    ) -> Result<SnapshotReader> {
         let file = fs.open_read(path)?;
         let len = file.size()?;
-        let mut hb = [0u8; HEADER_LEN];
+        let mut hb = [0u8; HEADER_LEN + CIPHER_BLOCK_LEN];
         let got = read_exact(file.as_ref(), 0, &mut hb)?;
-        let header = Header::decode(&hb[..got]).map_err(|e| corrupt(path, 0, e))?;
-        let min = (HEADER_LEN + FOOTER_LEN) as u64;
+        let (header, flags) = Header::decode_with_flags(&hb[..got.min(HEADER_LEN)])
+            .map_err(|e| corrupt(path, 0, e))?;
+        let block = if flags & FLAG_ENCRYPTED != 0 {
+            let b = CipherBlock::decode(&hb[..HEADER_LEN], &hb[HEADER_LEN..got])
+                .map_err(|e| corrupt(path, HEADER_LEN as u64, e))?;
+            Some(b)
+        } else {
+            None
+        };
+        let head_len = HEADER_LEN + block.map_or(0, |_| CIPHER_BLOCK_LEN);
+        let cipher = block.and_then(|b| FileCipher::open(keys, b, path).ok());
+        let min = (head_len + FOOTER_LEN) as u64;
         if len < min {
             return Err(corrupt(
                 path,
@@ -95,7 +132,7 @@ impl SnapshotReader {
             file,
             header,
             footer,
-            offset: HEADER_LEN as u64,
+            offset: head_len as u64,
             body_end: len - FOOTER_LEN as u64,
             raw: Vec::new(),
             raw_pos: 0,
@@ -103,7 +140,21 @@ impl SnapshotReader {
             entries_read: 0,
             crcs: crc32fast::Hasher::new(),
             meta: None,
+            block,
+            cipher,
+            configured: keys.map(KeyRing::ids).unwrap_or_default(),
         })
+    }
+
+    /// The key the file is encrypted under, when it is.
+    pub fn key_id(&self) -> Option<KeyId> {
+        self.block.map(|b| b.key_id)
+    }
+
+    /// Whether its entries can be read: a plain file, or an encrypted one whose key is
+    /// configured.
+    pub fn can_decrypt(&self) -> bool {
+        self.block.is_none() || self.cipher.is_some()
     }
 
     /// The verified header.
@@ -119,6 +170,11 @@ impl SnapshotReader {
     /// The replica meta entry, once read (it is the last entry).
     pub fn meta(&self) -> Option<&SnapshotMeta> {
         self.meta.as_ref()
+    }
+
+    /// Takes the meta entry out, once read.
+    pub(super) fn take_meta(&mut self) -> Option<SnapshotMeta> {
+        self.meta.take()
     }
 
     /// Reads the next chunk into the raw buffer; false at the end of the body.
@@ -140,8 +196,9 @@ impl SnapshotReader {
             ));
         }
         read_exact(self.file.as_ref(), at, &mut hb)?;
+        let tag = self.block.map_or(0, |_| TAG_LEN);
         let (raw_len, comp_len, crc) =
-            decode_chunk_header(&hb).map_err(|e| corrupt(&self.path, at, e))?;
+            decode_chunk_header_sized(&hb, tag).map_err(|e| corrupt(&self.path, at, e))?;
         let start = at + CHUNK_HEADER_LEN as u64;
         if self.body_end - start < comp_len as u64 {
             let have = self.body_end - start;
@@ -156,8 +213,26 @@ impl SnapshotReader {
         }
         let mut payload = vec![0u8; comp_len];
         read_exact(self.file.as_ref(), start, &mut payload)?;
-        let raw =
-            decode_chunk_payload(&hb, &payload, raw_len).map_err(|e| corrupt(&self.path, at, e))?;
+        check_chunk_crc(&hb, &payload).map_err(|e| corrupt(&self.path, at, e))?;
+        if let Some(block) = self.block {
+            let Some(cipher) = &self.cipher else {
+                return Err(Error::MissingKey {
+                    path: self.path.clone(),
+                    key_id: block.key_id,
+                    configured: self.configured.clone(),
+                });
+            };
+            let last = self.chunks_read + 1 == self.footer.chunks;
+            payload =
+                unseal_chunk(cipher, self.chunks_read, last, &hb, &payload).ok_or_else(|| {
+                    Error::Tampered {
+                        path: self.path.clone(),
+                        offset: at,
+                        key_id: block.key_id,
+                    }
+                })?;
+        }
+        let raw = decompress_chunk(&payload, raw_len).map_err(|e| corrupt(&self.path, at, e))?;
         self.crcs.update(&crc.to_le_bytes());
         self.chunks_read += 1;
         self.offset = start + comp_len as u64;
@@ -233,6 +308,58 @@ impl SnapshotReader {
         Ok(self.entries_read)
     }
 
+    /// Checks every chunk's checksum and the footer's chunk count and checksum, without
+    /// decrypting or decoding anything: what can be verified of an encrypted file without
+    /// its key (damage shows; the entries are not read).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or an I/O error.
+    pub fn check_checksums(&mut self) -> Result<()> {
+        let tag = self.block.map_or(0, |_| TAG_LEN);
+        let mut crcs = crc32fast::Hasher::new();
+        let mut chunks = 0u32;
+        let mut at = self.offset;
+        while at < self.body_end {
+            let mut hb = [0u8; CHUNK_HEADER_LEN];
+            let short = |needed: u64, have: u64| DecodeError::Truncated { needed, have };
+            if self.body_end - at < CHUNK_HEADER_LEN as u64 {
+                let e = short(CHUNK_HEADER_LEN as u64, self.body_end - at);
+                return Err(corrupt(&self.path, at, e));
+            }
+            read_exact(self.file.as_ref(), at, &mut hb)?;
+            let (_, comp_len, crc) =
+                decode_chunk_header_sized(&hb, tag).map_err(|e| corrupt(&self.path, at, e))?;
+            let start = at + CHUNK_HEADER_LEN as u64;
+            if self.body_end - start < comp_len as u64 {
+                let e = short(comp_len as u64, self.body_end - start);
+                return Err(corrupt(&self.path, at, e));
+            }
+            let mut payload = vec![0u8; comp_len];
+            read_exact(self.file.as_ref(), start, &mut payload)?;
+            check_chunk_crc(&hb, &payload).map_err(|e| corrupt(&self.path, at, e))?;
+            crcs.update(&crc.to_le_bytes());
+            chunks += 1;
+            at = start + comp_len as u64;
+        }
+        let end = self.body_end;
+        if chunks != self.footer.chunks {
+            let why = format!(
+                "footer promises {} chunks, file holds {chunks}",
+                self.footer.chunks
+            );
+            return Err(corrupt(&self.path, end, DecodeError::Malformed(why)));
+        }
+        let actual = crcs.finalize();
+        if actual != self.footer.chunks_crc {
+            let e = DecodeError::ChecksumMismatch {
+                expected: self.footer.chunks_crc,
+                actual,
+            };
+            return Err(corrupt(&self.path, end, e));
+        }
+        Ok(())
+    }
+
     /// The length of the next entry's body, once it is whole in the buffer; `None` at the end.
     fn next_body_len(&mut self) -> Result<Option<usize>> {
         if !self.need(4)? {
@@ -284,78 +411,4 @@ impl SnapshotReader {
         }
         Ok(())
     }
-}
-
-/// Reads and verifies a whole snapshot, calling `each` for every session entry; returns the
-/// header and the meta entry.
-///
-/// # Errors
-/// [`Error::Corrupt`] or an I/O error. Entries already passed to `each` may come from a file
-/// that turns out to be corrupt further on: callers apply them to a scratch state.
-pub fn read_snapshot(
-    fs: &dyn Vfs,
-    path: &Path,
-    mut each: impl FnMut(SnapEntry),
-) -> Result<(Header, SnapshotMeta)> {
-    let mut r = SnapshotReader::open(fs, path)?;
-    while let Some(entry) = r.next_entry()? {
-        if !matches!(entry, SnapEntry::Meta(_)) {
-            each(entry);
-        }
-    }
-    let meta = r
-        .meta
-        .take()
-        .ok_or_else(|| corrupt(path, 0, DecodeError::Malformed("no meta entry".into())))?;
-    Ok((r.header, meta))
-}
-
-/// [`read_snapshot`] with the reading, checking and decoding on a second thread, a batch of
-/// entries ahead of `each`: recovery decodes one chunk while it restores the previous one.
-///
-/// # Errors
-/// As [`read_snapshot`].
-pub fn read_snapshot_pipelined(
-    fs: &dyn Vfs,
-    path: &Path,
-    mut each: impl FnMut(SnapEntry),
-) -> Result<(Header, SnapshotMeta)> {
-    const BATCH: usize = 1024;
-    let mut reader = SnapshotReader::open(fs, path)?;
-    let header = reader.header;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<SnapEntry>>>(4);
-    let meta = std::thread::scope(|scope| {
-        let producer = scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
-            loop {
-                match reader.next_entry() {
-                    Ok(Some(SnapEntry::Meta(_))) => {}
-                    Ok(Some(entry)) => {
-                        batch.push(entry);
-                        if batch.len() == BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err()
-                        {
-                            return None;
-                        }
-                    }
-                    Ok(None) => {
-                        let _ = tx.send(Ok(batch));
-                        return reader.meta.take();
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return None;
-                    }
-                }
-            }
-        });
-        for batch in rx.iter() {
-            for entry in batch? {
-                each(entry);
-            }
-        }
-        Ok::<_, Error>(producer.join().ok().flatten())
-    })?;
-    let meta =
-        meta.ok_or_else(|| corrupt(path, 0, DecodeError::Malformed("no meta entry".into())))?;
-    Ok((header, meta))
 }

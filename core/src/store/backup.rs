@@ -3,6 +3,12 @@
 //! it back before reporting success; [`restore_backup`] verifies a backup whole, then makes a
 //! new store directory from it.
 //!
+//! With encryption on ([`super::StoreConfig::encryption`]) the backup file is encrypted like
+//! a snapshot (the same format: a cipher block, sealed chunks) under the current key; it is
+//! written from memory, not copied from the store's files, and cannot be read without a key
+//! of the ring. [`restore_backup_with_keys`] reads a backup encrypted under any key of the
+//! ring it is given and writes the new store under that ring's current key.
+//!
 //! A restored store is a new incarnation of the region (so its new changes can never collide
 //! with changes the old incarnation made after the backup), and it retires the old
 //! incarnation from membership; peers refill it with whatever is newer than the backup.
@@ -17,12 +23,13 @@ use super::Store;
 use crate::causal::VersionVector;
 use crate::clock::ReplicaId;
 use crate::crdt::SessionId;
+use crate::crypto::KeyRing;
 use crate::error::{Error, Result};
 use crate::fs::{parent_dir, Vfs};
 use crate::replicate::FenceReason;
 use crate::snapshot::{
-    install_manifest, read_slots, read_snapshot, Header, Manifest, SnapEntry, SnapKind, SnapRef,
-    SnapshotMeta, SnapshotReader, SnapshotWriter,
+    install_manifest, read_slots, read_snapshot_with_keys, Header, Manifest, SnapEntry, SnapKind,
+    SnapRef, SnapshotMeta, SnapshotReader, SnapshotWriter,
 };
 
 /// What a backup wrote.
@@ -85,7 +92,9 @@ impl Store {
             generation: 0,
             covers_seq: cut,
         };
-        let mut w = SnapshotWriter::create(fs.clone(), parent_dir(file), name, header)?;
+        let keys = self.inner.config.encryption.as_ref();
+        let mut w =
+            SnapshotWriter::create_with_keys(fs.clone(), parent_dir(file), name, header, keys)?;
         let mut sessions = 0;
         let mut cursor: Option<SessionId> = None;
         loop {
@@ -110,7 +119,7 @@ impl Store {
         self.inner.wal.sync()?;
         let written = w.finish()?;
         let mut read_back = 0;
-        read_snapshot(fs.as_ref(), file, |_| read_back += 1)?;
+        read_snapshot_with_keys(fs.as_ref(), file, keys, |_| read_back += 1)?;
         if read_back != sessions {
             return Err(Error::DataLoss(format!(
                 "backup holds {read_back} sessions, {sessions} were written"
@@ -133,7 +142,24 @@ impl Store {
 /// [`Error::Corrupt`] for a damaged backup (nothing is created), [`Error::InvalidArgument`]
 /// when `dir` already holds a store, I/O errors.
 pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<RestoreReport> {
-    let (header, meta) = read_snapshot(fs.as_ref(), file, |_| {})?;
+    restore_backup_with_keys(fs, file, dir, None)
+}
+
+/// [`restore_backup`] of a backup that may be encrypted under a key of `keys`; the new store
+/// is written encrypted under the current key of `keys` when given (open it with the same
+/// ring).
+///
+/// # Errors
+/// As [`restore_backup`]; [`Error::MissingKey`] for an encrypted backup whose key `keys`
+/// lacks and [`Error::Tampered`] for one altered with its checksums fixed (nothing is
+/// created either way).
+pub fn restore_backup_with_keys(
+    fs: Arc<dyn Vfs>,
+    file: &Path,
+    dir: &Path,
+    keys: Option<&KeyRing>,
+) -> Result<RestoreReport> {
+    let (header, meta) = read_snapshot_with_keys(fs.as_ref(), file, keys, |_| {})?;
     if header.kind != SnapKind::Backup {
         return Err(Error::InvalidArgument(format!(
             "{} is a {:?} snapshot, not a backup",
@@ -175,9 +201,9 @@ pub fn restore_backup(fs: Arc<dyn Vfs>, file: &Path, dir: &Path) -> Result<Resto
         generation: 1,
         covers_seq: 0,
     };
-    let mut w = SnapshotWriter::create(fs.clone(), &snap_dir, &name, header)?;
+    let mut w = SnapshotWriter::create_with_keys(fs.clone(), &snap_dir, &name, header, keys)?;
     let mut sessions = 0;
-    let mut reader = SnapshotReader::open(fs.as_ref(), file)?;
+    let mut reader = SnapshotReader::open_with_keys(fs.as_ref(), file, keys)?;
     while let Some(entry) = reader.next_entry()? {
         match entry {
             SnapEntry::Meta(_) => {}

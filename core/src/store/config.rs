@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::crypto::KeyRing;
 use crate::replicate::ReplicaConfig;
 use crate::wal::{FsyncPolicy, WriterMode};
 
@@ -71,6 +72,12 @@ pub struct StoreConfig {
     pub recovery: RecoveryMode,
     /// Who writes the log (a thread, or the callers for deterministic simulations).
     pub wal_writer: WriterMode,
+    /// Encryption at rest (`None`, the default: off). With a key ring, WAL record bodies,
+    /// snapshot chunks and backups are written encrypted under its current key, and files
+    /// encrypted under any of its keys are read; see [`KeyRing::from_file`] for the key file
+    /// and `docs/DECISIONS.md` for rotation. Without one, a store holding encrypted files
+    /// that must be read refuses to open with [`crate::Error::MissingKey`].
+    pub encryption: Option<KeyRing>,
 }
 
 impl StoreConfig {
@@ -88,6 +95,7 @@ impl StoreConfig {
             compaction: CompactionPolicy::default(),
             recovery: RecoveryMode::Strict,
             wal_writer: WriterMode::Thread,
+            encryption: None,
         }
     }
 }

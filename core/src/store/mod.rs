@@ -7,6 +7,7 @@
 
 mod backup;
 mod config;
+mod dry_run;
 mod layout;
 mod open;
 mod recovery;
@@ -24,16 +25,17 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-pub use backup::{restore_backup, BackupReport, RestoreReport};
+pub use backup::{restore_backup, restore_backup_with_keys, BackupReport, RestoreReport};
 pub use config::{CompactionPolicy, RecoveryMode, StoreConfig, WriteMode};
+pub use dry_run::{
+    dry_run_recovery, dry_run_recovery_with_keys, recovered_state, recovered_state_with_keys,
+    RecoveredState, RecoveryPlan,
+};
 pub use recovery::RecoveryReport;
 pub use replication::Receipt;
 pub use snapshotter::SnapshotReport;
 pub use status::{OpenStatus, SnapshotStatus, StoreStatus, WalStatus};
-pub use verify::{
-    dry_run_recovery, recovered_state, verify_dir, FileCheck, RecoveredState, RecoveryPlan,
-    VerifyReport,
-};
+pub use verify::{verify_dir, verify_dir_with_keys, FileCheck, VerifyReport};
 
 use crate::clock::{ReplicaId, TimeSource, WallClock};
 use crate::codec;

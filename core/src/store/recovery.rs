@@ -75,7 +75,9 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
-/// Whether `e` means "this generation's data is damaged or missing" (try an older one).
+/// Whether `e` means "this generation's data is damaged or missing" (try an older one). A key
+/// that is not configured or a tag that fails is not: it stops recovery at once, before
+/// anything is changed (`crate::crypto`).
 pub(crate) fn is_damage(e: &Error) -> bool {
     match e {
         Error::Corrupt { .. } | Error::DataLoss(_) => true,
@@ -90,6 +92,7 @@ pub(crate) fn wal_config(config: &StoreConfig) -> WalConfig {
         fsync: config.fsync,
         segment_size: config.segment_size,
         writer: config.wal_writer,
+        encryption: config.encryption.clone(),
         ..WalConfig::default()
     }
 }
@@ -153,7 +156,8 @@ pub(crate) fn load_chain(
     let mut meta = None;
     for snap in m.chain() {
         let path = layout::snap_dir(dir).join(&snap.file);
-        let (header, file_meta) = read_snapshot_pipelined(fs, &path, |entry| match entry {
+        let keys = config.encryption.as_ref();
+        let (header, file_meta) = read_snapshot_pipelined(fs, &path, keys, |entry| match entry {
             SnapEntry::Session(id, state) => replica.restore_session(id, state),
             SnapEntry::Gone(id) => replica.forget_session(&id),
             SnapEntry::Meta(_) => {}
@@ -295,7 +299,7 @@ pub(crate) fn recover(
         }
     }
     let wal_dir = layout::wal_dir(dir);
-    let held = wal::verify(fs.as_ref(), &wal_dir, 0)
+    let held = wal::verify_with_keys(fs.as_ref(), &wal_dir, 0, config.encryption.as_ref())
         .ok()
         .and_then(|r| r.first_seq.zip(r.last_seq))
         .map_or("no WAL records".to_string(), |(a, b)| {

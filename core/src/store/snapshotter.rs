@@ -137,7 +137,8 @@ impl Inner {
             generation,
             covers_seq: cut,
         };
-        let mut w = SnapshotWriter::create(self.fs.clone(), &dir, &name, header)?;
+        let keys = self.config.encryption.as_ref();
+        let mut w = SnapshotWriter::create_with_keys(self.fs.clone(), &dir, &name, header, keys)?;
         let mut report = SnapshotReport {
             generation,
             base,

@@ -101,6 +101,7 @@ impl Wal {
             spare_bodies: Vec::new(),
             spare_lens: Vec::new(),
             inline: config.writer == WriterMode::Inline,
+            keys: config.encryption.clone(),
         };
         let (handle, inline) = match config.writer {
             WriterMode::Thread => {

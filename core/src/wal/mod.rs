@@ -10,19 +10,20 @@
 //!  <dir>/wal-<first>.log.<offset>[-<n>].broken  a torn tail cut off by recovery, kept
 //!
 //!  segment  = header ‖ record*
-//!  header   (24 bytes, little endian)
+//!  header   (24 bytes, little endian; 56 when encrypted)
 //!    0  magic      4  "SHWL"
 //!    4  version    2  1
-//!    6  flags      2  0 (reserved)
+//!    6  flags      2  0; bit 0: encrypted
 //!    8  salt       4  random per segment
 //!   12  first_seq  8  sequence number of the first record (= the number in the file name)
 //!   20  crc        4  crc32 of bytes 0..20
+//!   24  (encrypted) cipher block, 32 bytes: key id 8, key salt 16, reserved 4, crc32 of 0..52
 //!  record   (20 + len bytes)
-//!    0  len        4  body length, <= max_record_size
+//!    0  len        4  body length, <= max_record_size (+ 16 when encrypted)
 //!    4  seq        8  sequence number
 //!   12  head_crc   4  crc32 seeded with salt, of bytes 0..12
-//!   16  body     len  opaque
-//!  16+len body_crc 4  crc32 seeded with salt, of seq ‖ body
+//!   16  body     len  opaque; encrypted: AES-256-GCM ciphertext ‖ tag, nonce = seq
+//!  16+len body_crc 4  crc32 seeded with salt, of seq ‖ body (the ciphertext when encrypted)
 //! ```
 //!
 //! Sequence numbers start at 1 and are contiguous within and across segments. Seeding both
@@ -32,10 +33,17 @@
 //! is [`Error::Corrupt`]. [`verify()`] does the same checks without
 //! changing anything.
 //!
+//! Encryption ([`WalConfig::encryption`]) is optional: a record that verifies but whose tag
+//! fails is [`Error::Tampered`] and an encrypted segment without its key is
+//! [`Error::MissingKey`]; either stops open before anything on disk is touched (never taken
+//! for a torn tail).
+//!
 //! Files by role: `segment` (names, header), `record` (record codec), `scan` (walking a
-//! segment's bytes), `recovery` (open), `shared` (queue and watermarks), `writer` (the
-//! background thread), `log` (the [`Wal`] handle), `verify`.
+//! segment's bytes), `recovery` (open), `aside` (what recovery sets aside or removes),
+//! `shared` (queue and watermarks), `writer` (the background thread), `log` (the [`Wal`]
+//! handle), `verify`.
 
+mod aside;
 mod log;
 mod record;
 mod recovery;
@@ -52,9 +60,11 @@ use crate::error::{Error, Result};
 
 pub use log::Wal;
 pub use record::{RECORD_OVERHEAD, RECORD_SIZE_LIMIT};
-pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+pub use segment::{
+    ENCRYPTED_SEGMENT_HEADER_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
+};
 pub(crate) use verify::read_records;
-pub use verify::{verify, Problem, ProblemKind, SegmentSummary, VerifyReport};
+pub use verify::{verify, verify_with_keys, Problem, ProblemKind, SegmentSummary, VerifyReport};
 
 /// When the WAL makes appended records durable.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -108,6 +118,11 @@ pub struct WalConfig {
     pub writer: WriterMode,
     /// What open does with damage.
     pub recovery: WalRecovery,
+    /// Encrypt record bodies under this ring's current key, and read segments encrypted
+    /// under any of its keys (`None`, the default: plain segments are written, and an
+    /// encrypted segment whose records must be read is [`Error::MissingKey`]). With it,
+    /// every open starts a new segment (see `segment`).
+    pub encryption: Option<crate::crypto::KeyRing>,
 }
 
 impl Default for WalConfig {
@@ -119,6 +134,7 @@ impl Default for WalConfig {
             queue_limit_bytes: 64 << 20,
             writer: WriterMode::Thread,
             recovery: WalRecovery::Strict,
+            encryption: None,
         }
     }
 }

@@ -22,19 +22,31 @@
 //! Covered records are never replayed, so damage to them loses nothing; the read-only
 //! [`verify`](super::verify) still reports it (as covered damage).
 //!
+//! Encrypted segments: a record to replay is decrypted after its checksums verify. A key
+//! that is not configured ([`Error::MissingKey`]) or a tag that fails ([`Error::Tampered`])
+//! stops recovery at once, whatever [`WalRecovery`] says, and before anything on disk is
+//! touched: every read comes before the first change (leftover temp files are removed, a
+//! torn tail set aside, the active segment opened only after the last segment was read), so
+//! an undecryptable record is never mistaken for a torn tail. When encryption is on, or the
+//! last segment is encrypted, a new segment is started instead of appending to the last one
+//! (a segment with no record left is replaced by it): a segment's nonces are only ever used
+//! by the writer that created it.
+//!
 //! The callback sees records as they are verified; if open fails later (corruption further
 //! on), whatever the callback built must be discarded.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
+use super::aside::{remove_leftovers, set_aside, set_aside_after, Cut, TornTail};
+use super::record::unseal_record;
 use super::scan::{Scanner, Step};
 use super::segment::{
-    broken_path, create_segment, is_temp_name, parse_segment_name, segment_name, OpenSegment,
-    SegmentHeader,
+    create_segment, parse_segment_name, segment_name, OpenSegment, SegmentHeader,
 };
 use super::writer::Active;
-use super::{DamageCut, RecoveryReport, SegmentInfo, WalConfig, WalRecovery, SEGMENT_HEADER_LEN};
+use super::{RecoveryReport, SegmentInfo, WalConfig, WalRecovery};
+use crate::crypto::{FileCipher, TAG_LEN};
 use crate::error::{DecodeError, Error, Result};
 use crate::fs::Vfs;
 
@@ -44,12 +56,6 @@ pub(crate) struct Recovered {
     pub segments: Vec<SegmentInfo>,
     pub active: Active,
     pub next_seq: u64,
-}
-
-/// A damaged end of the last segment, to be set aside and cut off.
-struct TornTail {
-    offset: usize,
-    bytes: Vec<u8>,
 }
 
 /// Whether segment `first` may follow a segment ending at `prev_end` (or be the first one)
@@ -87,31 +93,6 @@ fn corrupt(path: &Path, offset: u64, source: DecodeError) -> Error {
     }
 }
 
-/// Removes half-created segments and half-written `.broken` files from an interrupted run.
-fn remove_leftovers(fs: &dyn Vfs, dir: &Path, names: &[String]) -> Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
-    for name in names {
-        if is_temp_name(name) || (name.starts_with("wal-") && name.ends_with(".broken.tmp")) {
-            let p = dir.join(name);
-            fs.remove_file(&p)?;
-            removed.push(p);
-        }
-    }
-    if !removed.is_empty() {
-        fs.sync_dir(dir)?;
-    }
-    Ok(removed)
-}
-
-/// Where damage stopped a [`WalRecovery::KeepPrefix`] recovery.
-struct Cut {
-    /// Index (in `firsts`) of the segment the damage is in.
-    index: usize,
-    /// Offset of the damage in it (0: the whole segment is unusable).
-    offset: usize,
-    error: Error,
-}
-
 /// Recovers the log in `dir` (which exists and is locked). See the module doc.
 pub(crate) fn recover(
     fs: &dyn Vfs,
@@ -124,7 +105,7 @@ pub(crate) fn recover(
     let started = Instant::now();
     let mut report = RecoveryReport::default();
     let names = fs.list_dir(dir)?;
-    report.temp_files_removed = remove_leftovers(fs, dir, &names)?;
+    let keys = config.encryption.as_ref();
     let mut firsts: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     firsts.sort_unstable();
 
@@ -187,12 +168,10 @@ pub(crate) fn recover(
         report.segments_read += 1;
 
         let mut expected = first;
-        let mut scanner = Scanner::new(
-            &bytes,
-            header.salt,
-            config.max_record_size,
-            SEGMENT_HEADER_LEN,
-        );
+        let max_body = max_body(config, &header);
+        let mut scanner = Scanner::new(&bytes, header.salt, max_body, header.len());
+        // Opened when the first record to replay needs it (covered records need no key).
+        let mut cipher: Option<FileCipher> = None;
         let torn = loop {
             match scanner.step() {
                 Step::Record { offset, rec } => {
@@ -205,7 +184,23 @@ pub(crate) fn recover(
                         });
                     }
                     if rec.seq > replay_after {
-                        apply(rec.seq, rec.body)?;
+                        match header.cipher {
+                            None => apply(rec.seq, rec.body)?,
+                            Some(block) => {
+                                if cipher.is_none() {
+                                    cipher = Some(FileCipher::open(keys, block, &path)?);
+                                }
+                                let plain = cipher
+                                    .as_ref()
+                                    .and_then(|c| unseal_record(c, &rec))
+                                    .ok_or_else(|| Error::Tampered {
+                                        path: path.clone(),
+                                        offset: offset as u64,
+                                        key_id: block.key_id,
+                                    })?;
+                                apply(rec.seq, &plain)?;
+                            }
+                        }
                         report.records_replayed += 1;
                     }
                     report.records += 1;
@@ -221,7 +216,7 @@ pub(crate) fn recover(
                 } => {
                     if let Some(next) = next_valid {
                         if let Some(seq) =
-                            covered_resume(&bytes, &header, config, next, expected, replay_after)
+                            covered_resume(&bytes, &header, max_body, next, expected, replay_after)
                         {
                             report.covered_damage += 1;
                             scanner.resume_at(next);
@@ -253,6 +248,8 @@ pub(crate) fn recover(
             break;
         }
     }
+    // Everything is read: from here on, recovery changes the directory.
+    report.temp_files_removed = remove_leftovers(fs, dir, &names)?;
     if let Some(c) = &cut {
         report.damage_cut = Some(set_aside_after(fs, dir, &firsts, c, prev_end)?);
         if c.offset == 0 {
@@ -265,6 +262,7 @@ pub(crate) fn recover(
         .map_or(1, |end| end.saturating_add(1))
         .max(replay_after.saturating_add(1));
     let mut active = None;
+    let mut replaced = None;
     if let (Some((header, records, torn)), Some(info)) = (last, segments.last()) {
         let mut file = fs.open_append(&info.path)?;
         if let Some(torn) = torn {
@@ -275,12 +273,18 @@ pub(crate) fn recover(
         }
         // Whatever recovery read is made durable before anything new is written after it.
         file.sync_data()?;
-        if prev_end.map(|e| e + 1) == Some(next_seq) {
+        let plain = config.encryption.is_none() && header.cipher.is_none();
+        if !plain && records == 0 && info.first_seq == next_seq {
+            // The new segment takes its name: nothing in it is kept.
+            replaced = Some(info.path.clone());
+        }
+        if plain && prev_end.map(|e| e + 1) == Some(next_seq) {
             active = Some(Active {
                 seg: OpenSegment {
                     path: info.path.clone(),
                     file,
                     header,
+                    cipher: None,
                 },
                 len: info.bytes,
                 synced_len: info.bytes,
@@ -292,10 +296,14 @@ pub(crate) fn recover(
     let active = match active {
         Some(a) => a,
         None => {
-            // An empty directory, or a snapshot covers more than the log holds: start a new
-            // segment at the next seq so that numbering never reuses a covered seq.
-            let seg = create_segment(fs, dir, next_seq)?;
-            let len = SEGMENT_HEADER_LEN as u64;
+            // An empty directory, a snapshot covers more than the log holds (start at the
+            // next seq so that numbering never reuses a covered seq), or the log is
+            // encrypted (a segment is written by one writer only).
+            if let Some(path) = replaced {
+                segments.retain(|s| s.path != path);
+            }
+            let seg = create_segment(fs, dir, next_seq, config.encryption.as_ref())?;
+            let len = seg.header.len() as u64;
             segments.push(SegmentInfo {
                 path: seg.path.clone(),
                 first_seq: next_seq,
@@ -320,43 +328,13 @@ pub(crate) fn recover(
     })
 }
 
-/// Under `KeepPrefix`, after damage at `cut`: every later segment is renamed aside (and the
-/// damaged segment too when the damage is in its header); returns what was cut.
-fn set_aside_after(
-    fs: &dyn Vfs,
-    dir: &Path,
-    firsts: &[u64],
-    cut: &Cut,
-    kept_end: Option<u64>,
-) -> Result<DamageCut> {
-    let from = if cut.offset == 0 {
-        cut.index
-    } else {
-        cut.index + 1
-    };
-    let mut set_aside_files = Vec::new();
-    let mut bytes = 0;
-    for &first in &firsts[from..] {
-        let path = dir.join(segment_name(first));
-        bytes += fs.file_len(&path)?;
-        let mut attempt = 0;
-        let mut to = broken_path(&path, 0, attempt);
-        while fs.exists(&to)? {
-            attempt += 1;
-            to = broken_path(&path, 0, attempt);
-        }
-        fs.rename(&path, &to)?;
-        set_aside_files.push(to);
+/// The largest record body a segment with `header` may hold under `config` (the tag on top
+/// of the configured limit when it is encrypted).
+pub(crate) fn max_body(config: &WalConfig, header: &SegmentHeader) -> u32 {
+    match header.cipher {
+        Some(_) => config.max_record_size.saturating_add(TAG_LEN as u32),
+        None => config.max_record_size,
     }
-    if !set_aside_files.is_empty() {
-        fs.sync_dir(dir)?;
-    }
-    Ok(DamageCut {
-        error: cut.error.to_string(),
-        kept_through: kept_end.unwrap_or(0),
-        segments_set_aside: set_aside_files,
-        bytes_set_aside: bytes,
-    })
 }
 
 /// When damage is followed by a valid record at `next` whose seq shows that every damaged
@@ -364,12 +342,12 @@ fn set_aside_after(
 pub(crate) fn covered_resume(
     bytes: &[u8],
     header: &SegmentHeader,
-    config: &WalConfig,
+    max_body: u32,
     next: usize,
     expected: u64,
     replay_after: u64,
 ) -> Option<u64> {
-    let mut peek = Scanner::new(bytes, header.salt, config.max_record_size, next);
+    let mut peek = Scanner::new(bytes, header.salt, max_body, next);
     match peek.step() {
         Step::Record { rec, .. }
             if rec.seq >= expected && rec.seq <= replay_after.saturating_add(1) =>
@@ -378,28 +356,6 @@ pub(crate) fn covered_resume(
         }
         _ => None,
     }
-}
-
-/// Keeps the torn tail of `segment` in a `.broken` file beside it (written to a temp name,
-/// synced, renamed, directory synced) before the segment is cut. A `.broken` file kept by an
-/// earlier recovery is never replaced.
-fn set_aside(fs: &dyn Vfs, dir: &Path, segment: &Path, torn: &TornTail) -> Result<PathBuf> {
-    let mut attempt = 0;
-    let mut broken = broken_path(segment, torn.offset as u64, attempt);
-    while fs.exists(&broken)? {
-        attempt += 1;
-        broken = broken_path(segment, torn.offset as u64, attempt);
-    }
-    let mut tmp = broken.clone().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = fs.create(&tmp)?;
-    f.append(&torn.bytes)?;
-    f.sync_data()?;
-    drop(f);
-    fs.rename(&tmp, &broken)?;
-    fs.sync_dir(dir)?;
-    Ok(broken)
 }
 
 #[cfg(test)]

@@ -5,15 +5,22 @@
 //!
 //! Same layout and rules as recovery (see `wal` and `recovery`), but instead of stopping at
 //! the first problem it reports it and carries on at the next record that verifies.
+//!
+//! Encrypted segments: checksums are over the ciphertext, so without the key every checksum
+//! is still checked (damage is told from a missing key) and the segment is listed in
+//! [`VerifyReport::unauthenticated`]; with the key every record's tag is checked too, and
+//! one that fails is [`ProblemKind::Tampered`].
 
 use std::path::{Path, PathBuf};
 
+use super::record::unseal_record;
 use super::recovery::check_continuity;
 use super::scan::{Scanner, Step};
 use super::segment::{
     is_broken_name, is_temp_name, parse_segment_name, segment_name, SegmentHeader,
 };
-use super::{RECORD_SIZE_LIMIT, SEGMENT_HEADER_LEN};
+use super::RECORD_SIZE_LIMIT;
+use crate::crypto::{FileCipher, KeyId, KeyRing, TAG_LEN};
 use crate::error::{DecodeError, Error, Result};
 use crate::fs::Vfs;
 
@@ -48,6 +55,12 @@ pub enum ProblemKind {
     /// Damage to records a snapshot already covers (recovery does not read them): nothing is
     /// lost, but an older snapshot generation can no longer fall back on them.
     Covered(DecodeError),
+    /// A record of an encrypted segment whose checksums verify but whose authentication tag
+    /// fails under the key the segment names: altered with the checksum recomputed.
+    Tampered {
+        /// The key the segment names.
+        key_id: KeyId,
+    },
 }
 
 impl std::fmt::Display for ProblemKind {
@@ -75,6 +88,11 @@ impl std::fmt::Display for ProblemKind {
                     "damage to records a snapshot already covers (nothing lost): {e}"
                 )
             }
+            ProblemKind::Tampered { key_id } => write!(
+                f,
+                "record verifies its checksums but fails authentication under key {key_id}: \
+                 altered, not damaged"
+            ),
         }
     }
 }
@@ -112,6 +130,8 @@ pub struct SegmentSummary {
     pub records: u64,
     /// File length.
     pub bytes: u64,
+    /// The key it is encrypted under, when it is.
+    pub key_id: Option<KeyId>,
 }
 
 /// The result of [`verify`].
@@ -131,6 +151,9 @@ pub struct VerifyReport {
     pub broken_files: Vec<PathBuf>,
     /// Half-created files an interrupted run left (the next open removes them).
     pub temp_files: Vec<PathBuf>,
+    /// Encrypted segments whose key is not configured: their checksums were checked, their
+    /// authentication tags were not (nothing is wrong with them for that).
+    pub unauthenticated: Vec<(PathBuf, KeyId)>,
 }
 
 impl VerifyReport {
@@ -148,12 +171,27 @@ impl VerifyReport {
 /// Checks every segment in `dir` without modifying anything. `covered_through` is what a
 /// snapshot covers (as `replay_after` for [`Wal::open`](super::Wal::open)): records at or
 /// below it may be missing without that being a gap. Record lengths are checked against
-/// [`RECORD_SIZE_LIMIT`], since verify does not know the configured limit.
+/// [`RECORD_SIZE_LIMIT`], since verify does not know the configured limit. Encrypted
+/// segments are checked by checksum only ([`verify_with_keys`] checks their tags too).
 ///
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) if the directory cannot be listed; a segment that cannot
 /// be read is a [`ProblemKind::Unreadable`] instead.
 pub fn verify(fs: &dyn Vfs, dir: &Path, covered_through: u64) -> Result<VerifyReport> {
+    verify_with_keys(fs, dir, covered_through, None)
+}
+
+/// [`verify`], also checking the authentication tag of every record of a segment encrypted
+/// under a key of `keys`.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_with_keys(
+    fs: &dyn Vfs,
+    dir: &Path,
+    covered_through: u64,
+    keys: Option<&KeyRing>,
+) -> Result<VerifyReport> {
     let names = fs.list_dir(dir)?;
     let mut report = VerifyReport::default();
     let mut firsts = Vec::new();
@@ -176,7 +214,7 @@ pub fn verify(fs: &dyn Vfs, dir: &Path, covered_through: u64) -> Result<VerifyRe
             fs,
             &path,
             (first, next_first),
-            is_last,
+            (is_last, keys),
             prev_end,
             covered_through,
             &mut report,
@@ -191,12 +229,14 @@ pub fn verify(fs: &dyn Vfs, dir: &Path, covered_through: u64) -> Result<VerifyRe
 /// [`Wal::open`](super::Wal::open) would replay. Returns how many records were passed.
 ///
 /// # Errors
-/// I/O errors, [`Error::Corrupt`] for a segment header that does not verify, and whatever
-/// `apply` returns.
+/// I/O errors, [`Error::Corrupt`] for a segment header that does not verify,
+/// [`Error::MissingKey`] / [`Error::Tampered`] for an encrypted record to pass that cannot be
+/// decrypted, and whatever `apply` returns.
 pub(crate) fn read_records(
     fs: &dyn Vfs,
     dir: &Path,
     after: u64,
+    keys: Option<&KeyRing>,
     apply: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<u64> {
     let mut firsts: Vec<u64> = fs
@@ -214,14 +254,32 @@ pub(crate) fn read_records(
             offset: 0,
             source,
         })?;
-        let mut scanner = Scanner::new(&bytes, header.salt, RECORD_SIZE_LIMIT, SEGMENT_HEADER_LEN);
+        let mut scanner = Scanner::new(&bytes, header.salt, limit(&header), header.len());
+        let mut cipher = None;
         loop {
             match scanner.step() {
-                Step::Record { rec, .. } => {
-                    if rec.seq > after {
-                        apply(rec.seq, rec.body)?;
-                        passed += 1;
+                Step::Record { rec, offset } => {
+                    if rec.seq <= after {
+                        continue;
                     }
+                    match header.cipher {
+                        None => apply(rec.seq, rec.body)?,
+                        Some(block) => {
+                            if cipher.is_none() {
+                                cipher = Some(FileCipher::open(keys, block, &path)?);
+                            }
+                            let plain = cipher
+                                .as_ref()
+                                .and_then(|c| unseal_record(c, &rec))
+                                .ok_or_else(|| Error::Tampered {
+                                    path: path.clone(),
+                                    offset: offset as u64,
+                                    key_id: block.key_id,
+                                })?;
+                            apply(rec.seq, &plain)?;
+                        }
+                    }
+                    passed += 1;
                 }
                 Step::End => break,
                 Step::Damaged { .. } => return Ok(passed),
@@ -231,13 +289,21 @@ pub(crate) fn read_records(
     Ok(passed)
 }
 
+/// The record size limit verify applies to a segment with `header`.
+fn limit(header: &SegmentHeader) -> u32 {
+    match header.cipher {
+        Some(_) => RECORD_SIZE_LIMIT + TAG_LEN as u32,
+        None => RECORD_SIZE_LIMIT,
+    }
+}
+
 /// Verifies one segment into `report`; returns the last seq it ends at (for the next
 /// segment's continuity check), or `None` if nothing in it could be trusted.
 fn verify_segment(
     fs: &dyn Vfs,
     path: &Path,
     (first, next_first): (u64, Option<u64>),
-    is_last: bool,
+    (is_last, keys): (bool, Option<&KeyRing>),
     prev_end: Option<u64>,
     covered_through: u64,
     report: &mut VerifyReport,
@@ -280,7 +346,14 @@ fn verify_segment(
     if let Err(why) = check_continuity(prev_end, first, covered_through) {
         problem(0, ProblemKind::SequenceGap(why));
     }
-    let mut scanner = Scanner::new(&bytes, header.salt, RECORD_SIZE_LIMIT, SEGMENT_HEADER_LEN);
+    let cipher = header
+        .cipher
+        .and_then(|block| FileCipher::open(keys, block, path).ok());
+    let mut unauthenticated = None;
+    if let (Some(block), None) = (header.cipher, &cipher) {
+        unauthenticated = Some((path.to_path_buf(), block.key_id));
+    }
+    let mut scanner = Scanner::new(&bytes, header.salt, limit(&header), header.len());
     let mut expected = first;
     let mut records = 0;
     let mut last_seen = first.checked_sub(1);
@@ -301,6 +374,12 @@ fn verify_segment(
                         },
                     );
                 }
+                if let Some(c) = &cipher {
+                    if unseal_record(c, &rec).is_none() {
+                        let key_id = c.key_id();
+                        problem(offset as u64, ProblemKind::Tampered { key_id });
+                    }
+                }
                 expected = rec.seq.saturating_add(1);
                 last_seen = Some(rec.seq);
                 records += 1;
@@ -315,14 +394,10 @@ fn verify_segment(
                 next_valid,
             } => match next_valid {
                 Some(next) => {
-                    let cfg = super::WalConfig {
-                        max_record_size: RECORD_SIZE_LIMIT,
-                        ..super::WalConfig::default()
-                    };
                     let covered = super::recovery::covered_resume(
                         &bytes,
                         &header,
-                        &cfg,
+                        limit(&header),
                         next,
                         expected,
                         covered_through,
@@ -353,6 +428,8 @@ fn verify_segment(
         first_seq: first,
         records,
         bytes: bytes.len() as u64,
+        key_id: header.cipher.map(|b| b.key_id),
     });
+    report.unauthenticated.extend(unauthenticated);
     last_seen
 }

@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
-use super::record::{encode_record, RECORD_OVERHEAD};
+use super::record::{encode_record, encode_sealed_record, RECORD_OVERHEAD};
 use super::segment::{create_segment, OpenSegment};
 use super::shared::{Failure, Queue, Shared};
 use super::{FsyncPolicy, SegmentInfo};
+use crate::crypto::{KeyRing, TAG_LEN};
 use crate::fs::Vfs;
 
 /// The segment being appended to.
@@ -65,6 +66,8 @@ pub(crate) struct Writer {
     /// Run by callers instead of a thread ([`super::WriterMode::Inline`]): batches are taken
     /// without waiting, and `EveryMillis` syncs only when a caller asks for one.
     pub inline: bool,
+    /// New segments are encrypted under this ring's current key.
+    pub keys: Option<KeyRing>,
 }
 
 struct Batch {
@@ -249,14 +252,23 @@ impl Writer {
         for (seq, &len) in (batch.first_seq..).zip(&batch.lens) {
             let body = &batch.bodies[at..at + len as usize];
             at += len as usize;
-            let encoded = (RECORD_OVERHEAD + len as usize) as u64;
+            let tag = if self.active.seg.cipher.is_some() {
+                TAG_LEN
+            } else {
+                0
+            };
+            let encoded = (RECORD_OVERHEAD + tag + len as usize) as u64;
             let full = self.active.len + self.out.len() as u64 + encoded > self.segment_size;
             if full && self.active.records + pending > 0 {
                 self.flush(pending)?;
                 pending = 0;
                 self.roll(seq)?;
             }
-            encode_record(&mut self.out, self.active.seg.header.salt, seq, body);
+            let salt = self.active.seg.header.salt;
+            match &self.active.seg.cipher {
+                Some(c) => encode_sealed_record(&mut self.out, salt, seq, body, c),
+                None => encode_record(&mut self.out, salt, seq, body),
+            }
             pending += 1;
         }
         self.flush(pending)?;
@@ -320,12 +332,12 @@ impl Writer {
         if self.active.len > self.active.synced_len {
             self.sync_active()?;
         }
-        let seg = match create_segment(self.fs.as_ref(), &self.dir, first_seq) {
+        let seg = match create_segment(self.fs.as_ref(), &self.dir, first_seq, self.keys.as_ref()) {
             Ok(seg) => seg,
             // The old segment is complete and synced: nothing to cut.
             Err(e) => return Err((Failure::from_error(&e), self.active.len)),
         };
-        let len = super::SEGMENT_HEADER_LEN as u64;
+        let len = seg.header.len() as u64;
         self.shared.segments.lock().push(SegmentInfo {
             path: seg.path.clone(),
             first_seq,

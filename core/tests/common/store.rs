@@ -312,3 +312,60 @@ pub fn assert_dots_known(store: &Store, what: &str) {
         }
     });
 }
+
+/// The key of test key ring `n` (distinct for every `n`).
+pub fn test_key(n: u8) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = n.wrapping_mul(37).wrapping_add(i as u8);
+    }
+    k
+}
+
+/// A key ring holding test key `current`, then test keys `older` (for reading only).
+pub fn ring(current: u8, older: &[u8]) -> session_ha::KeyRing {
+    session_ha::KeyRing::new(test_key(current), older.iter().map(|&n| test_key(n))).unwrap()
+}
+
+/// [`store_config`] with encryption under `keys`.
+pub fn encrypted_config(keys: &session_ha::KeyRing) -> StoreConfig {
+    StoreConfig {
+        encryption: Some(keys.clone()),
+        ..store_config()
+    }
+}
+
+/// The records of an encrypted segment's bytes (header of 56 bytes), as [`record_spans`].
+pub fn sealed_record_spans(segment: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = session_ha::wal::ENCRYPTED_SEGMENT_HEADER_LEN;
+    while at + 4 <= segment.len() {
+        let len = u32::from_le_bytes([
+            segment[at],
+            segment[at + 1],
+            segment[at + 2],
+            segment[at + 3],
+        ]) as usize;
+        let total = 20 + len;
+        if at + total > segment.len() {
+            break;
+        }
+        out.push((at, total));
+        at += total;
+    }
+    out
+}
+
+/// Flips one bit inside the body of the record at `span` of a segment and recomputes its
+/// body crc (seeded with the segment's salt), as someone altering the file on purpose would:
+/// only the authentication tag can tell.
+pub fn tamper_record(segment: &mut [u8], (at, total): (usize, usize)) {
+    let salt = u32::from_le_bytes([segment[8], segment[9], segment[10], segment[11]]);
+    let body = at + 16..at + total - 4;
+    segment[body.start + 1] ^= 0x04;
+    let mut h = crc32fast::Hasher::new_with_initial(salt);
+    h.update(&segment[at + 4..at + 12]);
+    h.update(&segment[body.clone()]);
+    let crc = h.finalize();
+    segment[body.end..body.end + 4].copy_from_slice(&crc.to_le_bytes());
+}
