@@ -742,7 +742,7 @@ status_test() ->
                 id, region, incarnation, dir, now_ms, vv, durable_vv, boot, fence, tainted, open,
                 sessions, live_sessions, digest_root, log_ops, log_bytes, tombstones_pending,
                 stable, gaps, clock_skew_ms, removed, unknown_origins, expired_total, peers, wal,
-                snapshot
+                snapshot, trust
             ]),
             lists:sort(maps:keys(S))
         ),

@@ -88,21 +88,16 @@ impl Replica {
         self.fence.take().map(|_| Change::Unfence)
     }
 
-    /// After a message from `peer` that carried `vv` and was addressed to this replica's
+    /// After a member's message that carried `vv` and was addressed to this replica's
     /// current boot: lifts the fence when this replica has caught up (see the module doc).
-    pub(crate) fn maybe_lift_fence(
-        &mut self,
-        peer: ReplicaId,
-        vv: &VersionVector,
-        changes: &mut Vec<Change>,
-    ) {
+    pub(crate) fn maybe_lift_fence(&mut self, vv: &VersionVector, changes: &mut Vec<Change>) {
         let Some(reason) = self.fence else {
             return;
         };
         let fits = match reason {
-            FenceReason::HistoryRegression {
-                peer: p, theirs, ..
-            } => p == peer && self.ctx.vv().get(self.id) >= theirs,
+            // Whichever member brought the history back: the one that reported it may have
+            // died since, and another may hold it too.
+            FenceReason::HistoryRegression { theirs, .. } => self.ctx.vv().get(self.id) >= theirs,
             FenceReason::Restored | FenceReason::LostTail | FenceReason::Rebuilt => true,
         };
         if fits && self.ctx.vv().dominates(vv) {

@@ -7,6 +7,7 @@
 //! membership: its frames are refused, and tombstone collection stops waiting for it once
 //! every member has confirmed the removal.
 
+use super::fence::FenceReason;
 use super::replica::Replica;
 use crate::clock::ReplicaId;
 
@@ -21,6 +22,11 @@ impl Replica {
         // acknowledged everything held here.
         self.removed.insert(old, Some(held));
         self.peers.remove(&self.id);
+        // A fence waiting for a peer's copy of the old id's history waits, under the new
+        // id, for any member's: the old id is an origin like any other now.
+        if matches!(self.fence, Some(FenceReason::HistoryRegression { .. })) {
+            self.fence = Some(FenceReason::LostTail);
+        }
         old
     }
 

@@ -3,6 +3,7 @@
 //! stability (see `gc.rs`); and membership removal.
 
 use super::change::Change;
+use super::fence::FenceReason;
 use super::gc::Tomb;
 use super::replica::Replica;
 use crate::causal::VersionVector;
@@ -29,7 +30,13 @@ impl Replica {
 
     /// Ends every session whose deadline has passed (each end is an op, replicated like any
     /// other, so the session is gone everywhere).
+    /// A fenced replica ends nothing: it may not hold its own newest seq yet, and an op now
+    /// could take a dot a peer already holds (I2). Its reads are refused meanwhile, and what
+    /// came due is ended once the fence lifts.
     pub fn expire_due(&mut self) -> Vec<Change> {
+        if self.fence.is_some() {
+            return Vec::new();
+        }
         let now = self.now_ms();
         let due: Vec<SessionId> = self
             .expiry
@@ -71,6 +78,10 @@ impl Replica {
         }
         let last = self.peers.remove(&id).map(|p| p.acked).unwrap_or_default();
         self.removed.insert(id, Some(last));
+        // A fence waiting for this member's copy of our history now waits for any member.
+        if matches!(self.fence, Some(FenceReason::HistoryRegression { peer, .. }) if peer == id) {
+            self.fence = Some(FenceReason::LostTail);
+        }
     }
 
     /// Adopts removals member `from` reports: an operator's retirement, or a region's own

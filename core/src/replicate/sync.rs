@@ -317,7 +317,7 @@ impl Replica {
             self.check_history(frame.sender, &frame.vv, &mut changes);
         }
         if frame.to == self.id && frame.to_boot == self.boot {
-            self.maybe_lift_fence(frame.sender, &frame.vv, &mut changes);
+            self.maybe_lift_fence(&frame.vv, &mut changes);
         }
         let mut ack = self.make_ack(frame.sender, transfer_broken);
         ack.gaps.extend(missing);
@@ -352,7 +352,11 @@ impl Replica {
 
     /// A session whose deadline passed here is ended (by a local op) before anything from a
     /// peer touches it: an expired session never comes back, even if a longer touch arrives.
+    /// A fenced replica makes no op (see [`Replica::expire_due`]).
     pub(crate) fn end_if_expired(&mut self, session: &SessionId, changes: &mut Vec<Change>) {
+        if self.fence.is_some() {
+            return;
+        }
         // The clock is read only for a session that has a deadline.
         let expired = self.sessions.get(session).is_some_and(|s| {
             !s.is_ended() && s.expires_at.is_some() && s.is_expired(self.clock.physical_ms())
@@ -415,7 +419,7 @@ impl Replica {
         }
         self.check_history(ack.from, &ack.vv, &mut changes);
         if ack.to == self.id && ack.to_boot == self.boot {
-            self.maybe_lift_fence(ack.from, &ack.vv, &mut changes);
+            self.maybe_lift_fence(&ack.vv, &mut changes);
         }
         Ok(changes)
     }

@@ -238,6 +238,9 @@ pub fn restore_backup_with_keys(
             bytes: written.bytes,
         }),
         fence,
+        // Nothing was logged: the log ends, exactly, where it starts. A restored store
+        // that has not run yet is no crashed one.
+        clean: true,
         ..Manifest::new(&meta.region, incarnation, meta.created_ms)
     };
     // Both slots hold it (generations 0 and 1): a store always has both from then on, so a

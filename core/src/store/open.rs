@@ -14,10 +14,14 @@
 //!  previous run closed cleanly?  ── yes ──► same incarnation
 //!     │ no (a crash)
 //!     ▼
-//!  a tail was cut, or it ran with Never?  ── yes ──► new incarnation (fenced if it has
-//!     │ no                                            members to catch up with)
+//!  new incarnation, always: nothing on disk says where the crashed run's log ended (a
+//!     │  newest segment lost, or cut at a record boundary, after the crash looks like a
+//!     │  log that ended there), so no dot of the old id is ever made again (I2)
 //!     ▼
-//!  same incarnation: everything anyone saw was durable and is here
+//!  a tail was cut, or it ran with Never?  ── yes ──► fenced, if it has members to catch
+//!     │ no                                            up with: records it shipped are gone
+//!     ▼
+//!  unfenced: everything anyone saw was durable and is here, unless damaged at rest
 //!     ▼
 //!  install manifest: boot + 1, log_end = what is here, not clean, incarnation, retired,
 //!  fence — before the first write, frame or ack of this run
@@ -122,12 +126,13 @@ fn decide(fs: &dyn Vfs, config: &StoreConfig, r: &mut Recovered, rebuilt: bool) 
     // After a crash, a cut tail may have held records that were shipped or acknowledged;
     // under `Never`, written records a power cut took may have been shipped.
     let crash_loss = !newest.clean && (report.wal.bytes_truncated > 0 || newest.unsynced);
-    if lost_suffix || crash_loss {
+    let crashed = !newest.clean && !report.created;
+    if lost_suffix || crashed {
         let incarnation = layout::new_incarnation(fs);
         let old = r.replica.reincarnate(incarnation);
         report.reincarnated_from = Some(old);
         report.incarnation = incarnation;
-        if !r.replica.peers().is_empty() {
+        if (lost_suffix || crash_loss) && !r.replica.peers().is_empty() {
             drop(r.replica.raise_fence(FenceReason::LostTail));
         }
     }

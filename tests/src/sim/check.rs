@@ -90,9 +90,13 @@ fn inspect(world: &World, i: usize) -> Option<Inspected> {
     let model = &world.model;
     world.nodes[i].inspect(|r| {
         let vv = r.version_vector().clone();
+        // A fenced replica's deadlines may be stale (a restored backup, a lost tail: a
+        // peer's later touch has not arrived yet), so an expiry counts only unfenced; an
+        // end it holds is an end whatever its fence.
+        let fenced = r.fence().is_some();
         let gone = r
             .sessions()
-            .filter(|(_, s)| s.is_ended() || s.is_expired(now))
+            .filter(|(_, s)| s.is_ended() || (!fenced && s.is_expired(now)))
             .map(|(id, _)| id.clone())
             .collect();
         let mut ended_but_live = Vec::new();

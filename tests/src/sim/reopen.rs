@@ -54,9 +54,11 @@ impl World {
         let now = self.now();
         let (vv, root, gone) = self.nodes[at]
             .inspect(|replica| {
+                // As in the step checks: a fenced replica's deadlines may be stale.
+                let fenced = replica.fence().is_some();
                 let gone: Vec<_> = replica
                     .sessions()
-                    .filter(|(_, s)| s.is_ended() || s.is_expired(now))
+                    .filter(|(_, s)| s.is_ended() || (!fenced && s.is_expired(now)))
                     .map(|(id, _)| id.clone())
                     .collect();
                 let root = replica.digests().root().0;
