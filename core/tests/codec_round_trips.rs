@@ -96,17 +96,10 @@ fn ack() -> impl Strategy<Value = Message> {
         any::<u64>(),
         vec(gap, 0..4),
         vec(replica(), 0..3),
-        any::<bool>(),
+        0u8..4,
     )
         .prop_map(
-            |(
-                (from, from_name, boot, to, to_boot),
-                vv,
-                frame_no,
-                gaps,
-                removed,
-                transfer_broken,
-            )| {
+            |((from, from_name, boot, to, to_boot), vv, frame_no, gaps, removed, flags)| {
                 Message::Ack(Ack {
                     from,
                     from_name,
@@ -117,7 +110,7 @@ fn ack() -> impl Strategy<Value = Message> {
                     frame_no,
                     gaps,
                     removed,
-                    transfer_broken,
+                    flags,
                 })
             },
         )

@@ -78,7 +78,7 @@ fn an_ack_claiming_the_last_sequence_number_is_refused() {
         frame_no: 1,
         gaps: Vec::new(),
         removed: Vec::new(),
-        transfer_broken: false,
+        flags: 0,
     });
     refused(&mut a, &ack.encode());
 }

@@ -3,11 +3,15 @@
 //! lacks part of its own history (a peer holds more of it) refuses reads and writes until it
 //! has caught up with a member. See I4 and I2 in `docs/INVARIANTS.md`.
 //!
-//! Catching up means: the replica's vector dominates the vector a member sent it *after* the
-//! fence was raised (the message names this replica and its current boot, so an old message
-//! in flight does not count), or a state transfer from a member completed. Every tombstone
-//! collected anywhere was acknowledged by every member, so it is below every member's
-//! vector: catching up with any one member brings every end back.
+//! Catching up means: the replica's vector dominates the vector of an ack a member sent it
+//! *after* the fence was raised (the ack names this replica and its current boot, so an old
+//! one in flight does not count) from a member that is not catching up itself (its ack says
+//! so: a member fenced after its own crash may lack ends the cluster collected). Every
+//! tombstone collected anywhere was acknowledged by every member, so it is below every
+//! unfenced member's vector: catching up with any one of them brings every end back. When
+//! every member is catching up (all of them crashed), the fence lifts once the replica holds
+//! everything every member acknowledged to this run: together they hold all there is. Frames
+//! do not lift a fence: they do not say whether their sender is fenced.
 
 use serde::{Deserialize, Serialize};
 
@@ -90,7 +94,12 @@ impl Replica {
 
     /// After a member's message that carried `vv` and was addressed to this replica's
     /// current boot: lifts the fence when this replica has caught up (see the module doc).
-    pub(crate) fn maybe_lift_fence(&mut self, vv: &VersionVector, changes: &mut Vec<Change>) {
+    pub(crate) fn maybe_lift_fence(
+        &mut self,
+        vv: &VersionVector,
+        sender_catching_up: bool,
+        changes: &mut Vec<Change>,
+    ) {
         let Some(reason) = self.fence else {
             return;
         };
@@ -100,7 +109,22 @@ impl Replica {
             FenceReason::HistoryRegression { theirs, .. } => self.ctx.vv().get(self.id) >= theirs,
             FenceReason::Restored | FenceReason::LostTail | FenceReason::Rebuilt => true,
         };
-        if fits && self.ctx.vv().dominates(vv) {
+        // A member catching up itself may lack ends the cluster collected: its ack counts
+        // alone only if it is not fenced. When every member is catching up (a cluster-wide
+        // power cut), what they hold together is all there is: the fence lifts once this
+        // replica holds everything every member acknowledged this run.
+        let held = self.ctx.vv();
+        let caught_up = if sender_catching_up {
+            !self.peers.is_empty()
+                && self.peers.values().all(|p| {
+                    p.acked_this_run
+                        .as_ref()
+                        .is_some_and(|theirs| held.dominates(theirs))
+                })
+        } else {
+            held.dominates(vv)
+        };
+        if fits && caught_up {
             self.fence = None;
             changes.push(Change::Unfence);
         }

@@ -95,8 +95,28 @@ pub struct Ack {
     pub gaps: Vec<Gap>,
     /// Replicas it removed from membership.
     pub removed: Vec<ReplicaId>,
-    /// Set when a state-transfer chunk arrived out of order: the transfer must restart.
-    pub transfer_broken: bool,
+    /// [`Ack::TRANSFER_BROKEN`] and [`Ack::CATCHING_UP`]; no other bit is valid. One byte on
+    /// the wire, where version 2 acks of earlier builds had a `transfer_broken` bool (0 or
+    /// 1), so both decode alike.
+    pub flags: u8,
+}
+
+impl Ack {
+    /// A state-transfer chunk arrived out of order: the transfer must restart.
+    pub const TRANSFER_BROKEN: u8 = 1;
+    /// The acker is fenced, catching up itself: its vector may lack ends the cluster
+    /// collected, so no replica lifts its own fence by catching up with it.
+    pub const CATCHING_UP: u8 = 2;
+
+    /// Whether the transfer must restart.
+    pub fn transfer_broken(&self) -> bool {
+        self.flags & Ack::TRANSFER_BROKEN != 0
+    }
+
+    /// Whether the acker is catching up.
+    pub fn catching_up(&self) -> bool {
+        self.flags & Ack::CATCHING_UP != 0
+    }
 }
 
 /// A replica introducing itself to the node it runs on's peers: who it is, in which run, on
@@ -212,6 +232,9 @@ impl Message {
                 check_name(&a.from_name)?;
                 a.vv.normalize();
                 check_vv(&a.vv)?;
+                if a.flags & !(Ack::TRANSFER_BROKEN | Ack::CATCHING_UP) != 0 {
+                    return Err(bad("unknown ack flags"));
+                }
                 for g in &a.gaps {
                     if g.from == 0 || g.from > g.to {
                         return Err(bad("empty gap"));

@@ -62,6 +62,9 @@ pub(crate) struct Peer {
     pub(crate) boot: u64,
     /// How far the newest stamp of its latest frame was ahead of our wall clock, in ms.
     pub(crate) clock_ahead_ms: u64,
+    /// The vector of its latest ack addressed to this replica's current id and boot (so
+    /// sent after this run's fence went up), whether it was catching up itself or not.
+    pub(crate) acked_this_run: Option<VersionVector>,
 }
 
 /// How a message's boot compares with the last one heard from its sender.
@@ -93,6 +96,7 @@ impl Peer {
             frames_received: 0,
             boot: 0,
             clock_ahead_ms: 0,
+            acked_this_run: None,
         }
     }
 

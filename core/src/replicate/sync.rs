@@ -316,9 +316,8 @@ impl Replica {
         if boot != Boot::Stale {
             self.check_history(frame.sender, &frame.vv, &mut changes);
         }
-        if frame.to == self.id && frame.to_boot == self.boot {
-            self.maybe_lift_fence(&frame.vv, &mut changes);
-        }
+        // No fence lifts on a frame: a frame does not say whether its sender is catching up
+        // itself. The ack this frame's sender returns for ours does (see `on_ack`).
         let mut ack = self.make_ack(frame.sender, transfer_broken);
         ack.gaps.extend(missing);
         Ok(Applied {
@@ -380,7 +379,15 @@ impl Replica {
             frame_no: peer.map_or(0, |p| p.frames_received),
             gaps: self.ctx.gaps(),
             removed: self.removed.keys().copied().collect(),
-            transfer_broken,
+            flags: if transfer_broken {
+                Ack::TRANSFER_BROKEN
+            } else {
+                0
+            } | if self.fence.is_some() {
+                Ack::CATCHING_UP
+            } else {
+                0
+            },
         }
     }
 
@@ -413,13 +420,16 @@ impl Replica {
             // Ops lost in flight: send them again from the start of the gap.
             peer.sent.lower_to(gap.origin, gap.from - 1);
         }
-        if ack.transfer_broken {
+        if ack.transfer_broken() {
             peer.transfer = None;
             peer.sent = peer.acked.clone();
         }
         self.check_history(ack.from, &ack.vv, &mut changes);
         if ack.to == self.id && ack.to_boot == self.boot {
-            self.maybe_lift_fence(&ack.vv, &mut changes);
+            if let Some(p) = self.peers.get_mut(&ack.from) {
+                p.acked_this_run = Some(ack.vv.clone());
+            }
+            self.maybe_lift_fence(&ack.vv, ack.catching_up(), &mut changes);
         }
         Ok(changes)
     }

@@ -18,10 +18,8 @@
 //!     │  newest segment lost, or cut at a record boundary, after the crash looks like a
 //!     │  log that ended there), so no dot of the old id is ever made again (I2)
 //!     ▼
-//!  a tail was cut, or it ran with Never?  ── yes ──► fenced, if it has members to catch
-//!     │ no                                            up with: records it shipped are gone
-//!     ▼
-//!  unfenced: everything anyone saw was durable and is here, unless damaged at rest
+//!  fenced until it has caught up with a member (if it has members): its state may be
+//!     │  older than what the cluster collected meanwhile
 //!     ▼
 //!  install manifest: boot + 1, log_end = what is here, not clean, incarnation, retired,
 //!  fence — before the first write, frame or ack of this run
@@ -123,16 +121,17 @@ fn decide(fs: &dyn Vfs, config: &StoreConfig, r: &mut Recovered, rebuilt: bool) 
         report.lost = Some((end + 1, newest.log_end));
         lost_suffix = true;
     }
-    // After a crash, a cut tail may have held records that were shipped or acknowledged;
-    // under `Never`, written records a power cut took may have been shipped.
-    let crash_loss = !newest.clean && (report.wal.bytes_truncated > 0 || newest.unsynced);
+    // After a crash, whatever the log shows may be short of what it held: a cut tail, a
+    // power cut under `Never`, or damage at rest that leaves no trace (a lost newest
+    // segment). The state may be older than what the cluster collected since, so it is
+    // fenced until it has caught up with a member.
     let crashed = !newest.clean && !report.created;
     if lost_suffix || crashed {
         let incarnation = layout::new_incarnation(fs);
         let old = r.replica.reincarnate(incarnation);
         report.reincarnated_from = Some(old);
         report.incarnation = incarnation;
-        if (lost_suffix || crash_loss) && !r.replica.peers().is_empty() {
+        if !r.replica.peers().is_empty() {
             drop(r.replica.raise_fence(FenceReason::LostTail));
         }
     }

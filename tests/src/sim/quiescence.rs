@@ -170,8 +170,9 @@ fn compare(
     }
     if st.tombstones_pending != 0 {
         errors.push(format!(
-            "r{i} has {} tombstones pending",
-            st.tombstones_pending
+            "r{i} has {} tombstones pending, collection blocked by {:?}, removed {:?}, vv {:?}, acked {:?}",
+            st.tombstones_pending, st.collection_blocked_by, st.removed, st.vv,
+            st.peers.iter().map(|p| (p.id, p.acked.clone())).collect::<Vec<_>>()
         ));
     }
     for p in &st.peers {

@@ -1,0 +1,82 @@
+//! The catch-up fence after a crash (I2, I4): a replica that restarted after an unclean stop
+//! is a new incarnation, fenced while it has members, and only an acknowledgement from a
+//! member that is not catching up itself lifts the fence. The failure this guards against:
+//! two regions crashed, the first to come back caught up with the second (which had lost the
+//! end of a session the cluster had collected) and served that session again. When every
+//! member crashed, what they hold together is all there is: the fences lift once each holds
+//! everything every member acknowledged to it.
+#![allow(clippy::unwrap_used)] // test helpers panic on failure by design
+
+mod common;
+
+use common::pair::{send, sync_all, Node};
+use common::store::T0;
+use session_ha::{FsyncPolicy, ManualTime};
+
+fn fenced(n: &Node) -> bool {
+    n.s().status().replica.fence.is_some()
+}
+
+fn three() -> (ManualTime, Node, Node, Node) {
+    let time = ManualTime::new(T0);
+    let a = Node::new("us-east-1", FsyncPolicy::Always, &time, 1);
+    let b = Node::new("eu-central-1", FsyncPolicy::Always, &time, 2);
+    let c = Node::new("ap-south-1", FsyncPolicy::Always, &time, 3);
+    for (x, y) in [(&a, &b), (&a, &c), (&b, &c)] {
+        x.meet(y);
+        y.meet(x);
+    }
+    a.s().put("s", "k", "v").unwrap();
+    sync_all(&[&a, &b, &c]);
+    (time, a, b, c)
+}
+
+fn crash(n: &mut Node) {
+    let old = n.id();
+    n.power_cut();
+    let report = n.open().unwrap();
+    assert_eq!(report.reincarnated_from, Some(old), "{report:?}");
+    assert!(report.fence.is_some(), "{report:?}");
+}
+
+#[test]
+fn an_ack_from_a_member_catching_up_itself_lifts_no_fence() {
+    let (_time, mut a, mut b, c) = three();
+    crash(&mut a);
+    crash(&mut b);
+    // a and b talk only to each other: each holds all the other does, and both stay fenced.
+    for _ in 0..4 {
+        send(&a, &b, true);
+        send(&b, &a, true);
+    }
+    assert!(fenced(&a) && fenced(&b));
+    assert!(a.s().get(b"s").is_err(), "a fenced replica served a read");
+    // c never crashed: its ack is the one that counts.
+    sync_all(&[&a, &b, &c]);
+    assert!(!fenced(&a) && !fenced(&b) && !fenced(&c));
+    for n in [&a, &b, &c] {
+        assert_eq!(
+            n.s().get_field(b"s", b"k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+}
+
+#[test]
+fn when_every_member_crashed_the_fences_lift_once_all_hold_the_same() {
+    let (_time, mut a, mut b, mut c) = three();
+    crash(&mut a);
+    crash(&mut b);
+    crash(&mut c);
+    // Two of three talking is not enough: the third may hold what neither does.
+    for _ in 0..4 {
+        send(&a, &b, true);
+        send(&b, &a, true);
+    }
+    assert!(fenced(&a) && fenced(&b) && fenced(&c));
+    sync_all(&[&a, &b, &c]);
+    assert!(!fenced(&a) && !fenced(&b) && !fenced(&c));
+    let root = a.s().digest_root().unwrap();
+    assert_eq!(b.s().digest_root().unwrap(), root);
+    assert_eq!(c.s().digest_root().unwrap(), root);
+}
