@@ -93,15 +93,12 @@ fn restore_then_catch_up(log_max_ops: Option<usize>) {
     ));
     assert!(r.s().read(|x| x.session_state(b"gone").is_some()));
 
-    // A repair from the restored replica before it caught up spreads nothing.
+    // The restored replica makes no repair before it caught up: its state is the backup's.
     b.s().add_peer(r.id(), "us-east-1").unwrap();
-    let frames = r
-        .s()
-        .repair_frames(b.id(), &[SessionId::from("gone")])
-        .unwrap();
-    for f in frames {
-        let _ = common::pair::deliver(&b, &f, true);
-    }
+    assert!(matches!(
+        r.s().repair_frames(b.id(), &[SessionId::from("gone")]),
+        Err(Error::CatchingUp(FenceReason::Restored))
+    ));
     assert!(
         b.s().get(b"gone").unwrap().is_none(),
         "the repair resurrected it at b"
@@ -164,4 +161,31 @@ fn a_repair_from_a_stale_copy_never_brings_back_a_collected_session() {
         "the late repair resurrected it"
     );
     assert!(b.s().read(|x| x.session_state(b"gone").is_none()));
+}
+
+/// A touch concurrent with the end stays in op logs after the end is collected and
+/// forgotten everywhere; a replica that joins later (a new incarnation, a new region) must
+/// never hold the session live, whichever member it hears from first.
+#[test]
+fn a_replica_that_joins_after_a_collection_never_gets_the_sessions_old_ops() {
+    let (time, a, b) = pair(FsyncPolicy::Always);
+    a.s().put("gone", "k", "v").unwrap();
+    sync_all(&[&a, &b]);
+    // b touches it while a ends it: the touch is concurrent with the end.
+    b.s().touch("gone", 3_600_000).unwrap();
+    end_and_collect(&time, &a, &b);
+    // The newcomer hears from b first: b's log still holds the touch.
+    let c = Node::new("ap-south-1", FsyncPolicy::Always, &time, 3);
+    b.meet(&c);
+    c.meet(&b);
+    sync_all(&[&b, &c]);
+    assert!(
+        c.s().get(b"gone").unwrap().is_none(),
+        "an old op brought the forgotten session back at the newcomer"
+    );
+    a.meet(&c);
+    c.meet(&a);
+    sync_all(&[&a, &b, &c]);
+    assert!(c.s().get(b"gone").unwrap().is_none());
+    assert_eq!(c.s().digest_root().unwrap(), a.s().digest_root().unwrap());
 }

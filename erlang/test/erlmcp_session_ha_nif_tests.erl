@@ -750,7 +750,7 @@ status_test() ->
         ?assertEqual(
             lists:sort([
                 id, region, acked, pending_ops, lag_ms, lag_exact, behind_ops, last_heard_ms,
-                in_flight, state_transfer
+                in_flight, state_transfer, clock_ahead_ms, reports_removed
             ]),
             lists:sort(maps:keys(Peer))
         ),

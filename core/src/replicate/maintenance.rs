@@ -119,8 +119,15 @@ impl Replica {
     /// Forgets the stable ends whose retention has passed. The queue is in the order the
     /// ends became stable, close to their age order; one that is due behind a younger one
     /// waits for it, which only delays collection.
+    ///
+    /// Once a session is forgotten, the op log no longer supplies anything at or below the
+    /// stable frontier: an old op of that session (a touch concurrent with its end) would
+    /// bring it back at a replica that never saw the end, a new incarnation or a restored
+    /// one. Every member holds everything below the frontier, so only such a replica needs
+    /// it, and it gets a state transfer instead, which does not hold the session (I4).
     fn forget_retained_ends(&mut self) {
         let now = self.now_ms();
+        let mut newest_end = None;
         while let Some((due, _)) = self.retained_ends.front() {
             if *due > now {
                 break;
@@ -128,11 +135,16 @@ impl Replica {
             let Some((_, sid)) = self.retained_ends.pop_front() else {
                 break;
             };
-            if self.sessions.get(&sid).is_some_and(|s| s.is_ended()) {
+            if let Some(stamp) = self.sessions.get(&sid).and_then(|s| s.ended) {
                 self.sessions.remove(&sid);
                 self.abort_transfers_past(&sid);
                 self.dirty.insert(sid);
+                newest_end = newest_end.max(Some(stamp.ts));
             }
+        }
+        if let Some(ts) = newest_end {
+            let frontier = self.stability.frontier().clone();
+            self.log.raise_floor(&frontier, ts);
         }
     }
 

@@ -184,14 +184,16 @@ impl Replica {
 
     /// Frames carrying this replica's full state of each of `ids` (or that it does not hold
     /// it) for `peer`, each within the frame budget: the repair of sessions a digest
-    /// comparison found different.
+    /// comparison found different. A fenced replica sends none: its state may be older
+    /// than what the cluster collected, and a repair is merged as the sender's truth.
     ///
     /// # Errors
-    /// [`Error::UnknownPeer`].
+    /// [`Error::UnknownPeer`], [`Error::CatchingUp`].
     pub fn repair_frames(&mut self, peer_id: ReplicaId, ids: &[SessionId]) -> Result<Vec<Frame>> {
         if !self.peers.contains_key(&peer_id) {
             return Err(Error::UnknownPeer(peer_id));
         }
+        self.check_unfenced()?;
         let budget = self.config.frame_budget;
         let mut frames = Vec::new();
         let mut batch = Vec::new();
@@ -367,6 +369,18 @@ impl Replica {
         }
     }
 
+    /// The flags of this replica's acks (see [`Ack::flags`]).
+    fn ack_flags(&self, transfer_broken: bool) -> u8 {
+        let mut flags = 0;
+        if transfer_broken {
+            flags |= Ack::TRANSFER_BROKEN;
+        }
+        if self.fence.is_some() {
+            flags |= Ack::CATCHING_UP;
+        }
+        flags
+    }
+
     fn make_ack(&self, to: ReplicaId, transfer_broken: bool) -> Ack {
         let peer = self.peers.get(&to);
         Ack {
@@ -379,15 +393,7 @@ impl Replica {
             frame_no: peer.map_or(0, |p| p.frames_received),
             gaps: self.ctx.gaps(),
             removed: self.removed.keys().copied().collect(),
-            flags: if transfer_broken {
-                Ack::TRANSFER_BROKEN
-            } else {
-                0
-            } | if self.fence.is_some() {
-                Ack::CATCHING_UP
-            } else {
-                0
-            },
+            flags: self.ack_flags(transfer_broken),
         }
     }
 
