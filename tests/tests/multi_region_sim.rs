@@ -28,6 +28,24 @@ const SHARDS: u64 = 4;
 /// Failures printed in full (the rest are counted), unless `SIM_SHOW` says otherwise.
 const SHOWN: usize = 10;
 
+/// Seeds of the default run that still fail, each a finding not yet fixed, with its class
+/// (`tests/SIMULATOR.md`, "Open findings") and the kind its failure has (as the summary names
+/// it). Such a seed failing so is reported, not failed; one that passes fails the run, so the
+/// list only ever shrinks. A failure of any other seed, or of a listed seed of another kind,
+/// fails the run.
+const OPEN_FINDINGS: &[(u64, &str)] = &[
+    (13, "I4"),                    // A: Never, power cut after the cluster collected an end
+    (42, "not converged: r2 has"), // B: a tombstone no member's vector covers
+    (295, "recovered_state of r0's disk"), // E: the dry run under-reports
+    (324, "not converged: r0 has"), // B
+    (510, "not converged: r0 still"), // C: fenced, the member to catch up with is dead
+    (567, "not converged: r0 has"), // B
+    (637, "not converged: r0"),    // D: a transfer's covers exceed its content
+    (661, "I4"),                   // A
+    (931, "not converged: r0 has"), // B
+    (996, "I4"),                   // A
+];
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
         v.parse()
@@ -78,18 +96,28 @@ fn run_shard(shard: u64) {
     let mut failures = Vec::new();
     let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut passed, mut passing_time) = (0u32, Duration::ZERO);
+    let mut known = Vec::new();
+    let skipping = std::env::var("SIM_SKIP").unwrap_or_default();
+    let steps_default = env_u64("SIM_STEPS").is_none() && std::env::var("SIM_CALM").is_err();
     let mut seed = from + shard;
     while seed < from + seeds {
         let started = Instant::now();
-        match run(params(seed), false) {
-            Ok(summary) => {
+        let open = OPEN_FINDINGS.iter().find(|(s, _)| *s == seed);
+        match (run(params(seed), false), open) {
+            (Ok(_), Some(_)) if skipping.is_empty() && steps_default => {
+                failures.push(format!(
+                    "seed {seed} of OPEN_FINDINGS passes now: take it off the list"
+                ));
+            }
+            (Ok(summary), _) => {
                 passed += 1;
                 passing_time += started.elapsed();
                 for (what, n) in summary.stats {
                     *totals.entry(what).or_default() += n;
                 }
             }
-            Err(e) => failures.push(e),
+            (Err(e), Some((_, class))) if kind(&e) == *class => known.push(seed),
+            (Err(e), _) => failures.push(e),
         }
         seed += SHARDS;
     }
@@ -97,6 +125,12 @@ fn run_shard(shard: u64) {
         "shard {shard}: {passed} seeds passed, {:?} each on average; what they did: {totals:?}",
         passing_time.checked_div(passed).unwrap_or_default()
     );
+    if !known.is_empty() {
+        eprintln!(
+            "shard {shard}: {} seeds failed as OPEN_FINDINGS says (open, not fixed): {known:?}",
+            known.len()
+        );
+    }
     let shown = env_u64("SIM_SHOW").map_or(SHOWN, |n| n as usize);
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for f in &failures {
