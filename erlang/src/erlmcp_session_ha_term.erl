@@ -1,13 +1,11 @@
-%%% @doc Stored values back into terms. A value that does not decode (bytes a C or Rust
-%%% client wrote that are no external term) is a typed error for the caller,
-%%% `{error, {undecodable, Key}}', never a crash.
+%%% @doc Stored values back into terms, safely: every value read from the store came from
+%%% this node, a peer or a disk, so it is decoded with `binary_to_term/2' and `[safe]' (no
+%%% new atoms, no funs that would need a missing module). A value that does not decode
+%%% is a typed error for the caller, `{error, {undecodable, Key}}', never a crash.
 %%%
-%%% Values are decoded with `binary_to_term/1', not `[safe]': every value in the store was
-%%% written by this node or by a member holding the frame key (frames without a valid MAC
-%%% are refused before they are decoded), and members of one Erlang cluster already trust
-%%% each other fully. `[safe]' would refuse an atom the reading node has not loaded yet
-%%% (`#{tier => gold}' written on a node whose code created `gold'), which erlmcp's own
-%%% session maps carry. See docs/DECISIONS.md, "Stored values decode as written".
+%%% `[safe]' refuses atoms this node does not know yet: a term written by a node running code
+%%% this one has not loaded (an atom of a module loaded only there) does not decode until that
+%%% module is loaded here.
 %%% @hidden
 -module(erlmcp_session_ha_term).
 
@@ -16,7 +14,7 @@
 %% @doc One stored value.
 -spec decode(binary()) -> {ok, term()} | {error, undecodable}.
 decode(Bin) when is_binary(Bin) ->
-    try {ok, binary_to_term(Bin)}
+    try {ok, binary_to_term(Bin, [safe])}
     catch error:badarg -> {error, undecodable}
     end.
 

@@ -196,6 +196,9 @@ regions(Config) ->
     Rs = ?CT:start_regions(Config, [<<"primary">>, <<"secondary">>, <<"tertiary">>], #{}),
     [?CT:wait_until(fun() -> length([x || #{connected := true} <- ?CT:call(R, erlmcp_session_ha, peers, [])]) =:= 2 end, 10000)
      || R <- Rs],
+    %% Values decode with [safe]: every node has the atoms the sessions carry, as loading
+    %% erlmcp's code makes them on every node of a release (this module is loaded here only).
+    [_ = ?CT:call(R, erlang, binary_to_atom, [A, utf8]) || R <- Rs, A <- [<<"gold">>, <<"user">>]],
     Rs.
 
 b(R, F, A) ->
