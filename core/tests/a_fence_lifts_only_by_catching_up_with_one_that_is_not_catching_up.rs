@@ -80,3 +80,20 @@ fn when_every_member_crashed_the_fences_lift_once_all_hold_the_same() {
     assert_eq!(b.s().digest_root().unwrap(), root);
     assert_eq!(c.s().digest_root().unwrap(), root);
 }
+
+/// A fence raised at open is on record in the log too: an older `Unfence` record replayed at
+/// the next open must not lift it. (The fence of the manifest is applied before the log is
+/// replayed.)
+#[test]
+fn a_fence_raised_at_open_survives_the_replay_of_an_older_unfence() {
+    let (_time, mut a, b, c) = three();
+    crash(&mut a);
+    sync_all(&[&a, &b, &c]);
+    assert!(!fenced(&a), "caught up: an Unfence record is in a's log");
+    // A second crash, and a clean stop before a catches up again.
+    crash(&mut a);
+    a.close();
+    let report = a.open().unwrap();
+    assert!(report.fence.is_some(), "{report:?}");
+    assert!(fenced(&a), "the older Unfence record lifted the fence");
+}

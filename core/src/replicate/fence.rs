@@ -1,17 +1,20 @@
 //! The catch-up fence: a replica whose state may be older than what the cluster already
-//! collected (a restored backup, a new incarnation after a lost suffix of its log) or that
+//! collected (a restored backup, a new incarnation after a crash or a lost suffix) or that
 //! lacks part of its own history (a peer holds more of it) refuses reads and writes until it
 //! has caught up with a member. See I4 and I2 in `docs/INVARIANTS.md`.
 //!
-//! Catching up means: the replica's vector dominates the vector of an ack a member sent it
-//! *after* the fence was raised (the ack names this replica and its current boot, so an old
-//! one in flight does not count) from a member that is not catching up itself (its ack says
-//! so: a member fenced after its own crash may lack ends the cluster collected). Every
-//! tombstone collected anywhere was acknowledged by every member, so it is below every
+//! Catching up means: the replica's vector dominates the vector of the first ack a member
+//! sent it *after* the fence was raised (the ack names this replica and its current boot, so
+//! an old one in flight does not count) while that member was not catching up itself (its
+//! ack says so: a member fenced after its own crash may lack ends the cluster collected).
+//! The first such ack is a fixed target, reached even while that member keeps writing.
+//! Every tombstone collected anywhere was acknowledged by every member, so it is below every
 //! unfenced member's vector: catching up with any one of them brings every end back. When
 //! every member is catching up (all of them crashed), the fence lifts once the replica holds
-//! everything every member acknowledged to this run: together they hold all there is. Frames
-//! do not lift a fence: they do not say whether their sender is fenced.
+//! everything every member acknowledged to this run: together they hold all there is. A
+//! fence raised at open is logged as well as put in the manifest, so replaying older fence
+//! records cannot undo it. Frames lift nothing: they do not say whether their sender is
+//! fenced.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +29,9 @@ use crate::error::{Error, Result};
 pub enum FenceReason {
     /// Restored from a backup: its state is as old as the backup.
     Restored,
-    /// Recovery cut or lost part of the log, so its state may be older than what it had
-    /// acknowledged; it continues as a new incarnation.
+    /// It restarted after a crash (or recovery lost part of the log), so its state may be
+    /// older than what it had acknowledged or the cluster collected; it continues as a new
+    /// incarnation.
     LostTail,
     /// Its directory was damaged beyond every fallback and moved aside: it starts empty and
     /// is refilled by its peers.
@@ -47,7 +51,9 @@ impl std::fmt::Display for FenceReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FenceReason::Restored => write!(f, "restored from a backup"),
-            FenceReason::LostTail => write!(f, "recovery lost the end of the log"),
+            FenceReason::LostTail => {
+                write!(f, "restarted after a crash, the end of its log may be lost")
+            }
             FenceReason::Rebuilt => write!(f, "rebuilt empty after damage, refilled by peers"),
             FenceReason::HistoryRegression { peer, ours, theirs } => write!(
                 f,
@@ -78,6 +84,11 @@ impl Replica {
     /// to log.
     pub fn raise_fence(&mut self, reason: FenceReason) -> Change {
         self.fence = Some(reason);
+        // Only acks sent after the fence went up count towards lifting it.
+        for p in self.peers.values_mut() {
+            p.acked_this_run = None;
+            p.catch_up_target = None;
+        }
         Change::Fence(reason)
     }
 
@@ -92,14 +103,9 @@ impl Replica {
         self.fence.take().map(|_| Change::Unfence)
     }
 
-    /// After a member's message that carried `vv` and was addressed to this replica's
-    /// current boot: lifts the fence when this replica has caught up (see the module doc).
-    pub(crate) fn maybe_lift_fence(
-        &mut self,
-        vv: &VersionVector,
-        sender_catching_up: bool,
-        changes: &mut Vec<Change>,
-    ) {
+    /// After a member's ack addressed to this replica's current boot: lifts the fence when
+    /// this replica has caught up (see the module doc).
+    pub(crate) fn maybe_lift_fence(&mut self, changes: &mut Vec<Change>) {
         let Some(reason) = self.fence else {
             return;
         };
@@ -109,21 +115,21 @@ impl Replica {
             FenceReason::HistoryRegression { theirs, .. } => self.ctx.vv().get(self.id) >= theirs,
             FenceReason::Restored | FenceReason::LostTail | FenceReason::Rebuilt => true,
         };
-        // A member catching up itself may lack ends the cluster collected: its ack counts
-        // alone only if it is not fenced. When every member is catching up (a cluster-wide
+        // A member catching up itself may lack ends the cluster collected: only the ack of
+        // one that was not counts alone. When every member is catching up (a cluster-wide
         // power cut), what they hold together is all there is: the fence lifts once this
         // replica holds everything every member acknowledged this run.
         let held = self.ctx.vv();
-        let caught_up = if sender_catching_up {
-            !self.peers.is_empty()
-                && self.peers.values().all(|p| {
-                    p.acked_this_run
-                        .as_ref()
-                        .is_some_and(|theirs| held.dominates(theirs))
-                })
-        } else {
-            held.dominates(vv)
-        };
+        let caught_up = self.peers.values().any(|p| {
+            p.catch_up_target
+                .as_ref()
+                .is_some_and(|target| held.dominates(target))
+        }) || (!self.peers.is_empty()
+            && self.peers.values().all(|p| {
+                p.acked_this_run
+                    .as_ref()
+                    .is_some_and(|theirs| held.dominates(theirs))
+            }));
         if fits && caught_up {
             self.fence = None;
             changes.push(Change::Unfence);

@@ -3,7 +3,6 @@
 //! stability (see `gc.rs`); and membership removal.
 
 use super::change::Change;
-use super::fence::FenceReason;
 use super::gc::Tomb;
 use super::replica::Replica;
 use crate::causal::VersionVector;
@@ -78,10 +77,6 @@ impl Replica {
         }
         let last = self.peers.remove(&id).map(|p| p.acked).unwrap_or_default();
         self.removed.insert(id, Some(last));
-        // A fence waiting for this member's copy of our history now waits for any member.
-        if matches!(self.fence, Some(FenceReason::HistoryRegression { peer, .. }) if peer == id) {
-            self.fence = Some(FenceReason::LostTail);
-        }
     }
 
     /// Adopts removals member `from` reports: an operator's retirement, or a region's own

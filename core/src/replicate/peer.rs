@@ -62,9 +62,12 @@ pub(crate) struct Peer {
     pub(crate) boot: u64,
     /// How far the newest stamp of its latest frame was ahead of our wall clock, in ms.
     pub(crate) clock_ahead_ms: u64,
-    /// The vector of its latest ack addressed to this replica's current id and boot (so
-    /// sent after this run's fence went up), whether it was catching up itself or not.
+    /// The vector of its latest ack addressed to this replica's current id and boot since
+    /// the fence went up, whether it was catching up itself or not.
     pub(crate) acked_this_run: Option<VersionVector>,
+    /// The vector of its first such ack while it was not catching up itself: holding all of
+    /// it lifts the fence (a fixed target, reached even while it keeps writing).
+    pub(crate) catch_up_target: Option<VersionVector>,
 }
 
 /// How a message's boot compares with the last one heard from its sender.
@@ -97,6 +100,7 @@ impl Peer {
             boot: 0,
             clock_ahead_ms: 0,
             acked_this_run: None,
+            catch_up_target: None,
         }
     }
 
@@ -119,6 +123,8 @@ impl Peer {
         self.frames_received = 0;
         self.transfer = None;
         self.incoming = None;
+        self.acked_this_run = None;
+        self.catch_up_target = None;
         self.last_progress_ms = now_ms;
         Boot::Restarted
     }

@@ -319,7 +319,7 @@ impl Replica {
             self.check_history(frame.sender, &frame.vv, &mut changes);
         }
         // No fence lifts on a frame: a frame does not say whether its sender is catching up
-        // itself. The ack this frame's sender returns for ours does (see `on_ack`).
+        // itself. The acks of members do (see `on_ack`).
         let mut ack = self.make_ack(frame.sender, transfer_broken);
         ack.gaps.extend(missing);
         Ok(Applied {
@@ -431,11 +431,14 @@ impl Replica {
             peer.sent = peer.acked.clone();
         }
         self.check_history(ack.from, &ack.vv, &mut changes);
-        if ack.to == self.id && ack.to_boot == self.boot {
+        if ack.to == self.id && ack.to_boot == self.boot && self.fence.is_some() {
             if let Some(p) = self.peers.get_mut(&ack.from) {
                 p.acked_this_run = Some(ack.vv.clone());
+                if !ack.catching_up() && p.catch_up_target.is_none() {
+                    p.catch_up_target = Some(ack.vv.clone());
+                }
             }
-            self.maybe_lift_fence(&ack.vv, ack.catching_up(), &mut changes);
+            self.maybe_lift_fence(&mut changes);
         }
         Ok(changes)
     }

@@ -34,6 +34,7 @@ use super::recovery::{self, is_damage, Recovered};
 use crate::clock::TimeSource;
 use crate::error::{Error, Result};
 use crate::fs::{DirLock, Vfs};
+use crate::replicate::change::{encode_changes, Change};
 use crate::replicate::FenceReason;
 use crate::snapshot::{install_manifest, Manifest};
 use crate::wal::{FsyncPolicy, WalRecovery};
@@ -75,7 +76,9 @@ pub(crate) fn open(
             }
             Err(e) => return Err(e),
         };
+    let fence_before = r.replica.fence();
     decide(fs.as_ref(), config, &mut r, moved_after.is_some())?;
+    log_decided_fence(&r, fence_before)?;
     put_on_record(fs.as_ref(), dir, config, time.now_ms(), &mut r)?;
     Ok(Opened { recovered: r, lock })
 }
@@ -137,6 +140,20 @@ fn decide(fs: &dyn Vfs, config: &StoreConfig, r: &mut Recovered, rebuilt: bool) 
     }
     report.fence = r.replica.fence();
     Ok(())
+}
+
+/// A fence this open raised (or changed) goes into the log too, durably, before the manifest:
+/// the manifest's fence is applied before the WAL replays, so without a record of its own an
+/// older `Unfence` (or `Fence`) record replayed at the next open would undo this decision.
+fn log_decided_fence(r: &Recovered, before: Option<FenceReason>) -> Result<()> {
+    let Some(reason) = r.replica.fence() else {
+        return Ok(());
+    };
+    if before == Some(reason) {
+        return Ok(());
+    }
+    r.wal.append(&encode_changes(&[Change::Fence(reason)]))?;
+    r.wal.sync()
 }
 
 /// Installs this run's manifest (a new boot, where the log ends now, not clean) before the
