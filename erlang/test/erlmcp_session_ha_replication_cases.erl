@@ -124,6 +124,9 @@ restarted_node_recovers_from_disk_and_catches_up(Config) ->
     C2 = ?CT:start_region(Config, <<"eu-central-1">>, #{}),
     ?CT:connect_all([A, B, C2]),
     wait_peers_connected(Config, [A, B, C2]),
+    %% Stopped uncleanly: C comes back as a new incarnation, fenced until it has caught up
+    %% with a member (reads refused as catching_up meanwhile), then serves what it had.
+    ?CT:wait_until(fun() -> c(C2, get, [sid(1), <<"own">>]) =:= {ok, 1} end, 10000),
     [?assertEqual({ok, I}, c(C2, get, [sid(I), <<"own">>])) || I <- lists:seq(1, 20)],
     ?CT:wait_until(fun() -> c(C2, get, [sid(60), <<"while_down">>]) =:= {ok, 60} end, 10000),
     ok = c(A, force_sync, [10000]),

@@ -198,7 +198,7 @@ regions(Config) ->
      || R <- Rs],
     %% Values decode with [safe]: every node has the atoms the sessions carry, as loading
     %% erlmcp's code makes them on every node of a release (this module is loaded here only).
-    [_ = ?CT:call(R, erlang, binary_to_atom, [A, utf8]) || R <- Rs, A <- [<<"gold">>, <<"user">>]],
+    [_ = ?CT:call(R, erlang, binary_to_atom, [A, utf8]) || R <- Rs, A <- [<<"gold">>, <<"user">>, <<"a">>, <<"b">>]],
     Rs.
 
 b(R, F, A) ->
