@@ -56,8 +56,12 @@ pub(crate) struct Peer {
     pub(crate) transfer: Option<OutTransfer>,
     pub(crate) transfers_started: u64,
     pub(crate) incoming: Option<InTransfer>,
-    /// Highest frame number received from this peer.
+    /// Highest frame number received from this peer, of frames addressed to this replica.
     pub(crate) frames_received: u64,
+    /// The same for frames addressed to an earlier incarnation of this replica (sent before
+    /// the peer learned its new id): a separate numbering, so neither looks like a replay of
+    /// the other.
+    pub(crate) frames_received_elsewhere: u64,
     /// The peer's boot, as its latest message said (0: not heard from yet).
     pub(crate) boot: u64,
     /// How far the newest stamp of its latest frame was ahead of our wall clock, in ms.
@@ -97,6 +101,7 @@ impl Peer {
             transfers_started: 0,
             incoming: None,
             frames_received: 0,
+            frames_received_elsewhere: 0,
             boot: 0,
             clock_ahead_ms: 0,
             acked_this_run: None,
@@ -121,6 +126,7 @@ impl Peer {
         self.theirs = vv.clone();
         self.frames_acked = self.frames_sent;
         self.frames_received = 0;
+        self.frames_received_elsewhere = 0;
         self.transfer = None;
         self.incoming = None;
         self.acked_this_run = None;

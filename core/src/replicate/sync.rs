@@ -257,10 +257,16 @@ impl Replica {
             // Within the bound (admitted above): later local writes order after it.
             self.clock.observe(ts);
         }
+        let addressed_here = frame.to == self.id;
         let peer = self.sender_entry(frame.sender, &frame.sender_name)?;
         let boot = peer.observe_boot(frame.boot, &frame.vv, now);
         if boot != Boot::Stale {
-            peer.frames_received = peer.frames_received.max(frame.frame_no);
+            let received = if addressed_here {
+                &mut peer.frames_received
+            } else {
+                &mut peer.frames_received_elsewhere
+            };
+            *received = (*received).max(frame.frame_no);
             peer.theirs.merge(&frame.vv);
             peer.acknowledge(&frame.vv, now);
         }
@@ -321,6 +327,12 @@ impl Replica {
         // No fence lifts on a frame: a frame does not say whether its sender is catching up
         // itself. The acks of members do (see `on_ack`).
         let mut ack = self.make_ack(frame.sender, transfer_broken);
+        if !addressed_here {
+            ack.frame_no = self
+                .peers
+                .get(&frame.sender)
+                .map_or(0, |p| p.frames_received_elsewhere);
+        }
         ack.gaps.extend(missing);
         Ok(Applied {
             ack,

@@ -190,7 +190,12 @@ impl Replica {
         let Some(peer) = self.peers.get_mut(&frame.sender) else {
             return Err(Error::NotAMember(frame.sender));
         };
-        let last = (peer.boot, peer.frames_received);
+        let received = if frame.to == self.id {
+            peer.frames_received
+        } else {
+            peer.frames_received_elsewhere
+        };
+        let last = (peer.boot, received);
         if (frame.boot, frame.frame_no) <= last {
             return Err(Error::ReplayedFrame {
                 sender: frame.sender,
