@@ -20,8 +20,10 @@
 //! limit and against the bytes present before the body is touched. Decoding borrows: nothing
 //! is allocated by a length read from disk.
 
-use crate::crypto::{FileCipher, TAG_LEN};
-use crate::error::DecodeError;
+use std::path::Path;
+
+use crate::crypto::{CipherBlock, FileCipher, KeyRing, TAG_LEN};
+use crate::error::{DecodeError, Error, Result};
 
 /// Bytes a record takes on top of its body.
 pub const RECORD_OVERHEAD: usize = HEADER_LEN + TRAILER_LEN;
@@ -95,6 +97,38 @@ pub(crate) fn encode_sealed_record(
 pub(crate) fn unseal_record(cipher: &FileCipher, rec: &RecordRef<'_>) -> Option<Vec<u8>> {
     let len = u32::try_from(rec.body.len()).ok()?;
     cipher.unseal(nonce(rec.seq), &aad(len, rec.seq), rec.body)
+}
+
+/// Hands `rec` (at `offset` of the segment at `path`) to `apply` as plaintext: as it is for a
+/// plain segment (`block` `None`), unsealed for an encrypted one, opening the segment's
+/// cipher under `keys` on its first record.
+///
+/// # Errors
+/// [`Error::MissingKey`] and the like from opening the cipher, [`Error::Tampered`] for a
+/// record whose tag does not verify, and whatever `apply` returns.
+pub(crate) fn apply_record(
+    block: Option<CipherBlock>,
+    cipher: &mut Option<FileCipher>,
+    keys: Option<&KeyRing>,
+    (path, offset): (&Path, usize),
+    rec: &RecordRef<'_>,
+    apply: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let Some(block) = block else {
+        return apply(rec.seq, rec.body);
+    };
+    if cipher.is_none() {
+        *cipher = Some(FileCipher::open(keys, block, path)?);
+    }
+    let plain = cipher
+        .as_ref()
+        .and_then(|c| unseal_record(c, rec))
+        .ok_or_else(|| Error::Tampered {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            key_id: block.key_id,
+        })?;
+    apply(rec.seq, &plain)
 }
 
 /// A record decoded in place.

@@ -39,7 +39,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::aside::{remove_leftovers, set_aside, set_aside_after, Cut, TornTail};
-use super::record::unseal_record;
+use super::record::apply_record;
 use super::scan::{Scanner, Step};
 use super::segment::{
     create_segment, parse_segment_name, segment_name, OpenSegment, SegmentHeader,
@@ -184,23 +184,8 @@ pub(crate) fn recover(
                         });
                     }
                     if rec.seq > replay_after {
-                        match header.cipher {
-                            None => apply(rec.seq, rec.body)?,
-                            Some(block) => {
-                                if cipher.is_none() {
-                                    cipher = Some(FileCipher::open(keys, block, &path)?);
-                                }
-                                let plain = cipher
-                                    .as_ref()
-                                    .and_then(|c| unseal_record(c, &rec))
-                                    .ok_or_else(|| Error::Tampered {
-                                        path: path.clone(),
-                                        offset: offset as u64,
-                                        key_id: block.key_id,
-                                    })?;
-                                apply(rec.seq, &plain)?;
-                            }
-                        }
+                        let at = (path.as_path(), offset);
+                        apply_record(header.cipher, &mut cipher, keys, at, &rec, apply)?;
                         report.records_replayed += 1;
                     }
                     report.records += 1;

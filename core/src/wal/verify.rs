@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::record::unseal_record;
+use super::record::{apply_record, unseal_record};
 use super::recovery::check_continuity;
 use super::scan::{Scanner, Step};
 use super::segment::{
@@ -262,23 +262,8 @@ pub(crate) fn read_records(
                     if rec.seq <= after {
                         continue;
                     }
-                    match header.cipher {
-                        None => apply(rec.seq, rec.body)?,
-                        Some(block) => {
-                            if cipher.is_none() {
-                                cipher = Some(FileCipher::open(keys, block, &path)?);
-                            }
-                            let plain = cipher
-                                .as_ref()
-                                .and_then(|c| unseal_record(c, &rec))
-                                .ok_or_else(|| Error::Tampered {
-                                    path: path.clone(),
-                                    offset: offset as u64,
-                                    key_id: block.key_id,
-                                })?;
-                            apply(rec.seq, &plain)?;
-                        }
-                    }
+                    let at = (path.as_path(), offset);
+                    apply_record(header.cipher, &mut cipher, keys, at, &rec, apply)?;
                     passed += 1;
                 }
                 Step::End => break,
