@@ -44,6 +44,9 @@ pub struct Replica {
     pub(crate) durability: Durability,
     /// Set while reads and writes are refused until this replica has caught up.
     pub(crate) fence: Option<FenceReason>,
+    /// Set by an open after a crash that found no member on record (the membership records
+    /// may have been lost with the log): the first member added raises the fence then.
+    pub(crate) fence_at_first_member: bool,
     /// This run of the store (increases at every open; 0 for a replica without a store).
     pub(crate) boot: u64,
     /// Sessions this replica ended because their deadline passed.
@@ -99,6 +102,7 @@ impl Replica {
             names: HashMap::new(),
             durability: Durability::default(),
             fence: None,
+            fence_at_first_member: false,
             boot: 0,
             expired_total: 0,
             retained_ends: std::collections::VecDeque::new(),

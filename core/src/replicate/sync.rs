@@ -7,6 +7,7 @@
 //! keeps every effect a replica holds covered by its version vector.
 
 use super::change::Change;
+use super::fence::FenceReason;
 use super::message::{Ack, Frame, FrameBody, Message};
 use super::peer::{Boot, Peer};
 use super::replica::Replica;
@@ -47,23 +48,30 @@ impl Replica {
         self.add_member(id, name).map(drop)
     }
 
-    /// [`Replica::add_peer`], returning the change to log when `id` is a new member
+    /// [`Replica::add_peer`], returning the changes to log when `id` is a new member
     /// (membership is durable: a restarted replica still waits for a member that is down).
+    /// The first member of a replica that crashed with no member on record raises its
+    /// catch-up fence too: the crash may have taken the membership records with the end of
+    /// the log, and its state may be older than what the cluster collected (I4).
     ///
     /// # Errors
     /// As [`Replica::add_peer`].
-    pub fn add_member(&mut self, id: ReplicaId, name: &str) -> Result<Option<Change>> {
+    pub fn add_member(&mut self, id: ReplicaId, name: &str) -> Result<Vec<Change>> {
         self.check_sender(id)?;
         let now = self.now_ms();
         self.names.insert(id, name.to_string());
         if self.peers.contains_key(&id) {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         self.peers.insert(id, Peer::new(name.to_string(), now));
-        Ok(Some(Change::Member {
+        let mut changes = vec![Change::Member {
             id,
             name: name.to_string(),
-        }))
+        }];
+        if std::mem::take(&mut self.fence_at_first_member) && self.fence.is_none() {
+            changes.push(self.raise_fence(FenceReason::LostTail));
+        }
+        Ok(changes)
     }
 
     /// The peer entry of a message's sender (admitted as a member before).

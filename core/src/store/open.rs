@@ -134,7 +134,9 @@ fn decide(fs: &dyn Vfs, config: &StoreConfig, r: &mut Recovered, rebuilt: bool) 
         let old = r.replica.reincarnate(incarnation);
         report.reincarnated_from = Some(old);
         report.incarnation = incarnation;
-        if !r.replica.peers().is_empty() {
+        if r.replica.peers().is_empty() {
+            r.replica.fence_at_first_member = true;
+        } else {
             drop(r.replica.raise_fence(FenceReason::LostTail));
         }
     }

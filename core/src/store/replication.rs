@@ -27,8 +27,9 @@ impl Store {
     pub fn add_peer(&self, id: ReplicaId, name: &str) -> Result<()> {
         self.check_open()?;
         let mut st = self.inner.lock_write()?;
-        if let Some(change) = st.replica.add_member(id, name)? {
-            self.inner.log_changes(&mut st, &[change])?;
+        let changes = st.replica.add_member(id, name)?;
+        if !changes.is_empty() {
+            self.inner.log_changes(&mut st, &changes)?;
         }
         Ok(())
     }

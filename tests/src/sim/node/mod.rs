@@ -114,7 +114,7 @@ impl Recovery {
                 || r.quarantined.is_some(),
             quarantined: r.quarantined.is_some(),
             summary: format!(
-                "gen {} boot {}{} replayed {} truncated {}B{}{}{} fallbacks {:?}{}",
+                "gen {} boot {}{} replayed {} truncated {}B{}{}{} fence {:?} fallbacks {:?}{}",
                 r.manifest_generation,
                 r.boot,
                 if r.clean_shutdown { " (clean)" } else { "" },
@@ -131,6 +131,7 @@ impl Recovery {
                     .map_or_else(String::new, |(a, b)| format!(" lost {a}..={b}")),
                 r.reincarnated_from
                     .map_or_else(String::new, |id| format!(" was {id}")),
+                r.fence,
                 r.fallbacks,
                 if r.created { " (created)" } else { "" }
             ),
