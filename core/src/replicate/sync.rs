@@ -314,12 +314,18 @@ impl Replica {
                 last,
                 covers,
                 sessions,
-            } => {
+            } if addressed_here && boot != Boot::Stale => {
                 let chunk = (transfer, index, last);
                 let outcome =
                     self.take_state_chunk(frame.sender, chunk, covers, sessions, &mut changes);
                 transfer_broken = matches!(outcome, ChunkOutcome::Broken);
             }
+            // A chunk of a transfer to an old id of this replica, or from an earlier run of
+            // the sender: transfers are numbered per peer and per run, so its number may be
+            // that of the one running now, and staging it there would make the sessions of
+            // the chunk it stands in for look forgotten by the sender. Left alone; the
+            // transfer it belonged to was for a replica that is no more.
+            FrameBody::State { .. } => {}
             // A repair is the sender's state of some sessions at `frame.vv`: merged causally,
             // so a stale copy never brings back what either side has collected (I4).
             FrameBody::Repair(sessions) => {

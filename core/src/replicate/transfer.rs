@@ -9,7 +9,10 @@
 //!   chunk arrives in order, merges them causally with `covers` (so neither side's collected
 //!   tombstones come back, and a session the sender no longer holds is dropped here) and
 //!   adopts `covers`. A chunk out of order breaks the transfer: the staged copies are dropped
-//!   and the ack asks the sender to start again.
+//!   and the ack asks the sender to start again. Transfers are numbered per peer entry and
+//!   per run of the sender, so only chunks addressed to this replica's current id, from the
+//!   sender's current run, are staged: a chunk of a transfer to an old id (or from an earlier
+//!   run) may carry the number of the one running now.
 //!
 //! So a receiver never holds an effect its vector does not name, even when the sender dies
 //! in the middle of a transfer; ops that reach it later are recognised as held. The cost:
