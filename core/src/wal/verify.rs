@@ -224,7 +224,8 @@ pub fn verify_with_keys(
 }
 
 /// Passes every record whose sequence number is above `after` to `apply`, in log order, up
-/// to the first spot that does not verify; never modifies anything. On a log in which
+/// to the first spot that does not verify (damage to records at or below `after` is stepped
+/// over as recovery steps over it); never modifies anything. On a log in which
 /// [`verify`] found no corruption (a torn tail allowed) these are exactly the records
 /// [`Wal::open`](super::Wal::open) would replay. Returns how many records were passed.
 ///
@@ -256,9 +257,11 @@ pub(crate) fn read_records(
         })?;
         let mut scanner = Scanner::new(&bytes, header.salt, limit(&header), header.len());
         let mut cipher = None;
+        let mut expected = 0;
         loop {
             match scanner.step() {
                 Step::Record { rec, offset } => {
+                    expected = rec.seq + 1;
                     if rec.seq <= after {
                         continue;
                     }
@@ -267,6 +270,21 @@ pub(crate) fn read_records(
                     passed += 1;
                 }
                 Step::End => break,
+                Step::Damaged {
+                    next_valid: Some(next),
+                    ..
+                } if super::recovery::covered_resume(
+                    &bytes,
+                    &header,
+                    limit(&header),
+                    next,
+                    expected,
+                    after,
+                )
+                .is_some() =>
+                {
+                    scanner.resume_at(next);
+                }
                 Step::Damaged { .. } => return Ok(passed),
             }
         }

@@ -1,0 +1,57 @@
+//! `recovered_state` (the dry run an operator, and the simulator's durability check, trust)
+//! recovers exactly what opening recovers when a record a snapshot covers is damaged and
+//! records the snapshot does not cover follow it in the same segment. The failure this
+//! guards against (simulator seed 800): opening stepped over the covered damage and replayed
+//! the records after it, the dry run stopped at the damage and said less.
+#![allow(clippy::unwrap_used)] // test helpers panic on failure by design
+
+mod common;
+
+use common::store::{dir, flip_bit_on, open_on, store_config, write_n};
+use session_ha::fs::{FaultyFs, Vfs};
+use session_ha::store::recovered_state;
+use session_ha::wal::{RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
+
+#[test]
+fn the_dry_run_replays_past_covered_damage_as_opening_does() {
+    let fs = FaultyFs::with_seed(7);
+    let mut config = store_config();
+    config.segment_size = 1 << 20; // one segment holds every record
+    let (store, _) = open_on(&fs, config.clone()).unwrap();
+    for n in 0..6 {
+        write_n(&store, n).unwrap();
+    }
+    store.snapshot().unwrap();
+    for n in 6..12 {
+        write_n(&store, n).unwrap();
+    }
+    store.kill();
+
+    let wal = dir().join("wal");
+    let segments = fs.list_dir(&wal).unwrap();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let seg = wal.join(&segments[0]);
+    let bytes = fs.read_file(&seg).unwrap();
+    // The second record: the snapshot covers it.
+    let first_len = u32::from_le_bytes(
+        bytes[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + 4]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let second = SEGMENT_HEADER_LEN + RECORD_OVERHEAD + first_len;
+    flip_bit_on(&fs, &seg, (second + RECORD_OVERHEAD) * 8);
+
+    let dry = recovered_state(&fs, dir()).unwrap().unwrap();
+    let (store, report) = open_on(&fs, config).unwrap();
+    assert_eq!(report.wal.covered_damage, 1, "{report:?}");
+    assert!(report.wal.records_replayed > 0, "{report:?}");
+    assert_eq!(dry.records_replayed, report.wal.records_replayed);
+    let opened = store.read(|r| r.version_vector().clone());
+    assert_eq!(
+        dry.replica.vv, opened,
+        "the dry run says less than opening recovers"
+    );
+    for n in 0..12 {
+        assert!(common::store::holds(&store, n), "write {n} lost");
+    }
+}
