@@ -410,7 +410,10 @@ impl World {
         Ok(())
     }
 
-    /// Survivor `at` removes the dead region from membership.
+    /// Survivor `at` removes the dead region from membership: its last id, and any earlier
+    /// one `at` still counts as a member (its retirement was lost in a crash of `at`, and the
+    /// dead region is not there to introduce itself again), as an operator retires every
+    /// member the status says it waits for.
     ///
     /// # Errors
     /// A refusal that is not a failed log.
@@ -424,13 +427,18 @@ impl World {
         if !self.regions[at].is_up() {
             return Ok(());
         }
-        self.log(|| format!("r{at} removes r{dead}"));
-        match self.nodes[at].remove_member(id) {
-            Ok(()) => {
-                self.on_durable(at);
-                Ok(())
+        let members: Vec<_> = self.nodes[at]
+            .inspect(|r| r.peers().into_iter().map(|(p, _)| p).collect())
+            .unwrap_or_default();
+        let old = self.nodes[dead].old_ids();
+        let ids = std::iter::once(id).chain(old.into_iter().filter(|o| members.contains(o)));
+        for id in ids.collect::<Vec<_>>() {
+            self.log(|| format!("r{at} removes r{dead} ({id})"));
+            match self.nodes[at].remove_member(id) {
+                Ok(()) => self.on_durable(at),
+                Err(e) => self.refused(at, "remove_member", &e)?,
             }
-            Err(e) => self.refused(at, "remove_member", &e),
         }
+        Ok(())
     }
 }

@@ -211,8 +211,14 @@ fn collected_and_clean(world: &World, s: &Survivor) -> Vec<String> {
             if !set.removed.is_empty() {
                 let by: Vec<String> = set
                     .removed
-                    .values()
-                    .map(|d| world.dot_status(i, *d))
+                    .iter()
+                    .map(|(add, d)| {
+                        format!(
+                            "{} (of the add {})",
+                            world.dot_status(i, *d),
+                            world.dot_status(i, *add)
+                        )
+                    })
                     .collect();
                 errors.push(format!(
                     "r{i} {sid:?} set {k:?} keeps removal tombstones by {by:?}"
