@@ -100,12 +100,36 @@ fn a_session_served_after_it_was_seen_to_end_is_a_resurrection() {
 fn a_session_served_after_its_end_was_collected_is_a_resurrection() {
     let mut world = clean_world();
     let sid = held_session(&world, 1);
+    // An end under the dot of a write only region 2 holds yet: the end survives there.
+    put(&mut world, 2, "not-shipped");
+    let end = world.nodes[2]
+        .inspect(|r| session_ha::Dot {
+            replica: r.id(),
+            seq: r.version_vector().get(r.id()),
+        })
+        .unwrap();
+    world.model.note_end(end, sid.clone());
     world.collected.insert(sid);
     let err = check::step_invariants(&mut world).unwrap_err();
     assert!(
         err.contains("I4 violated") && err.contains("collected"),
         "{err}"
     );
+}
+
+#[test]
+fn a_collected_end_no_disk_holds_any_more_is_lost_data_not_a_resurrection() {
+    let mut world = clean_world();
+    let sid = held_session(&world, 1);
+    // The end's dot is covered by no region: every copy of it was lost.
+    let end = session_ha::Dot {
+        replica: session_ha::ReplicaId::from_region("nowhere", 9),
+        seq: 1,
+    };
+    world.model.note_end(end, sid.clone());
+    world.collected.insert(sid);
+    check::step_invariants(&mut world).unwrap();
+    assert_eq!(world.stats.get("ends lost on every disk"), Some(&3));
 }
 
 #[test]

@@ -122,6 +122,29 @@ fn inspect(world: &World, i: usize) -> Option<Inspected> {
     })
 }
 
+/// Whether some end of `session` is still known: covered by the vector of a region that is
+/// up, or by what the disk of one that is down recovers. An end every copy of which is
+/// gone (power cuts under `Never` and damage at rest on every region that held it) is lost
+/// data, as a lost acknowledged write is, not a resurrection the protocol made.
+fn end_survives(world: &World, session: &SessionId) -> bool {
+    let ends: Vec<_> = world
+        .model
+        .ends()
+        .filter(|(_, s)| *s == session)
+        .map(|(d, _)| *d)
+        .collect();
+    (0..world.nodes.len()).any(|k| {
+        let vv = if world.regions[k].is_up() {
+            world.nodes[k].inspect(|r| r.version_vector().clone())
+        } else if world.regions[k].phase == Phase::Dead {
+            None
+        } else {
+            world.regions[k].stop.as_ref().and_then(|s| s.truth.clone())
+        };
+        vv.is_some_and(|vv| ends.iter().any(|d| vv.contains(*d)))
+    })
+}
+
 fn check_region(world: &mut World, i: usize) -> Result<(), String> {
     let Some(seen) = inspect(world, i) else {
         return Ok(());
@@ -140,10 +163,14 @@ fn check_region(world: &mut World, i: usize) -> Result<(), String> {
     match world.nodes[i].client_view() {
         Ok(view) => {
             for (sid, v) in &view {
-                if world.collected.contains(sid) || seen.collected.contains(sid) {
+                let collected = seen.collected.contains(sid)
+                    || (world.collected.contains(sid) && end_survives(world, sid));
+                if collected {
                     let what =
                         format!("I4 violated: r{i} serves {sid:?}, whose end was collected: {v:?}");
                     world.violation(Invariant::I4, what)?;
+                } else if world.collected.contains(sid) {
+                    world.count("ends lost on every disk");
                 }
                 if world.regions[i].gone_seen.contains(sid) {
                     let what =
