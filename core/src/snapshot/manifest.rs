@@ -8,12 +8,15 @@
 //! A generation is installed at every snapshot, at every open (a new `boot`, and `log_end`
 //! as recovered) and at a clean close (`clean`, with `log_end` the last record): so a
 //! damaged or missing end of the log is corruption, not a torn write (I3 in
-//! `docs/INVARIANTS.md`).
+//! `docs/INVARIANTS.md`). One is also installed when the replica gets its first member
+//! (`clustered`), so that a crash that takes the membership records with the log still
+//! fences it (I4).
 //!
 //! ```text
-//! 0 "SHAM"  4 version u16 (2; 1 is read)  6 reserved u16 (0)  8 body_len u32
+//! 0 "SHAM"  4 version u16 (3; 2 and 1 are read)  6 reserved u16 (0)  8 body_len u32
 //! 12 crc32 of bytes 0..12 and body
-//! 16 body: bincode of Manifest (version 2) or of format_v1::ManifestV1 (version 1)
+//! 16 body: bincode of Manifest (version 3: version 2's fields, then `clustered`),
+//!          of ManifestV2 (version 2) or of format_v1::ManifestV1 (version 1)
 //! ```
 
 use std::path::Path;
@@ -29,7 +32,7 @@ use crate::replicate::FenceReason;
 
 /// Magic of a manifest.
 pub const MAGIC: [u8; 4] = *b"SHAM";
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 const HEADER_LEN: usize = 16;
 const MAX_BODY: usize = 16 << 20;
 /// File names of the two slots.
@@ -94,6 +97,52 @@ pub struct Manifest {
     pub fence: Option<FenceReason>,
     /// When this generation was installed (Unix ms).
     pub created_ms: u64,
+    /// The replica has had a member (since version 3): after a crash it is fenced even when
+    /// the records naming its members went with the log (I4).
+    pub clustered: bool,
+}
+
+/// A version-2 manifest: [`Manifest`] without `clustered`.
+#[derive(Serialize, Deserialize)]
+struct ManifestV2 {
+    generation: u64,
+    region: String,
+    incarnation: u32,
+    boot: u64,
+    base: Option<SnapRef>,
+    deltas: Vec<SnapRef>,
+    wal_from: u64,
+    fallback: Option<Chain>,
+    log_end: u64,
+    clean: bool,
+    unsynced: bool,
+    retired: Vec<u32>,
+    fence: Option<FenceReason>,
+    created_ms: u64,
+}
+
+impl From<ManifestV2> for Manifest {
+    /// A version-2 store does not know whether it had members: its open decides from the
+    /// members it recovers, as before.
+    fn from(m: ManifestV2) -> Manifest {
+        Manifest {
+            generation: m.generation,
+            region: m.region,
+            incarnation: m.incarnation,
+            boot: m.boot,
+            base: m.base,
+            deltas: m.deltas,
+            wal_from: m.wal_from,
+            fallback: m.fallback,
+            log_end: m.log_end,
+            clean: m.clean,
+            unsynced: m.unsynced,
+            retired: m.retired,
+            fence: m.fence,
+            created_ms: m.created_ms,
+            clustered: false,
+        }
+    }
 }
 
 impl Manifest {
@@ -133,6 +182,7 @@ impl Manifest {
             retired: Vec::new(),
             fence: None,
             created_ms,
+            clustered: false,
         }
     }
 
@@ -250,7 +300,12 @@ impl Manifest {
                 retired: Vec::new(),
                 fence: None,
                 created_ms: m.created_ms,
+                clustered: false,
             });
+        }
+        if version == 2 {
+            let m: ManifestV2 = codec::from_bytes(&b[HEADER_LEN..])?;
+            return Ok(m.into());
         }
         codec::from_bytes(&b[HEADER_LEN..])
     }
@@ -306,4 +361,52 @@ pub fn install(fs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
     drop(f);
     fs.rename(&tmp, &dir.join(slot))?;
     fs.sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_2_manifest_reads_as_not_clustered() {
+        let m = Manifest {
+            generation: 7,
+            log_end: 41,
+            retired: vec![3],
+            ..Manifest::new("us-east-1", 2, 1_700_000_000_000)
+        };
+        let v2 = ManifestV2 {
+            generation: m.generation,
+            region: m.region.clone(),
+            incarnation: m.incarnation,
+            boot: m.boot,
+            base: m.base.clone(),
+            deltas: m.deltas.clone(),
+            wal_from: m.wal_from,
+            fallback: m.fallback.clone(),
+            log_end: m.log_end,
+            clean: m.clean,
+            unsynced: m.unsynced,
+            retired: m.retired.clone(),
+            fence: m.fence,
+            created_ms: m.created_ms,
+        };
+        let mut bytes = m.encode();
+        let body = codec::to_bytes(&v2);
+        bytes.truncate(HEADER_LEN);
+        bytes[4..6].copy_from_slice(&2u16.to_le_bytes());
+        bytes[8..12].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        let mut h = crc32fast::Hasher::new();
+        h.update(&bytes[..12]);
+        h.update(&body);
+        bytes[12..16].copy_from_slice(&h.finalize().to_le_bytes());
+        bytes.extend_from_slice(&body);
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+
+        let clustered = Manifest {
+            clustered: true,
+            ..m
+        };
+        assert_eq!(Manifest::decode(&clustered.encode()).unwrap(), clustered);
+    }
 }

@@ -241,6 +241,7 @@ pub fn restore_backup_with_keys(
         // Nothing was logged: the log ends, exactly, where it starts. A restored store
         // that has not run yet is no crashed one.
         clean: true,
+        clustered: !meta.members.is_empty(),
         ..Manifest::new(&meta.region, incarnation, meta.created_ms)
     };
     // Both slots hold it (generations 0 and 1): a store always has both from then on, so a

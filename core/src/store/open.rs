@@ -134,7 +134,7 @@ fn decide(fs: &dyn Vfs, config: &StoreConfig, r: &mut Recovered, rebuilt: bool) 
         let old = r.replica.reincarnate(incarnation);
         report.reincarnated_from = Some(old);
         report.incarnation = incarnation;
-        if r.replica.peers().is_empty() {
+        if r.replica.peers().is_empty() && !newest.clustered && !r.manifest.clustered {
             r.replica.fence_at_first_member = true;
         } else {
             drop(r.replica.raise_fence(FenceReason::LostTail));
@@ -194,6 +194,7 @@ fn put_on_record(
         retired,
         fence: r.replica.fence(),
         created_ms: now_ms,
+        clustered: r.newest.clustered || r.manifest.clustered || !r.replica.peers().is_empty(),
         ..r.manifest.clone()
     };
     install_manifest(fs, dir, &m)?;
@@ -222,6 +223,27 @@ pub(crate) fn record_clean_close(
     };
     install_manifest(fs, dir, &m)?;
     Ok(m)
+}
+
+/// Installs a manifest that records the replica as clustered (its first member was just
+/// added), unless `current` already does.
+pub(crate) fn record_clustered(
+    fs: &dyn Vfs,
+    dir: &Path,
+    current: &Manifest,
+    now_ms: u64,
+) -> Result<Option<Manifest>> {
+    if current.clustered {
+        return Ok(None);
+    }
+    let m = Manifest {
+        generation: current.generation + 1,
+        clustered: true,
+        created_ms: now_ms,
+        ..current.clone()
+    };
+    install_manifest(fs, dir, &m)?;
+    Ok(Some(m))
 }
 
 /// Moves a damaged store directory aside; returns where.

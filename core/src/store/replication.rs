@@ -28,8 +28,19 @@ impl Store {
         self.check_open()?;
         let mut st = self.inner.lock_write()?;
         let changes = st.replica.add_member(id, name)?;
-        if !changes.is_empty() {
-            self.inner.log_changes(&mut st, &changes)?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.inner.log_changes(&mut st, &changes)?;
+        let now_ms = st.replica.now_ms();
+        drop(st);
+        // A member's records live in the log until the next snapshot: the manifest says the
+        // replica is clustered, so that a crash that takes them still fences it (I4).
+        let mut snap = self.inner.snap.lock();
+        let fs = self.inner.fs.as_ref();
+        if let Some(m) = super::open::record_clustered(fs, &self.inner.dir, &snap.manifest, now_ms)?
+        {
+            snap.manifest = m;
         }
         Ok(())
     }
