@@ -103,6 +103,11 @@ fn a_store_without_that_record_is_fenced_when_it_meets_its_first_member() {
     let report = a.open().unwrap();
     assert!(report.reincarnated_from.is_some(), "{report:?}");
     assert_eq!(report.fence, None, "nothing on disk says it had members");
+    // A clean close before it meets anyone (as `session-ha retire` does) must not make the
+    // next open forget that it crashed.
+    a.close();
+    let report = a.open().unwrap();
+    assert!(!report.clean_shutdown, "{report:?}");
     a.meet(&b);
     assert_eq!(
         a.s().status().replica.fence,

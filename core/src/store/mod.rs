@@ -279,7 +279,12 @@ impl Store {
     /// memory holds changes the log refused.
     fn record_clean_close(&self) -> Result<()> {
         let st = self.inner.state.read();
-        if self.inner.is_tainted(&st) || st.replica.has_unlogged_changes() {
+        // A replica that crashed knowing no member must still be fenced when it meets its
+        // first one: a clean close would make the next open forget that it crashed.
+        if self.inner.is_tainted(&st)
+            || st.replica.has_unlogged_changes()
+            || st.replica.fence_at_first_member
+        {
             return Ok(());
         }
         let fence = st.replica.fence();

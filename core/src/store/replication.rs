@@ -37,6 +37,8 @@ impl Store {
         // A member's records live in the log until the next snapshot: the manifest says the
         // replica is clustered, so that a crash that takes them still fences it (I4).
         let mut snap = self.inner.snap.lock();
+        // Closed meanwhile: the close installed the last generation of this run.
+        self.check_open()?;
         let fs = self.inner.fs.as_ref();
         if let Some(m) = super::open::record_clustered(fs, &self.inner.dir, &snap.manifest, now_ms)?
         {

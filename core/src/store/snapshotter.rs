@@ -187,6 +187,7 @@ impl Inner {
         }
         let created_ms = meta.created_ms;
         let fence = meta.fence;
+        let members_empty = meta.members.is_empty();
         w.push(&SnapEntry::Meta(meta))?;
         // The sessions were copied after the cut, so they can hold writes made since, whose
         // dots are not in the context of the cut. Those writes must be durable in the log
@@ -211,6 +212,8 @@ impl Inner {
         next.fallback = Some(snap.manifest.current());
         next.log_end = next.log_end.max(self.wal.durable_seq());
         next.fence = fence;
+        // Also repairs an install `add_peer` could not make.
+        next.clustered |= !members_empty;
         if base {
             next.base = Some(snap_ref);
             next.deltas.clear();

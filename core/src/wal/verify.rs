@@ -247,7 +247,15 @@ pub(crate) fn read_records(
         .collect();
     firsts.sort_unstable();
     let mut passed = 0;
-    for first in firsts {
+    for (i, &first) in firsts.iter().enumerate() {
+        // Wholly covered (the next segment starts at or below `after + 1`): recovery does
+        // not read it, nor does this.
+        if firsts
+            .get(i + 1)
+            .is_some_and(|&next| next <= after.saturating_add(1) && first <= next)
+        {
+            continue;
+        }
         let path = dir.join(segment_name(first));
         let bytes = fs.read_file(&path)?;
         let header = SegmentHeader::decode(&bytes).map_err(|source| Error::Corrupt {
@@ -257,7 +265,7 @@ pub(crate) fn read_records(
         })?;
         let mut scanner = Scanner::new(&bytes, header.salt, limit(&header), header.len());
         let mut cipher = None;
-        let mut expected = 0;
+        let mut expected = first;
         loop {
             match scanner.step() {
                 Step::Record { rec, offset } => {
