@@ -131,20 +131,6 @@ impl SessionState {
         self.ended = self.ended.max(Some(stamp));
     }
 
-    /// The dot of every op whose effect this state holds: field writes and deletions,
-    /// counter totals, set adds and removals, the winning touch and the end.
-    pub fn dots(&self) -> impl Iterator<Item = crate::causal::Dot> + '_ {
-        let fields = self.fields.values().map(|r| r.stamp.dot);
-        let counters = self.counters.values().flat_map(|c| c.dots());
-        let sets = self.sets.values().flat_map(|s| {
-            let adds = s.entries.values().flatten().copied();
-            let removed = s.removed.iter().flat_map(|(add, by)| [*add, *by]);
-            adds.chain(removed)
-        });
-        let last = self.touched_by.into_iter().chain(self.ended.map(|e| e.dot));
-        fields.chain(counters).chain(sets).chain(last)
-    }
-
     /// Whether the session has ended.
     pub fn is_ended(&self) -> bool {
         self.ended.is_some()

@@ -327,19 +327,9 @@ impl Replica {
             // transfer it belonged to was for a replica that is no more.
             FrameBody::State { .. } => {}
             // A repair is the sender's state of some sessions at `frame.vv`: merged causally,
-            // so a stale copy never brings back what either side has collected (I4). A
-            // repair adopts no vector, so a session copy holding the effect of an op this
-            // replica has not received waits for that op: taken now, the effect would be held
-            // under a dot the vector does not cover, for good if its origin lost the op in a
-            // crash (a removal of it could then never be collected).
+            // so a stale copy never brings back what either side has collected (I4).
             FrameBody::Repair(sessions) => {
                 for (session, state) in sessions {
-                    let unheard = state
-                        .as_ref()
-                        .is_some_and(|s| s.dots().any(|d| !self.ctx.contains(d)));
-                    if unheard {
-                        continue;
-                    }
                     self.end_if_expired(&session, &mut changes);
                     self.merge_causally(&session, state.as_ref(), &frame.vv, &mut changes);
                 }
