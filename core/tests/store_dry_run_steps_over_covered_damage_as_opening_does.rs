@@ -11,21 +11,35 @@ use common::store::{dir, flip_bit_on, open_on, store_config, write_n};
 use session_ha::fs::{FaultyFs, Vfs};
 use session_ha::store::recovered_state;
 use session_ha::wal::{RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
+use session_ha::StoreConfig;
 
-#[test]
-fn the_dry_run_replays_past_covered_damage_as_opening_does() {
-    let fs = FaultyFs::with_seed(7);
+/// A store with segments of `segment_size` bytes: writes `0..covered`, a snapshot, writes
+/// `covered..total`, then a crash.
+fn snapshot_between(
+    seed: u64,
+    segment_size: u64,
+    covered: u64,
+    total: u64,
+) -> (FaultyFs, StoreConfig) {
+    let fs = FaultyFs::with_seed(seed);
     let mut config = store_config();
-    config.segment_size = 1 << 20; // one segment holds every record
+    config.segment_size = segment_size;
     let (store, _) = open_on(&fs, config.clone()).unwrap();
-    for n in 0..6 {
+    for n in 0..covered {
         write_n(&store, n).unwrap();
     }
     store.snapshot().unwrap();
-    for n in 6..12 {
+    for n in covered..total {
         write_n(&store, n).unwrap();
     }
     store.kill();
+    (fs, config)
+}
+
+#[test]
+fn the_dry_run_replays_past_covered_damage_as_opening_does() {
+    // One segment holds every record.
+    let (fs, config) = snapshot_between(7, 1 << 20, 6, 12);
 
     let wal = dir().join("wal");
     let segments = fs.list_dir(&wal).unwrap();
@@ -58,18 +72,8 @@ fn the_dry_run_replays_past_covered_damage_as_opening_does() {
 
 #[test]
 fn the_dry_run_skips_a_wholly_covered_segment_as_opening_does() {
-    let fs = FaultyFs::with_seed(8);
-    let mut config = store_config();
-    config.segment_size = 512; // several segments
-    let (store, _) = open_on(&fs, config.clone()).unwrap();
-    for n in 0..40 {
-        write_n(&store, n).unwrap();
-    }
-    store.snapshot().unwrap();
-    for n in 40..46 {
-        write_n(&store, n).unwrap();
-    }
-    store.kill();
+    // Several segments.
+    let (fs, config) = snapshot_between(8, 512, 40, 46);
 
     let wal = dir().join("wal");
     let mut segments = fs.list_dir(&wal).unwrap();
