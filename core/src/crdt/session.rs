@@ -131,6 +131,25 @@ impl SessionState {
         self.ended = self.ended.max(Some(stamp));
     }
 
+    /// Every dot the state holds: the ops behind its fields, counters, set adds and
+    /// removals, the winning touch and the end (dots not known, from format-1 files, left
+    /// out). A replica holding this state has seen each of those ops' effects on it.
+    pub fn dots(&self) -> impl Iterator<Item = Dot> + '_ {
+        let fields = self.fields.values().map(|r| r.stamp.dot);
+        let counters = self.counters.values().flat_map(|c| c.dots());
+        let sets = self.sets.values().flat_map(|s| {
+            let adds = s.entries.values().flatten().copied();
+            adds.chain(s.removed.iter().flat_map(|(&add, &by)| [add, by]))
+        });
+        let ended = self.ended.map(|s| s.dot);
+        fields
+            .chain(counters)
+            .chain(sets)
+            .chain(self.touched_by)
+            .chain(ended)
+            .filter(|d| d.seq > 0)
+    }
+
     /// Whether the session has ended.
     pub fn is_ended(&self) -> bool {
         self.ended.is_some()

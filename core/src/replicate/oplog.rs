@@ -146,22 +146,29 @@ impl OpLog {
     /// Declares everything `vv` covers as not in the log (state arrived without its ops).
     pub(crate) fn raise_floor(&mut self, vv: &VersionVector, ts: Timestamp) {
         for (origin, seq) in vv.iter() {
-            if seq > self.floor(origin) {
-                let held_below = self
-                    .by_origin
-                    .get(&origin)
-                    .and_then(|s| s.front())
-                    .map(|(k, _)| *k);
-                if held_below.is_some_and(|k| k <= seq) {
-                    self.evict_through(Dot {
-                        replica: origin,
-                        seq,
-                    });
-                }
-                if seq > self.floor(origin) {
-                    self.floor.insert(origin, (seq, ts));
-                }
-            }
+            self.raise_floor_to(origin, seq, ts);
+        }
+    }
+
+    /// Declares `origin`'s ops up to `seq` as not in the log (an effect arrived without its
+    /// op); the log keeps a suffix per origin, so the ops held below go too.
+    pub(crate) fn raise_floor_to(&mut self, origin: ReplicaId, seq: u64, ts: Timestamp) {
+        if seq <= self.floor(origin) {
+            return;
+        }
+        let held_below = self
+            .by_origin
+            .get(&origin)
+            .and_then(|s| s.front())
+            .map(|(k, _)| *k);
+        if held_below.is_some_and(|k| k <= seq) {
+            self.evict_through(Dot {
+                replica: origin,
+                seq,
+            });
+        }
+        if seq > self.floor(origin) {
+            self.floor.insert(origin, (seq, ts));
         }
     }
 

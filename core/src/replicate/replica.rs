@@ -356,6 +356,7 @@ impl Replica {
                 .and_then(|s| if s.is_ended() { None } else { s.expires_at });
         match state {
             Some(state) => {
+                self.see_dots_of(&state);
                 self.tombstones.record_state(session, &state);
                 self.sessions.insert(session.clone(), state);
                 self.after_change(session, before, None);
@@ -370,6 +371,29 @@ impl Replica {
                     self.abort_transfers_past(session);
                 }
             }
+        }
+    }
+
+    /// Records every dot `state` holds as seen. A merged copy (repair or state transfer)
+    /// may hold effects of ops that never came here, and an effect whose dot the context
+    /// does not cover is one whose later removal here nobody can tell from "never heard of
+    /// it": once the session is collected here, any old copy of it would come back (I4).
+    /// The op log holds none of those ops, so its floor rises past them and a peer that
+    /// lacks them gets a state transfer. Dots of this replica's own id are left to the
+    /// history-regression check (a peer holding more of our history than we do).
+    fn see_dots_of(&mut self, state: &SessionState) {
+        let ts = self.clock.last();
+        for dot in state.dots() {
+            if dot.replica == self.id || self.ctx.contains(dot) {
+                continue;
+            }
+            let before = self.ctx.vv().get(dot.replica);
+            self.ctx.insert(dot);
+            let top = self.ctx.vv().get(dot.replica);
+            if top > before {
+                self.durability.raised(dot.replica, top);
+            }
+            self.log.raise_floor_to(dot.replica, dot.seq, ts);
         }
     }
 
