@@ -60,6 +60,27 @@ fn survivors(world: &World, with_sessions: bool) -> Vec<Survivor> {
 /// Whether the survivors look settled (the loop condition of the settling phase; the
 /// assertions are [`quiescent`]).
 pub fn settled(world: &World) -> bool {
+    quiet(world, true)
+}
+
+/// Pairs of survivors whose digests differ although replication has done all it can
+/// (nothing in flight or pending, equal vectors): what an operator repairs, as the README's
+/// incident table says. Empty while replication is still at work.
+pub fn differing_digests(world: &World) -> Vec<(usize, usize)> {
+    if !quiet(world, false) {
+        return Vec::new();
+    }
+    let all = survivors(world, false);
+    let Some(first) = all.first() else {
+        return Vec::new();
+    };
+    all.iter()
+        .filter(|s| s.root != first.root)
+        .map(|s| (first.index, s.index))
+        .collect()
+}
+
+fn quiet(world: &World, digests_too: bool) -> bool {
     let all = survivors(world, false);
     let Some(first) = all.first() else {
         return true;
@@ -70,9 +91,9 @@ pub fn settled(world: &World) -> bool {
         && all.iter().all(|s| {
             let st = &s.status;
             s.vv == first.vv
-                && s.root == first.root
+                && (!digests_too || s.root == first.root)
                 && st.tombstones_pending == 0
-                && st.gaps.is_empty()
+                && fillable_gaps(s, &all).is_empty()
                 && dead_id.is_none_or(|d| st.removed.contains(&d))
                 && st
                     .peers
