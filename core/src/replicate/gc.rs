@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::causal::{Dot, VersionVector};
+use crate::clock::ReplicaId;
 use crate::crdt::{Op, OpKind, SessionId, SessionState, Stamp};
 
 /// What a tombstone-making op left behind.
@@ -137,6 +138,39 @@ impl TombstoneIndex {
         out
     }
 
+    /// Drops the entries of `origin` whose tombstone `sessions` no longer hold (a merge
+    /// took a newer write, or a copy the tombstone had already left). Such an entry would
+    /// go when its dot became stable; an origin retired with ops lost everywhere has dots
+    /// that never will, and their entries would count as pending for good.
+    pub(crate) fn prune_gone(
+        &mut self,
+        origin: ReplicaId,
+        sessions: &BTreeMap<SessionId, SessionState>,
+    ) {
+        let lo = Dot {
+            replica: origin,
+            seq: 0,
+        };
+        let hi = Dot {
+            replica: origin,
+            seq: u64::MAX,
+        };
+        let gone: Vec<Dot> = self
+            .by_dot
+            .range(lo..=hi)
+            .filter(|(dot, (sid, tombs))| {
+                let state = sessions.get(sid);
+                !tombs
+                    .iter()
+                    .any(|t| state.is_some_and(|s| holds(s, **dot, t)))
+            })
+            .map(|(d, _)| *d)
+            .collect();
+        for d in gone {
+            self.by_dot.remove(&d);
+        }
+    }
+
     /// Number of tombstone-making ops not yet collected.
     pub(crate) fn len(&self) -> usize {
         self.by_dot.len()
@@ -162,6 +196,21 @@ impl TombstoneIndex {
             }
         }
         out
+    }
+}
+
+/// Whether `state` still holds the tombstone `tomb` that op `dot` left.
+fn holds(state: &SessionState, dot: Dot, tomb: &Tomb) -> bool {
+    match tomb {
+        Tomb::End => state.ended.is_some_and(|e| e.dot == dot),
+        Tomb::Field { key, stamp } => state
+            .fields
+            .get(key)
+            .is_some_and(|r| r.is_tombstone() && r.stamp == *stamp),
+        Tomb::SetRemove { key, adds } => state
+            .sets
+            .get(key)
+            .is_some_and(|set| adds.iter().any(|a| set.removed.get(a) == Some(&dot))),
     }
 }
 

@@ -158,6 +158,14 @@ impl Replica {
             // ever held; they would block every later epoch for good.
             self.stability.forget_epochs();
         }
+        // A confirmed-removed origin makes no more ops: an entry of it whose tombstone is
+        // gone from its session (overwritten, or merged away) may wait for a dot no
+        // vector will ever cover, lost with the origin's disk.
+        for (id, last) in &self.removed {
+            if last.is_none() {
+                self.tombstones.prune_gone(*id, &self.sessions);
+            }
+        }
         // Only what is durable here counts as held here (I1): a crash cannot take back
         // an op whose tombstone was collected on the strength of it.
         let own = self.durable_vv().clone();
