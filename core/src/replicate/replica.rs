@@ -397,6 +397,32 @@ impl Replica {
         }
     }
 
+    /// Records as seen every dot a held session has that the context lacks (see
+    /// [`Replica::see_dots_of`]); returns a `Replace` of each such session, for the log, so
+    /// that replaying it does the same. Recovery calls it after a loss or a restore, when a
+    /// snapshot's sessions may hold effects of records that are gone.
+    pub(crate) fn see_held_dots(&mut self) -> Vec<Change> {
+        let (id, ctx) = (self.id, &self.ctx);
+        let uncovered: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, st)| st.dots().any(|d| d.replica != id && !ctx.contains(d)))
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        let mut changes = Vec::with_capacity(uncovered.len());
+        for sid in uncovered {
+            let Some(state) = self.sessions.get(&sid).cloned() else {
+                continue;
+            };
+            self.see_dots_of(&state);
+            changes.push(Change::Replace {
+                session: sid,
+                state: Some(state),
+            });
+        }
+        changes
+    }
+
     // ----- durability ------------------------------------------------------------------------
 
     /// From now on only changes the store reports durable count as durable (see

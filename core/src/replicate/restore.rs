@@ -91,3 +91,48 @@ impl Replica {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::causal::Dot;
+    use crate::clock::ManualTime;
+    use crate::replicate::ReplicaConfig;
+
+    fn replica(region: &str) -> Replica {
+        let time = Arc::new(ManualTime::new(1_000));
+        Replica::new(region, 0, ReplicaConfig::default(), time)
+    }
+
+    #[test]
+    fn held_dots_outside_the_context_are_seen_and_logged_so_replay_sees_them_too() {
+        // A state as a snapshot may hold it: a write of `other` its context does not cover.
+        let mut other = replica("other");
+        other.set_add("s", "tags", "x").unwrap();
+        let state = other.session_state(b"s").cloned().unwrap();
+        let dot = Dot {
+            replica: other.id(),
+            seq: 1,
+        };
+
+        let mut r = replica("r");
+        r.restore_session("s".into(), state.clone());
+        assert!(!r.context().contains(dot));
+        let changes = r.see_held_dots();
+        assert!(r.context().contains(dot), "the held add counts as seen");
+        assert_eq!(changes.len(), 1, "the session is logged: {changes:?}");
+        assert!(r.see_held_dots().is_empty(), "nothing left to see");
+
+        let mut replayed = replica("r");
+        replayed.restore_session("s".into(), state);
+        for c in &changes {
+            replayed.replay(c);
+        }
+        assert!(
+            replayed.context().contains(dot),
+            "replaying the log sees it too"
+        );
+    }
+}

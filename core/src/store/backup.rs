@@ -203,13 +203,19 @@ pub fn restore_backup_with_keys(
     };
     let mut w = SnapshotWriter::create_with_keys(fs.clone(), &snap_dir, &name, header, keys)?;
     let mut sessions = 0;
+    // A backup copies its sessions after its cut, so they may hold writes its context does
+    // not cover: every dot they hold counts as seen (I4, as a merged copy's does).
+    let mut context = meta.context.clone();
     let mut reader = SnapshotReader::open_with_keys(fs.as_ref(), file, keys)?;
     while let Some(entry) = reader.next_entry()? {
         match entry {
             SnapEntry::Meta(_) => {}
             other => {
-                if let SnapEntry::Session(..) = other {
+                if let SnapEntry::Session(_, state) = &other {
                     sessions += 1;
+                    for dot in state.dots() {
+                        context.insert(dot);
+                    }
                 }
                 w.push(&other)?;
             }
@@ -224,6 +230,7 @@ pub fn restore_backup_with_keys(
         incarnation,
         removed,
         fence,
+        context,
         ..meta.clone()
     };
     w.push(&SnapEntry::Meta(new_meta))?;

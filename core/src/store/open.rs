@@ -79,6 +79,7 @@ pub(crate) fn open(
     let fence_before = r.replica.fence();
     decide(fs.as_ref(), config, &mut r, moved_after.is_some())?;
     log_decided_fence(&r, fence_before)?;
+    log_held_dots(&mut r)?;
     put_on_record(fs.as_ref(), dir, config, time.now_ms(), &mut r)?;
     Ok(Opened { recovered: r, lock })
 }
@@ -155,6 +156,25 @@ fn log_decided_fence(r: &Recovered, before: Option<FenceReason>) -> Result<()> {
         return Ok(());
     }
     r.wal.append(&encode_changes(&[Change::Fence(reason)]))?;
+    r.wal.sync()
+}
+
+/// After a loss (a new incarnation) or a restore, the sessions may hold effects whose
+/// records are gone: a snapshot copies sessions after its cut, so a session in it can hold
+/// a write of a record lost since, or one a backup never had. Their dots are recorded as
+/// seen, as a merge's are, and the sessions logged, so that the next open sees them too
+/// (I4: a later removal of such an effect must hold against every older copy of it).
+fn log_held_dots(r: &mut Recovered) -> Result<()> {
+    let suspect =
+        r.report.reincarnated_from.is_some() || r.replica.fence() == Some(FenceReason::Restored);
+    if !suspect {
+        return Ok(());
+    }
+    let changes = r.replica.see_held_dots();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    r.wal.append(&encode_changes(&changes))?;
     r.wal.sync()
 }
 
