@@ -230,6 +230,13 @@ impl CausalContext {
         out
     }
 
+    /// The highest dot held out of order of each origin that has any.
+    pub fn cloud_tops(&self) -> impl Iterator<Item = Dot> + '_ {
+        self.cloud
+            .iter()
+            .filter_map(|(&replica, seqs)| seqs.last().map(|&seq| Dot { replica, seq }))
+    }
+
     /// Number of dots held out of order.
     pub fn cloud_len(&self) -> usize {
         self.cloud.values().map(BTreeSet::len).sum()

@@ -1,7 +1,7 @@
 //! Rebuilding a [`Replica`] from durable state: snapshot entries, then replayed changes.
 
 use super::replica::Replica;
-use crate::causal::CausalContext;
+use crate::causal::{CausalContext, Dot};
 use crate::clock::ReplicaId;
 use crate::crdt::{SessionId, SessionState};
 
@@ -25,6 +25,13 @@ impl Replica {
         self.ctx = meta.context.clone();
         let vv = self.ctx.vv().clone();
         self.log.raise_floor(&vv, meta.clock);
+        // A dot held out of order came with an effect, not an op (see `see_dots_of`): the
+        // log never holds it, so its floor rises past it here as it did when it came, or
+        // the ops below it, once they arrive, would close a vector the log has a hole in.
+        let tops: Vec<Dot> = self.ctx.cloud_tops().collect();
+        for top in tops {
+            self.log.raise_floor_to(top.replica, top.seq, meta.clock);
+        }
         for &id in &meta.removed {
             self.mark_removed(id);
         }
@@ -97,7 +104,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::causal::Dot;
     use crate::clock::ManualTime;
     use crate::replicate::ReplicaConfig;
 
