@@ -221,6 +221,8 @@ pub fn recovered_state_with_keys(
                 Err(_) => continue,
             }
         }
+        // As opening does (`open.rs`, `log_held_dots`).
+        drop(replica.see_held_dots());
         return Ok(Some(RecoveredState {
             generation: m.generation,
             records_replayed,

@@ -159,17 +159,13 @@ fn log_decided_fence(r: &Recovered, before: Option<FenceReason>) -> Result<()> {
     r.wal.sync()
 }
 
-/// After a loss (a new incarnation) or a restore, the sessions may hold effects whose
-/// records are gone: a snapshot copies sessions after its cut, so a session in it can hold
-/// a write of a record lost since, or one a backup never had. Their dots are recorded as
-/// seen, as a merge's are, and the sessions logged, so that the next open sees them too
-/// (I4: a later removal of such an effect must hold against every older copy of it).
+/// The sessions recovered may hold effects whose records are gone: a snapshot copies
+/// sessions after its cut, so a session in it can hold a write of a record lost since (a
+/// cut tail, damage). Their dots are recorded as seen, as a merge's are, and the sessions
+/// logged, so that the next open sees them too (I4: a later removal of such an effect must
+/// hold against every older copy of it). After an intact log there are none; the check is
+/// one pass over the sessions' dots, and the dry run makes the same one.
 fn log_held_dots(r: &mut Recovered) -> Result<()> {
-    let suspect =
-        r.report.reincarnated_from.is_some() || r.replica.fence() == Some(FenceReason::Restored);
-    if !suspect {
-        return Ok(());
-    }
     let changes = r.replica.see_held_dots();
     if changes.is_empty() {
         return Ok(());
