@@ -48,6 +48,9 @@ pub const DEFAULT_STEPS: u32 = 60;
 
 /// Rounds the settling phase may take before the run counts as not converging.
 const SETTLE_ROUNDS: u32 = 80;
+/// Settling rounds after which the operator retires, at each survivor, the dead region's
+/// ids that still block its collection (retirements spread by themselves before that).
+const OPERATOR_AFTER_ROUNDS: u32 = 20;
 
 /// What a run did, for the caller's summary.
 #[derive(Debug, Default, Clone)]
@@ -209,6 +212,27 @@ fn remove_everywhere(world: &mut World, each_pm: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The operator's step from the README's incident table ("a region will not come back, and
+/// tombstones pile up"): a survivor whose collection is still blocked by an id of the dead
+/// region retires it there. Needed when a retirement did not spread: a survivor restored
+/// from a backup that predates it holds the old id as a member, and a peer that lost the
+/// retirement to a crash has nothing to tell it.
+fn retire_what_blocks(world: &mut World) -> Result<(), String> {
+    let Some(dead) = world.dead() else {
+        return Ok(());
+    };
+    for at in world.live() {
+        let blocked = world.nodes[at]
+            .inspect(|r| r.status().collection_blocked_by)
+            .unwrap_or_default();
+        if blocked.iter().any(|id| world.nodes[dead].had_id(*id)) {
+            world.count("operator retirements after settling stalled");
+            world.remove_dead(at)?;
+        }
+    }
+    Ok(())
+}
+
 fn pump_all(world: &mut World) {
     for at in world.live() {
         world.pump(at, true);
@@ -240,6 +264,9 @@ fn settle(world: &mut World) -> Result<u32, String> {
         world.time.advance(dt);
         for at in world.live() {
             world.tick(at)?;
+        }
+        if round >= OPERATOR_AFTER_ROUNDS {
+            retire_what_blocks(world)?;
         }
         for _ in 0..8 {
             pump_all(world);
