@@ -112,7 +112,8 @@ impl Replica {
         Ok(())
     }
 
-    /// Whether `peer` needs ops this replica's log no longer holds.
+    /// Whether `peer` needs ops this replica's log no longer holds: below an origin's
+    /// floor, or (should the log ever lack an op its vector covers) at a hole.
     pub(crate) fn needs_transfer(&self, peer: &Peer) -> bool {
         self.ctx.vv().iter().any(|(origin, top)| {
             let from = peer
@@ -120,7 +121,9 @@ impl Replica {
                 .get(origin)
                 .max(peer.sent.get(origin))
                 .saturating_add(1);
-            from <= top && from <= self.log.floor(origin)
+            from <= top
+                && (from <= self.log.floor(origin)
+                    || self.log.from(origin, from).next().map(|(op, _)| op.dot.seq) != Some(from))
         })
     }
 

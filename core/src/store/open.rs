@@ -170,8 +170,13 @@ fn log_held_dots(r: &mut Recovered) -> Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
-    r.wal.append(&encode_changes(&changes))?;
-    r.wal.sync()
+    let lsn = r.wal.append(&encode_changes(&changes))?;
+    r.wal.sync()?;
+    // The vector entries those dots raised are durable in that record: said so, or the
+    // store would count them as unlogged (no clean close, a taint on a later failure).
+    r.replica.note_logged(lsn);
+    r.replica.note_durable(lsn);
+    Ok(())
 }
 
 /// Installs this run's manifest (a new boot, where the log ends now, not clean) before the
