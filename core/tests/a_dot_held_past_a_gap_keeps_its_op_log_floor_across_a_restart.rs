@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 
 use session_ha::snapshot::SnapshotMeta;
-use session_ha::{Dot, ManualTime, Message, Replica, ReplicaConfig, SessionId};
+use session_ha::{Dot, ManualTime, Replica, ReplicaConfig, SessionId};
 
 #[test]
 fn a_peer_behind_a_restarted_replica_gets_the_op_it_holds_only_as_an_effect() {
@@ -25,12 +25,7 @@ fn a_peer_behind_a_restarted_replica_gets_the_op_it_holds_only_as_an_effect() {
     let o_id = rs[o].id();
 
     // b gets o:2 only inside a repaired copy: held past the gap at o:1.
-    let b_id = rs[b].id();
-    for f in rs[o].repair_frames(b_id, &[SessionId::from("s2")]).unwrap() {
-        let bytes = rs[o].encode(&Message::Frame(f));
-        let reply = rs[b].receive(&bytes).unwrap();
-        rs[o].receive(&reply.reply.unwrap()).unwrap();
-    }
+    common::mesh::repair(&mut rs, o, b, &[SessionId::from("s2")]);
     let second = Dot {
         replica: o_id,
         seq: 2,

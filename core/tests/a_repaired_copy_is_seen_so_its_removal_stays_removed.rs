@@ -11,16 +11,6 @@ mod common;
 
 use session_ha::{Limits, ManualTime, Message, Replica, ReplicaConfig, SessionId};
 
-/// Delivers every repair frame of `ids` from `rs[from]` to `rs[to]`, acks included.
-fn repair(rs: &mut [Replica], from: usize, to: usize, ids: &[SessionId]) {
-    let to_id = rs[to].id();
-    for f in rs[from].repair_frames(to_id, ids).unwrap() {
-        let bytes = rs[from].encode(&Message::Frame(f));
-        let reply = rs[to].receive(&bytes).unwrap();
-        rs[from].receive(&reply.reply.unwrap()).unwrap();
-    }
-}
-
 /// `bytes` (a frame of `rs[from]` to `rs[to]`) under its sender's next frame number: an old
 /// copy that is not a replay, as a peer whose state went back in time sends it.
 fn renumbered(bytes: &[u8], rs: &mut [Replica], from: usize, to: usize) -> Vec<u8> {
@@ -61,8 +51,8 @@ fn a_session_ended_after_a_repair_brought_it_stays_ended_against_an_older_copy()
 
     // a adds an element; its op never leaves a, only the repaired copies do.
     rs[a].set_add("s", "tags", "e1").unwrap();
-    repair(&mut rs, a, b, std::slice::from_ref(&s));
-    repair(&mut rs, a, c, std::slice::from_ref(&s));
+    common::mesh::repair(&mut rs, a, b, std::slice::from_ref(&s));
+    common::mesh::repair(&mut rs, a, c, std::slice::from_ref(&s));
     assert!(rs[b].contains(b"s") && rs[c].contains(b"s"));
     let a_dot = rs[a].status().vv.get(rs[a].id());
     assert_eq!(

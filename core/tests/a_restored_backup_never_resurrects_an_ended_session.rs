@@ -7,11 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use common::pair::{pair, sync_all, Node, NODE_DIR};
+use common::pair::{pair, sync_all, Node};
 use session_ha::replicate::FenceReason;
-use session_ha::store::restore_backup;
 use session_ha::{Error, FsyncPolicy, Limits, ManualTime, Message, SessionId};
 
 /// Ends `gone` at `a`, replicates, and lets both collect the end (and forget the id).
@@ -69,21 +67,7 @@ fn restore_then_catch_up(log_max_ops: Option<usize>) {
     sync_all(&[&a, &b]);
 
     // Restore the old backup as a new replica of the region.
-    let fs = session_ha::fs::FaultyFs::with_seed(99);
-    let bytes = a.fs.peek(backup).unwrap();
-    {
-        fs.create_dir_all(Path::new("/backups")).unwrap();
-        let mut f = fs.create(backup).unwrap();
-        f.append(&bytes).unwrap();
-        f.sync_data().unwrap();
-    }
-    restore_backup(Arc::new(fs.clone()), backup, Path::new(NODE_DIR)).unwrap();
-    let mut r = Node {
-        fs,
-        store: None,
-        config: common::pair::node_config("us-east-1", FsyncPolicy::Always),
-        time: time.clone(),
-    };
+    let mut r = common::pair::restored_from(&a, backup, FsyncPolicy::Always);
     let report = r.open().unwrap();
     assert_eq!(report.fence, Some(FenceReason::Restored));
     // Its state is as old as the backup: it says so instead of serving "gone".

@@ -7,16 +7,7 @@
 
 mod common;
 
-use session_ha::{ManualTime, Message, Replica, ReplicaConfig, SessionId};
-
-fn repair(rs: &mut [Replica], from: usize, to: usize, ids: &[SessionId]) {
-    let to_id = rs[to].id();
-    for f in rs[from].repair_frames(to_id, ids).unwrap() {
-        let bytes = rs[from].encode(&Message::Frame(f));
-        let reply = rs[to].receive(&bytes).unwrap();
-        rs[from].receive(&reply.reply.unwrap()).unwrap();
-    }
-}
+use session_ha::{ManualTime, ReplicaConfig, SessionId};
 
 #[test]
 fn an_overwritten_tombstone_past_a_lost_gap_is_dropped_once_its_origin_is_retired() {
@@ -33,7 +24,7 @@ fn an_overwritten_tombstone_past_a_lost_gap_is_dropped_once_its_origin_is_retire
     // `gone` writes twice; only a repaired copy of the second write's session leaves it.
     rs[gone].put("other", "k", "v").unwrap();
     rs[gone].delete_field("s", "k").unwrap();
-    repair(&mut rs, gone, a, std::slice::from_ref(&s));
+    common::mesh::repair(&mut rs, gone, a, std::slice::from_ref(&s));
     let st = rs[a].status();
     assert_eq!(st.tombstones_pending, 1);
     assert_eq!(st.gaps.len(), 1, "gone:1 never arrived: {st:?}");

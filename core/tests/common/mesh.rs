@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use session_ha::{ManualTime, Message, Replica, ReplicaConfig};
+use session_ha::{ManualTime, Message, Replica, ReplicaConfig, SessionId};
 
 /// One replica per name, all on `time`, each a peer of every other.
 pub fn mesh(names: &[&str], time: &ManualTime, config: ReplicaConfig) -> Vec<Replica> {
@@ -32,6 +32,17 @@ pub fn send(rs: &mut [Replica], from: usize, to: usize) {
     }
     frames.push(rs[from].heartbeat(to_id).unwrap());
     for f in frames {
+        let bytes = rs[from].encode(&Message::Frame(f));
+        let reply = rs[to].receive(&bytes).unwrap();
+        rs[from].receive(&reply.reply.unwrap()).unwrap();
+    }
+}
+
+/// Delivers every repair frame of `ids` from `rs[from]` to `rs[to]`, each followed by its
+/// ack back to `from`.
+pub fn repair(rs: &mut [Replica], from: usize, to: usize, ids: &[SessionId]) {
+    let to_id = rs[to].id();
+    for f in rs[from].repair_frames(to_id, ids).unwrap() {
         let bytes = rs[from].encode(&Message::Frame(f));
         let reply = rs[to].receive(&bytes).unwrap();
         rs[from].receive(&reply.reply.unwrap()).unwrap();

@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use session_ha::fs::FaultyFs;
-use session_ha::store::RecoveryReport;
+use session_ha::fs::{FaultyFs, Vfs};
+use session_ha::store::{restore_backup, RecoveryReport};
 use session_ha::wal::WriterMode;
 use session_ha::{FsyncPolicy, ManualTime, ReplicaId, Result, Store, StoreConfig, WriteMode};
 
@@ -180,4 +180,25 @@ pub fn pair(fsync: FsyncPolicy) -> (ManualTime, Node, Node) {
     a.meet(&b);
     b.meet(&a);
     (time, a, b)
+}
+
+/// A new node of `from`'s region restored, on a fresh disk, from the backup `backup` that
+/// `from` wrote: the operator's restore of that backup as a new incarnation. Not opened.
+pub fn restored_from(from: &Node, backup: &Path, fsync: FsyncPolicy) -> Node {
+    let fs = FaultyFs::with_seed(99);
+    let bytes = from.fs.peek(backup).unwrap();
+    if let Some(dir) = backup.parent() {
+        fs.create_dir_all(dir).unwrap();
+    }
+    let mut f = fs.create(backup).unwrap();
+    f.append(&bytes).unwrap();
+    f.sync_data().unwrap();
+    restore_backup(Arc::new(fs.clone()), backup, Path::new(NODE_DIR)).unwrap();
+    let region = from.config.region.clone();
+    Node {
+        fs,
+        store: None,
+        config: node_config(&region, fsync),
+        time: from.time.clone(),
+    }
 }
