@@ -22,22 +22,6 @@ fn renumbered(bytes: &[u8], rs: &mut [Replica], from: usize, to: usize) -> Vec<u
     Message::Frame(f).encode()
 }
 
-fn rounds(time: &ManualTime, rs: &mut [Replica], live: &[usize], n: usize) {
-    for _ in 0..n {
-        time.advance(10);
-        for &i in live {
-            rs[i].tick();
-        }
-        for &i in live {
-            for &j in live {
-                if i != j {
-                    common::mesh::send(rs, i, j);
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn a_session_ended_after_a_repair_brought_it_stays_ended_against_an_older_copy() {
     let time = ManualTime::new(1_000);
@@ -68,9 +52,9 @@ fn a_session_ended_after_a_repair_brought_it_stays_ended_against_an_older_copy()
     // a is gone for good; the survivors retire it, end the session and collect it.
     let a_id = rs[a].id();
     rs[b].remove_member(a_id).unwrap();
-    rounds(&time, &mut rs, &[b, c], 4);
+    common::mesh::rounds(&time, &mut rs, &[b, c], 4);
     rs[b].end("s").unwrap();
-    rounds(&time, &mut rs, &[b, c], 6);
+    common::mesh::rounds(&time, &mut rs, &[b, c], 6);
     for r in &rs[b..=c] {
         let st = r.status();
         assert_eq!(st.tombstones_pending, 0, "{} still waits: {st:?}", r.name());
@@ -89,7 +73,7 @@ fn a_session_ended_after_a_repair_brought_it_stays_ended_against_an_older_copy()
         "the old copy brought the session back"
     );
     assert!(rs[b].session_state(b"s").is_none());
-    rounds(&time, &mut rs, &[b, c], 4);
+    common::mesh::rounds(&time, &mut rs, &[b, c], 4);
     assert!(!rs[c].contains(b"s"));
     assert_eq!(rs[b].digests().root(), rs[c].digests().root());
 }

@@ -33,13 +33,7 @@ fn an_overwritten_tombstone_past_a_lost_gap_is_dropped_once_its_origin_is_retire
     // A newer write replaces the tombstone; `gone` is retired everywhere.
     rs[a].put("s", "k", "new").unwrap();
     rs[a].remove_member(gone_id).unwrap();
-    for _ in 0..6 {
-        time.advance(10);
-        rs[a].tick();
-        rs[b].tick();
-        common::mesh::send(&mut rs, a, b);
-        common::mesh::send(&mut rs, b, a);
-    }
+    common::mesh::rounds(&time, &mut rs, &[a, b], 6);
     for r in &rs[a..=b] {
         let st = r.status();
         assert_eq!(st.tombstones_pending, 0, "{}: {st:?}", r.name());

@@ -399,8 +399,8 @@ impl Replica {
 
     /// Records as seen every dot a held session has that the context lacks (see
     /// [`Replica::see_dots_of`]); returns a `Replace` of each such session, for the log, so
-    /// that replaying it does the same. Recovery calls it after a loss or a restore, when a
-    /// snapshot's sessions may hold effects of records that are gone.
+    /// that replaying it does the same. Every open (and the dry run) calls it: a snapshot's
+    /// sessions may hold effects of records that are gone.
     pub(crate) fn see_held_dots(&mut self) -> Vec<Change> {
         let (id, ctx) = (self.id, &self.ctx);
         let uncovered: Vec<SessionId> = self

@@ -48,3 +48,21 @@ pub fn repair(rs: &mut [Replica], from: usize, to: usize, ids: &[SessionId]) {
         rs[from].receive(&reply.reply.unwrap()).unwrap();
     }
 }
+
+/// `n` rounds among the replicas `live`: the clock moves 10 ms, each runs its maintenance,
+/// then each sends to each other everything it has (see [`send`]).
+pub fn rounds(time: &ManualTime, rs: &mut [Replica], live: &[usize], n: usize) {
+    for _ in 0..n {
+        time.advance(10);
+        for &i in live {
+            rs[i].tick();
+        }
+        for &i in live {
+            for &j in live {
+                if i != j {
+                    send(rs, i, j);
+                }
+            }
+        }
+    }
+}
