@@ -30,6 +30,17 @@ fn write_then_one_unreplicated(a: &Node, b: &Node) {
     a.sync();
 }
 
+/// a is backed up and then lost in a power cut; returns the node the operator restores
+/// from that backup (the copy kept off the box), not yet opened.
+fn backed_up_then_lost(a: &mut Node) -> Node {
+    let backup = Path::new("/backups/a.backup");
+    a.fs.create_dir_all(Path::new("/backups")).unwrap();
+    a.s().backup(backup).unwrap();
+    let restored = common::pair::restored_from(a, backup, FsyncPolicy::Always);
+    a.power_cut();
+    restored
+}
+
 /// b retires `a_id`, ends `s` and collects the end.
 fn retire_end_and_collect(time: &ManualTime, b: &Node, a_id: session_ha::ReplicaId) {
     b.s().remove_member(a_id).unwrap();
@@ -67,13 +78,8 @@ fn catch_up_without_revival(back: &Node, b: &Node) {
 fn a_restored_backup_of_a_retired_region_does_not_revive_a_session_ended_since() {
     let (time, mut a, b) = pair(FsyncPolicy::Always);
     write_then_one_unreplicated(&a, &b);
-    let backup = Path::new("/backups/a.backup");
-    a.fs.create_dir_all(Path::new("/backups")).unwrap();
-    a.s().backup(backup).unwrap();
     let a_id = a.id();
-    // The copy the operator keeps off the box (restored below, after the end was collected).
-    let mut r = common::pair::restored_from(&a, backup, FsyncPolicy::Always);
-    a.power_cut();
+    let mut r = backed_up_then_lost(&mut a);
     retire_end_and_collect(&time, &b, a_id);
     let report = r.open().unwrap();
     assert_eq!(
@@ -116,12 +122,8 @@ fn a_restored_backup_still_brings_back_a_retired_regions_write_to_a_live_session
     write_then_one_unreplicated(&a, &b);
     a.s().put("new", "k", "only at a").unwrap();
     a.sync();
-    let backup = Path::new("/backups/a.backup");
-    a.fs.create_dir_all(Path::new("/backups")).unwrap();
-    a.s().backup(backup).unwrap();
     let a_id = a.id();
-    let mut r = common::pair::restored_from(&a, backup, FsyncPolicy::Always);
-    a.power_cut();
+    let mut r = backed_up_then_lost(&mut a);
     b.s().remove_member(a_id).unwrap();
     r.open().unwrap();
     b.s().add_peer(r.id(), "us-east-1").unwrap();
