@@ -17,6 +17,15 @@ pub struct Dot {
     pub seq: u64,
 }
 
+/// Vector entries from here up mark an origin whose history was given up: a retired origin
+/// once every member confirmed its retirement and a replica held everything any member held
+/// of it. The entry is `GIVEN_UP + h`, `h` being the seq up to which that history is held
+/// (no replica makes 2^62 changes, so every real seq is below it): every seq of the origin
+/// counts as seen (and, where absent, removed), so a write that never left the retired
+/// region, coming back in a backup or from its old disk, is never taken for news (I4; see
+/// `docs/DECISIONS.md`, "A retired incarnation's unreplicated writes").
+pub const GIVEN_UP: u64 = 1 << 62;
+
 /// Per origin replica, the highest sequence number such that every change up to it is held.
 #[derive(Clone, Default, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub struct VersionVector(BTreeMap<ReplicaId, u64>);
@@ -79,12 +88,27 @@ impl VersionVector {
         other.0.iter().all(|(&r, &s)| self.get(r) >= s)
     }
 
-    /// Number of changes this vector covers that `other` does not.
+    /// Number of changes this vector covers that `other` does not; an origin given up on
+    /// either side ([`GIVEN_UP`]) has nothing left to send, so it counts 0.
     pub fn count_ahead_of(&self, other: &VersionVector) -> u64 {
         self.0
             .iter()
+            .filter(|&(&r, &s)| s < GIVEN_UP && other.get(r) < GIVEN_UP)
             .map(|(&r, &s)| s.saturating_sub(other.get(r)))
             .sum()
+    }
+
+    /// For an origin whose history was given up ([`GIVEN_UP`]), the seq up to which it is
+    /// held; `None` for any other.
+    pub fn given_up(&self, replica: ReplicaId) -> Option<u64> {
+        self.get(replica).checked_sub(GIVEN_UP)
+    }
+
+    /// What this vector says is held: a given-up origin at the seq it is held up to.
+    pub fn held(&self) -> VersionVector {
+        self.iter()
+            .map(|(r, s)| (r, s.checked_sub(GIVEN_UP).unwrap_or(s)))
+            .collect()
     }
 
     /// `(origin, seq)` entries in origin order.
@@ -307,5 +331,34 @@ mod tests {
         assert!(a.dominates(&m) && b.dominates(&m));
         assert!(!a.dominates(&b));
         assert_eq!(a.count_ahead_of(&b), 2 + 2);
+    }
+
+    #[test]
+    fn a_given_up_origin_covers_every_seq_reads_as_held_and_counts_nothing_ahead() {
+        let (gone, live) = (ReplicaId(1), ReplicaId(2));
+        let marked: VersionVector = [(gone, GIVEN_UP + 3), (live, 4)].into_iter().collect();
+        let behind: VersionVector = [(gone, 2), (live, 1)].into_iter().collect();
+        assert!(marked.contains(Dot {
+            replica: gone,
+            seq: 1 << 40
+        }));
+        assert_eq!(marked.given_up(gone), Some(3));
+        assert_eq!(marked.given_up(live), None);
+        assert_eq!(marked.held(), [(gone, 3), (live, 4)].into_iter().collect());
+        // Only the live origin's ops are pending either way.
+        assert_eq!(marked.count_ahead_of(&behind), 3);
+        assert_eq!(behind.count_ahead_of(&marked), 0);
+        // A mark wins a merge: the origin stays given up.
+        let mut m = behind.clone();
+        m.merge(&marked);
+        assert_eq!(m.given_up(gone), Some(3));
+        let mut cx = CausalContext::new();
+        cx.insert(dot(1, 5));
+        cx.adopt(&marked);
+        assert_eq!(
+            cx.cloud_len(),
+            0,
+            "the mark covers what was held out of order"
+        );
     }
 }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::FrameKeys;
-use crate::causal::{Dot, Gap, VersionVector};
+use crate::causal::{Dot, Gap, VersionVector, GIVEN_UP};
 use crate::clock::ReplicaId;
 use crate::codec;
 use crate::crdt::{Op, OpKind, SessionId, SessionState};
@@ -19,9 +19,10 @@ use crate::limits::Limits;
 /// Longest region name carried in a frame.
 pub const MAX_NAME: usize = 255;
 
-/// Highest sequence number a message may carry. No replica makes 2^63 changes, so a larger
-/// one is corruption; refusing it keeps `seq + 1` from overflowing anywhere.
-pub const MAX_SEQ: u64 = u64::MAX >> 1;
+/// Highest sequence number a message may carry. No replica makes 2^62 changes, so a larger
+/// one is corruption; refusing it keeps `seq + 1` from overflowing anywhere. A vector entry
+/// may also be a given-up mark, [`crate::causal::GIVEN_UP`] plus a sequence number.
+pub const MAX_SEQ: u64 = crate::causal::GIVEN_UP - 1;
 
 /// What a frame carries.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -267,8 +268,10 @@ fn check_dot(dot: &Dot) -> Result<(), DecodeError> {
     check_seq(dot.seq)
 }
 
+/// A vector entry is a sequence number or a given-up mark with one.
 fn check_vv(vv: &VersionVector) -> Result<(), DecodeError> {
-    vv.iter().try_for_each(|(_, seq)| check_seq(seq))
+    vv.iter()
+        .try_for_each(|(_, seq)| check_seq(seq.checked_sub(GIVEN_UP).unwrap_or(seq)))
 }
 
 fn check_name(name: &str) -> Result<(), DecodeError> {
