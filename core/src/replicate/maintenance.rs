@@ -22,7 +22,7 @@ impl Replica {
                 peer.rewind(now);
             }
         }
-        self.collect_garbage();
+        self.collect_garbage(&mut changes);
         changes.shrink_to_fit();
         changes
     }
@@ -143,8 +143,9 @@ impl Replica {
         }
     }
 
-    /// Advances the stable frontier and forgets the tombstones at or below it.
-    fn collect_garbage(&mut self) {
+    /// Advances the stable frontier and forgets the tombstones at or below it; gives up
+    /// confirmed-removed origins first (its changes go to `changes`).
+    fn collect_garbage(&mut self, changes: &mut Vec<Change>) {
         // A removal is confirmed once every member reports it.
         let mut confirmed = false;
         for (id, last) in self.removed.iter_mut() {
@@ -158,6 +159,7 @@ impl Replica {
             // ever held; they would block every later epoch for good.
             self.stability.forget_epochs();
         }
+        self.give_up_retired(changes);
         // A confirmed-removed origin makes no more ops: an entry of it whose tombstone is
         // gone from its session (overwritten, or merged away) may wait for a dot no
         // vector will ever cover, lost with the origin's disk.

@@ -7,6 +7,7 @@ mod config;
 mod durability;
 mod fence;
 mod gc;
+mod give_up;
 mod incarnation;
 mod local;
 mod maintenance;

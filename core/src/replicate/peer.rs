@@ -53,6 +53,9 @@ pub(crate) struct Peer {
     pub(crate) last_progress_ms: u64,
     /// Replicas this peer reported as removed.
     pub(crate) removed_view: Vec<ReplicaId>,
+    /// Origins its latest ack reported gaps of: it holds some of their changes out of order,
+    /// which its vector does not show.
+    pub(crate) gapped: BTreeSet<ReplicaId>,
     pub(crate) transfer: Option<OutTransfer>,
     pub(crate) transfers_started: u64,
     pub(crate) incoming: Option<InTransfer>,
@@ -97,6 +100,7 @@ impl Peer {
             last_heard_ms: None,
             last_progress_ms: now_ms,
             removed_view: Vec::new(),
+            gapped: BTreeSet::new(),
             transfer: None,
             transfers_started: 0,
             incoming: None,

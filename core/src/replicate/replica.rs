@@ -127,7 +127,8 @@ impl Replica {
         &self.config
     }
 
-    /// What this replica holds.
+    /// What this replica holds; a given-up origin carries its mark
+    /// ([`crate::causal::GIVEN_UP`]), [`VersionVector::held`] reads it as the seq held.
     pub fn version_vector(&self) -> &VersionVector {
         self.ctx.vv()
     }

@@ -451,6 +451,7 @@ impl Replica {
             peer.transfer = None;
         }
         peer.removed_view = ack.removed.clone();
+        peer.gapped = ack.gaps.iter().map(|g| g.origin).collect();
         for gap in &ack.gaps {
             // Ops lost in flight: send them again from the start of the gap.
             peer.sent.lower_to(gap.origin, gap.from - 1);

@@ -1,0 +1,59 @@
+//! Giving up a retired origin's history: once every member confirmed an origin's removal
+//! and this replica holds all of that origin's changes any member holds, the origin's
+//! vector entry becomes a mark ([`GIVEN_UP`] plus the seq it is held up to) under which
+//! every seq counts as seen. Writes that never left the retired region can come back later
+//! (in a backup restored as a new incarnation, or from the region's own disk); under the
+//! mark they are removals to every copy, not news, so they cannot bring back a session the
+//! cluster ended and collected meanwhile (I4). The mark travels in vectors (frames, acks,
+//! transfers) and is logged as a [`Change::Adopt`]; `docs/DECISIONS.md` ("A retired
+//! incarnation's unreplicated writes") gives the rule and its price.
+
+use super::change::Change;
+use super::replica::Replica;
+use crate::causal::{VersionVector, GIVEN_UP};
+
+impl Replica {
+    /// Gives up the history of every retired origin this replica holds all of: its vector
+    /// entry becomes [`GIVEN_UP`] plus the seq it is held up to, so each of its seqs counts
+    /// as seen. A write that never left the retired region, coming back later in a restored
+    /// backup or from the region's own disk, is then a removal to every copy here, not news:
+    /// it cannot bring back a session ended and collected meanwhile (I4).
+    ///
+    /// A member's holdings of a retired origin no longer grow but from other members (the
+    /// origin's frames are refused), so this replica holds all of it once every member has
+    /// reported the retirement and acknowledged no more of it than is held here. Changes
+    /// held out of order do not show in a vector: while this replica or a member (its
+    /// latest ack) has a gap in the origin, nothing of it is given up. Neither while any
+    /// retirement is unconfirmed (that member may have handed changes to another after its
+    /// last ack here), nor while an origin is neither a member nor retired (a member whose
+    /// record was lost), as for collection. Collection does not wait for this: an origin
+    /// not given up is not protected. A member already at the mark hands it over with a
+    /// state transfer (the op log's floor rises with it), bringing what it held; this
+    /// replica waits for that rather than give up what the transfer would bring.
+    pub(crate) fn give_up_retired(&mut self, changes: &mut Vec<Change>) {
+        if !self.unknown_origins().is_empty() || self.removed.values().any(Option::is_some) {
+            return;
+        }
+        let mut vv = VersionVector::new();
+        for &id in self.removed.keys() {
+            let held = self.ctx.vv().get(id);
+            if held >= GIVEN_UP || self.ctx.cloud_tops().any(|d| d.replica == id) {
+                continue;
+            }
+            let waits = self.peers.values().any(|p| {
+                let theirs = p.acked.get(id);
+                theirs >= GIVEN_UP
+                    || theirs > held
+                    || p.gapped.contains(&id)
+                    || !p.removed_view.contains(&id)
+            });
+            if !waits {
+                vv.raise(id, GIVEN_UP + held);
+            }
+        }
+        if !vv.is_empty() {
+            self.adopt(&vv);
+            changes.push(Change::Adopt(vv));
+        }
+    }
+}
