@@ -1,7 +1,8 @@
 //! A well-formed message whose sequence numbers no replica could ever reach is refused as
 //! malformed, and the replica stays usable (found by the malformed-frames tests: a frame
 //! claiming seq u64::MAX in its vector was accepted, and the next frame for its sender
-//! panicked on overflow).
+//! panicked on overflow). A given-up mark (`causal::GIVEN_UP`) is taken only for an origin
+//! that is retired.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
@@ -37,6 +38,22 @@ fn frame(from: &Replica, vv: VersionVector, body: FrameBody) -> Vec<u8> {
     .encode()
 }
 
+fn ack(from: &Replica, vv: VersionVector) -> Vec<u8> {
+    Message::Ack(Ack {
+        from: from.id(),
+        from_name: from.name().into(),
+        boot: 1,
+        to: ReplicaId(0),
+        to_boot: 0,
+        vv,
+        frame_no: 1,
+        gaps: Vec::new(),
+        removed: Vec::new(),
+        flags: 0,
+    })
+    .encode()
+}
+
 /// The status without the refusal counts (a refusal is counted, and changes nothing else).
 fn status(r: &Replica) -> ReplicaStatus {
     let mut st = r.status();
@@ -68,19 +85,8 @@ fn a_vector_claiming_the_last_sequence_number_is_refused() {
 #[test]
 fn an_ack_claiming_the_last_sequence_number_is_refused() {
     let (mut a, b) = pair();
-    let ack = Message::Ack(Ack {
-        from: b.id(),
-        from_name: "b".into(),
-        boot: 1,
-        to: ReplicaId(0),
-        to_boot: 0,
-        vv: [(ReplicaId(42), u64::MAX)].into_iter().collect(),
-        frame_no: 1,
-        gaps: Vec::new(),
-        removed: Vec::new(),
-        flags: 0,
-    });
-    refused(&mut a, &ack.encode());
+    let vv = [(ReplicaId(42), u64::MAX)].into_iter().collect();
+    refused(&mut a, &ack(&b, vv));
 }
 
 #[test]
@@ -95,4 +101,65 @@ fn a_transfer_covering_the_last_sequence_number_is_refused() {
         sessions: Vec::new(),
     };
     refused(&mut a, &frame(&b, VersionVector::new(), body));
+}
+
+#[test]
+fn a_given_up_mark_on_an_origin_that_is_not_retired_is_refused() {
+    use session_ha::causal::GIVEN_UP;
+    let (mut a, b) = pair();
+    // A mark on a live member, or on the receiver itself, would count every later write of
+    // it as seen: refused as malformed, in a frame's vector, a transfer's and an ack's.
+    for target in [b.id(), a.id()] {
+        let vv: VersionVector = [(target, GIVEN_UP + 1)].into_iter().collect();
+        refused_from(
+            &mut a,
+            b.id(),
+            &frame(&b, vv.clone(), FrameBody::Ops(Vec::new())),
+        );
+        let body = FrameBody::State {
+            transfer: 1,
+            index: 0,
+            last: true,
+            covers: vv.clone(),
+            sessions: Vec::new(),
+        };
+        refused_from(&mut a, b.id(), &frame(&b, VersionVector::new(), body));
+        refused_from(&mut a, b.id(), &ack(&b, vv));
+    }
+    // On an origin the sender retired, it is taken (the frame's list retires it here too).
+    let gone = ReplicaId(42);
+    let vv: VersionVector = [(gone, GIVEN_UP + 3)].into_iter().collect();
+    let bytes = Message::Frame(Frame {
+        sender: b.id(),
+        sender_name: "b".into(),
+        boot: 1,
+        to: a.id(),
+        to_boot: 0,
+        frame_no: 1,
+        vv,
+        removed: vec![gone],
+        body: FrameBody::Ops(Vec::new()),
+    })
+    .encode();
+    a.receive(&bytes).unwrap();
+    assert!(a.status().removed.contains(&gone));
+}
+
+/// Like `refused`, for a message that decodes: counted against the member that sent it.
+fn refused_from(r: &mut Replica, sender: ReplicaId, bytes: &[u8]) {
+    let malformed = |r: &Replica| {
+        r.status()
+            .refused
+            .iter()
+            .find(|(id, _)| *id == sender)
+            .map_or(0, |(_, c)| c.malformed)
+    };
+    let before = (r.version_vector().clone(), status(r), malformed(r));
+    assert!(matches!(r.receive(bytes), Err(Error::Frame(_))));
+    assert_eq!(
+        (r.version_vector().clone(), status(r)),
+        (before.0, before.1)
+    );
+    assert_eq!(malformed(r), before.2 + 1);
+    r.put("s", "k2", "v").unwrap();
 }

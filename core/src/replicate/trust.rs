@@ -6,13 +6,16 @@
 //! replica's wall clock than `max_clock_skew_ms` (one far-future stamp would otherwise drag
 //! every clock of the cluster with it and freeze last-writer-wins). A message that fails is
 //! refused with a typed error, changes nothing but the refusal counts, and is counted against
-//! the sender it claims (see [`RefusalCounts`]).
+//! the sender it claims (see [`RefusalCounts`]). A vector may give up only an origin retired
+//! here or by the sender, never this replica (`causal::GIVEN_UP`): a mark on a live origin
+//! would count all its later writes as seen, and drop them.
 
 use std::collections::BTreeMap;
 
 use super::message::{Ack, Frame, FrameBody, Hello, Message};
 use super::replica::Replica;
 use crate::auth::FrameKeys;
+use crate::causal::VersionVector;
 use crate::clock::{ReplicaId, Timestamp};
 use crate::codec;
 use crate::crdt::SessionState;
@@ -211,6 +214,10 @@ impl Replica {
                 max_ms: bound,
             });
         }
+        self.check_marks(&frame.vv, &frame.removed)?;
+        if let FrameBody::State { covers, .. } = &frame.body {
+            self.check_marks(covers, &frame.removed)?;
+        }
         Ok(())
     }
 
@@ -219,11 +226,28 @@ impl Replica {
     /// # Errors
     /// [`Error::OwnFrame`], [`Error::RemovedReplica`], [`Error::NotAMember`].
     pub(crate) fn admit_ack(&mut self, ack: &Ack) -> Result<()> {
-        let verdict = self.check_member(ack.from);
+        let verdict = self
+            .check_member(ack.from)
+            .and_then(|()| self.check_marks(&ack.vv, &ack.removed));
         if let Err(e) = &verdict {
             self.refusals.count(Some(ack.from), e);
         }
         verdict
+    }
+
+    /// Every given-up mark in `vv` names an origin retired here or in `removed` (the
+    /// sender's list, adopted with the message), and none names this replica.
+    fn check_marks(&self, vv: &VersionVector, removed: &[ReplicaId]) -> Result<()> {
+        let bad = vv.iter().map(|(o, _)| o).find(|&o| {
+            vv.given_up(o).is_some()
+                && (o == self.id || !(self.removed.contains_key(&o) || removed.contains(&o)))
+        });
+        match bad {
+            Some(o) => Err(Error::Frame(DecodeError::Malformed(format!(
+                "a vector gives up {o}, which is not retired"
+            )))),
+            None => Ok(()),
+        }
     }
 
     fn check_member(&self, id: ReplicaId) -> Result<()> {
