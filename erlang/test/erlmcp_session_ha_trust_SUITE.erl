@@ -201,6 +201,12 @@ retiring_a_dead_region_unblocks_collection(Config) ->
                     end, 15000) || R <- [A, B]],
     %% The field's tombstone is gone and the session, without content, reads as absent.
     ?assertEqual({error, not_found}, c(B, get, [sid(1)])),
+    %% C made no write, so both give its history up at seq 0: whatever its disk still
+    %% holds would be dropped if it came back.
+    [?CT:wait_until(fun() ->
+                            #{trust := #{retired := Retired}} = status(R),
+                            [G || #{id := Id, given_up_at := G} <- Retired, Id =:= IdC] =:= [0]
+                    end, 15000) || R <- [A, B]],
     ok.
 
 a_value_that_does_not_decode_safely_is_a_typed_error(Config) ->

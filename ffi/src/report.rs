@@ -64,6 +64,11 @@ fn trust(j: &mut Json, r: &session_ha::ReplicaStatus) {
         j.key("region").opt_str(x.name.as_deref());
         j.key("unconfirmed_by");
         ids(j, &x.unconfirmed_by);
+        j.key("given_up_at");
+        match x.given_up_at {
+            Some(seq) => j.u64(seq),
+            None => j.null(),
+        };
         j.end_object();
     }
     j.end_array();

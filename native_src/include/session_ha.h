@@ -308,7 +308,7 @@ sha_status sha_tick(sha_store *store);
  *  "last_heard_ms","in_flight","state_transfer","clock_ahead_ms","reports_removed"}],
  *  "removed","expired_total","unknown_origins",
  *  "trust":{"authenticated","frame_key_ids","refused":{id:counts},"refused_other":counts,
- *  "retired":[{"id","region","unconfirmed_by"}],"collection_blocked_by","removed_by",
+ *  "retired":[{"id","region","unconfirmed_by","given_up_at"}],"collection_blocked_by","removed_by",
  *  "clock_jump_ms"}},
  *  "wal":{"last_seq","durable_seq","segments","bytes","failure"},
  *  "snapshot":{"generation","covers_seq","base","deltas","bytes","last_ok_ms","last_error"},

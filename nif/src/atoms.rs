@@ -121,6 +121,7 @@ rustler::atoms! {
     malformed,
     retired,
     unconfirmed_by,
+    given_up_at,
     collection_blocked_by,
     removed_by,
     clock_jump_ms,

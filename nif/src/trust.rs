@@ -116,6 +116,13 @@ fn retired<'a>(env: Env<'a>, r: &RetiredStatus) -> NifResult<Term<'a>> {
                 },
             ),
             (a::unconfirmed_by(), ids(env, &r.unconfirmed_by)),
+            (
+                a::given_up_at(),
+                match r.given_up_at {
+                    Some(seq) => seq.encode(env),
+                    None => a::undefined().encode(env),
+                },
+            ),
         ],
     )
 }

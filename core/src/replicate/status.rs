@@ -13,7 +13,7 @@ pub struct PeerStatus {
     pub id: ReplicaId,
     /// Its region name.
     pub name: String,
-    /// What it acknowledged holding.
+    /// What it acknowledged holding (a given-up origin at the seq it is held up to).
     pub acked: VersionVector,
     /// Ops this replica holds that the peer has not acknowledged.
     pub pending_ops: u64,
@@ -48,6 +48,10 @@ pub struct RetiredStatus {
     /// Members that have not yet reported the retirement: until each has, it still holds up
     /// tombstone collection with its last acknowledgement.
     pub unconfirmed_by: Vec<ReplicaId>,
+    /// Once its history is given up (`causal::GIVEN_UP`), the seq it is held up to: its
+    /// changes above it, which no member held, count as removed everywhere (a backup or
+    /// disk of the retired region that still holds some brings none of them back).
+    pub given_up_at: Option<u64>,
 }
 
 /// One replica's state, for operators.
@@ -59,7 +63,8 @@ pub struct ReplicaStatus {
     pub name: String,
     /// Physical time of the reading (Unix ms).
     pub now_ms: u64,
-    /// What it holds in memory.
+    /// What it holds in memory (a given-up origin at the seq it is held up to, see
+    /// [`RetiredStatus::given_up_at`]).
     pub vv: VersionVector,
     /// What it holds durably: all a crash now would keep, and all it acknowledges (I1).
     pub durable_vv: VersionVector,
@@ -150,7 +155,7 @@ impl super::Replica {
                 PeerStatus {
                     id: *id,
                     name: p.name.clone(),
-                    acked: p.acked.clone(),
+                    acked: p.acked.held(),
                     pending_ops,
                     lag_ms: oldest.map_or(0, |ts| now.saturating_sub(ts)),
                     lag_exact: exact,
@@ -167,8 +172,8 @@ impl super::Replica {
             id: self.id,
             name: self.name.clone(),
             now_ms: now,
-            vv: vv.clone(),
-            durable_vv: self.durable_vv().clone(),
+            vv: vv.held(),
+            durable_vv: self.durable_vv().held(),
             sessions: self.sessions.len(),
             live_sessions: self.digest.len(),
             digest_root: self.digest.root(),
@@ -221,6 +226,7 @@ impl super::Replica {
                         .map(|(pid, _)| *pid)
                         .collect(),
                 },
+                given_up_at: self.ctx.vv().given_up(*id),
             })
             .collect()
     }
