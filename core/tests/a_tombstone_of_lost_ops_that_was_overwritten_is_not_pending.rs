@@ -39,7 +39,11 @@ fn an_overwritten_tombstone_past_a_lost_gap_is_dropped_once_its_origin_is_retire
         assert_eq!(st.tombstones_pending, 0, "{}: {st:?}", r.name());
         assert!(st.collection_blocked_by.is_empty(), "{}: {st:?}", r.name());
     }
-    // The lost op stays a gap: nobody holds it, and the status says so.
+    // The lost op stays a gap: nobody holds it, and the status says so. While it does,
+    // `gone`'s history is not given up (a member might hold what its vector hides).
     assert_eq!(rs[a].status().gaps.len(), 1);
+    let retired = &rs[a].status().retired;
+    assert_eq!(retired.len(), 1);
+    assert_eq!(retired[0].given_up_at, None, "{retired:?}");
     assert_eq!(rs[a].get_field(b"s", b"k").as_deref(), Some(&b"new"[..]));
 }

@@ -89,7 +89,7 @@ fn inspect(world: &World, i: usize) -> Option<Inspected> {
     let now = world.now();
     let model = &world.model;
     world.nodes[i].inspect(|r| {
-        let vv = r.version_vector().clone();
+        let vv = r.version_vector().held();
         // A fenced replica's deadlines may be stale (a restored backup, a lost tail: a
         // peer's later touch has not arrived yet), so an expiry counts only unfenced; an
         // end it holds is an end whatever its fence.
@@ -135,7 +135,7 @@ fn end_survives(world: &World, session: &SessionId) -> bool {
         .collect();
     (0..world.nodes.len()).any(|k| {
         let vv = if world.regions[k].is_up() {
-            world.nodes[k].inspect(|r| r.version_vector().clone())
+            world.nodes[k].inspect(|r| r.version_vector().held())
         } else if world.regions[k].phase == Phase::Dead {
             None
         } else {

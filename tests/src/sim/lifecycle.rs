@@ -272,7 +272,7 @@ impl World {
             };
             self.after_reopen(at, &reopen)?;
         } else {
-            let vv = self.nodes[at].inspect(|r| r.version_vector().clone());
+            let vv = self.nodes[at].inspect(|r| r.version_vector().held());
             self.regions[at].recorded_end = vv.unwrap_or_default();
         }
         self.register_peers(at);

@@ -36,11 +36,11 @@ impl World {
         match msg {
             Message::Hello(_) => Ok(()),
             Message::Ack(ack) => {
-                self.regions[from].claims.merge(&ack.vv);
+                self.regions[from].claims.merge(&ack.vv.held());
                 Ok(())
             }
             Message::Frame(frame) => {
-                self.regions[from].claims.merge(&frame.vv);
+                self.regions[from].claims.merge(&frame.vv.held());
                 match &frame.body {
                     FrameBody::Ops(ops) => {
                         for op in ops {

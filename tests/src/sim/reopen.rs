@@ -62,7 +62,7 @@ impl World {
                     .map(|(id, _)| id.clone())
                     .collect();
                 let root = replica.digests().root().0;
-                (replica.version_vector().clone(), root, gone)
+                (replica.version_vector().held(), root, gone)
             })
             .ok_or_else(|| self.fail(format!("r{at} is down right after opening")))?;
         let (stop, rec) = (&r.stop, &r.rec);

@@ -13,7 +13,7 @@ impl World {
             .dead()
             .is_some_and(|d| self.nodes[d].id() == Some(dot.replica));
         let held = self.nodes[at]
-            .inspect(|r| r.version_vector().contains(dot))
+            .inspect(|r| r.version_vector().held().contains(dot))
             .unwrap_or(false);
         format!(
             "{}:{}{}{}",

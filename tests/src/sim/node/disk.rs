@@ -96,7 +96,7 @@ impl Node {
         };
         Ok(recovered_state(&image, &self.dir)
             .map_err(io_err)?
-            .map(|s| s.replica.vv))
+            .map(|s| s.replica.vv.held()))
     }
 
     /// What recovering the disk after a power cut now would do, in one line (for failure
@@ -140,7 +140,7 @@ impl Node {
             session_ha::Store::open_with(Arc::new(image), &self.dir, config, time)
                 .ok()
                 .map(|(store, _)| {
-                    let vv = store.read(|r| r.version_vector().clone());
+                    let vv = store.read(|r| r.version_vector().held());
                     store.kill();
                     vv
                 }),
@@ -172,7 +172,7 @@ impl Node {
         let image = self.fs.crash_image();
         Ok(recovered_state(&image, &self.dir)
             .map_err(io_err)?
-            .map(|s| (s.replica.vv, s.replica.digest_root.0)))
+            .map(|s| (s.replica.vv.held(), s.replica.digest_root.0)))
     }
 
     /// Whether `verify` finds the (stopped) node's directory intact.

@@ -509,7 +509,7 @@ impl Node {
             r.status()
                 .peers
                 .into_iter()
-                .map(|p| (p.id, p.name, p.acked))
+                .map(|p| (p.id, p.name, p.acked.held()))
                 .collect()
         })
         .unwrap_or_default()
@@ -517,7 +517,7 @@ impl Node {
 
     /// The vector the store says it holds durably (what it acknowledges, I1).
     pub fn durable_vector(&self) -> Option<VersionVector> {
-        self.inspect(|r| r.status().durable_vv)
+        self.inspect(|r| r.status().durable_vv.held())
     }
 
     /// Every session a client reading this store sees, or the store's refusal to serve reads.
