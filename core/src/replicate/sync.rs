@@ -370,7 +370,12 @@ impl Replica {
     ) {
         let here = self.sessions.get(session);
         let ctx = &self.ctx;
-        let merged = causal_merge(here, state, |d| ctx.contains(d), theirs);
+        // Given up on either side: above the higher of the two marks.
+        let given_up = |d: crate::causal::Dot| {
+            let h = ctx.vv().given_up(d.replica).max(theirs.given_up(d.replica));
+            h.is_some_and(|h| d.seq > h)
+        };
+        let merged = causal_merge(here, state, |d| ctx.contains(d), theirs, given_up);
         if merged.as_ref() != here {
             self.set_session(session, merged.clone());
             changes.push(Change::Replace {
