@@ -27,9 +27,10 @@ impl Replica {
     /// retirement is unconfirmed (that member may have handed changes to another after its
     /// last ack here), nor while an origin is neither a member nor retired (a member whose
     /// record was lost), as for collection. Collection does not wait for this: an origin
-    /// not given up is not protected. A member already at the mark hands it over with a
-    /// state transfer (the op log's floor rises with it), bringing what it held; this
-    /// replica waits for that rather than give up what the transfer would bring.
+    /// not given up is not protected. A member already at the mark ships the origin's ops up
+    /// to the seq it holds like any others, and this replica gives up on its own once it
+    /// holds them; holding more (given-up changes, as a restored backup of the retired
+    /// region does) it waits for that member's state transfer, which takes them away.
     pub(crate) fn give_up_retired(&mut self, changes: &mut Vec<Change>) {
         if !self.unknown_origins().is_empty() || self.removed.values().any(Option::is_some) {
             return;
@@ -42,8 +43,12 @@ impl Replica {
             }
             let waits = self.peers.values().any(|p| {
                 let theirs = p.acked.get(id);
-                theirs >= GIVEN_UP
-                    || theirs > held
+                // A member that gave it up at another seq: below it, its ops are on their
+                // way here; above it, this replica holds given-up changes, which only that
+                // member's state transfer takes away.
+                let differs = p.acked.given_up(id).is_some_and(|h| h != held);
+                differs
+                    || (theirs < GIVEN_UP && theirs > held)
                     || p.gapped.contains(&id)
                     || !p.removed_view.contains(&id)
             });

@@ -478,7 +478,13 @@ impl Replica {
                 self.durability.raised(origin, top);
             }
         }
+        // A given-up mark leaves the op log alone: its ops up to the seq held still go to
+        // peers that lack them (and that give the origin up themselves once they hold them).
         let ts = self.clock.last();
-        self.log.raise_floor(vv, ts);
+        let floor: VersionVector = vv
+            .iter()
+            .filter(|(o, _)| vv.given_up(*o).is_none())
+            .collect();
+        self.log.raise_floor(&floor, ts);
     }
 }

@@ -12,7 +12,7 @@ use super::message::{Ack, Frame, FrameBody, Message};
 use super::peer::{Boot, Peer};
 use super::replica::Replica;
 use super::transfer::ChunkOutcome;
-use crate::causal::Gap;
+use crate::causal::{Gap, GIVEN_UP};
 use crate::clock::ReplicaId;
 use crate::crdt::{causal_merge, OpKind, SessionId, SessionState};
 use crate::error::{Error, Result};
@@ -116,6 +116,19 @@ impl Replica {
     /// floor, or (should the log ever lack an op its vector covers) at a hole.
     pub(crate) fn needs_transfer(&self, peer: &Peer) -> bool {
         self.ctx.vv().iter().any(|(origin, top)| {
+            // Given up here: a peer that holds more of it than is held here, or some of it
+            // out of order, holds given-up changes, which only a transfer takes away; any
+            // other peer gets the ops up to the seq held and gives it up itself.
+            let top = match self.ctx.vv().given_up(origin) {
+                Some(held) => {
+                    let theirs = peer.acked.get(origin);
+                    if theirs < GIVEN_UP && (theirs > held || peer.gapped.contains(&origin)) {
+                        return true;
+                    }
+                    held
+                }
+                None => top,
+            };
             let from = peer
                 .acked
                 .get(origin)
@@ -152,6 +165,8 @@ impl Replica {
         // Only what is durable here is shipped (I1): a crash can never take back an op a
         // peer holds, whatever its origin.
         'origins: for (origin, top) in self.durable_vv().iter() {
+            // A given-up origin's ops go up to the seq held, never above (given up).
+            let top = top.checked_sub(GIVEN_UP).unwrap_or(top);
             let from = peer
                 .acked
                 .get(origin)
