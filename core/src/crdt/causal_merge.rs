@@ -24,6 +24,7 @@
 //! where it would win a join (a later stamp, higher counter totals, a longer touch, an
 //! end). What such a change had replaced here is taken from the other side again.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
@@ -43,33 +44,38 @@ pub fn causal_merge(
     seen_there: &VersionVector,
     given_up: impl Fn(Dot) -> bool,
 ) -> Option<SessionState> {
-    let strip = |s: Option<&SessionState>| match s {
-        Some(s) => {
-            let (s, reopened) = without_given_up(s, &given_up);
-            (nonempty(s), reopened)
-        }
-        None => (None, Reopened::default()),
-    };
-    let (here, reopened_here) = strip(here);
-    let (there, reopened_there) = strip(there);
+    let (here, reopened_here) = strip(here, &given_up);
+    let (there, reopened_there) = strip(there, &given_up);
     // A side whose end was given up gives nothing: what the end cleared there is the other
     // side's to give.
     if reopened_here.all {
-        return there;
+        return there.map(Cow::into_owned);
     }
     if reopened_there.all {
-        return here;
+        return here.map(Cow::into_owned);
     }
-    let seen_here = |d: Dot| seen_here(d);
     let gone_there = |d: Dot| seen_there.contains(d);
     let reopened = (&reopened_here, &reopened_there);
     merge_stripped(
-        here.as_ref(),
-        there.as_ref(),
+        here.as_deref(),
+        there.as_deref(),
         &seen_here,
         &gone_there,
         reopened,
     )
+}
+
+/// `s` without its given-up changes; a state without any is used as it is (no copy, and an
+/// empty one is kept, as the merge keeps a session both sides hold).
+fn strip<'a>(
+    s: Option<&'a SessionState>,
+    given_up: &impl Fn(Dot) -> bool,
+) -> (Option<Cow<'a, SessionState>>, Reopened) {
+    match s.map(|st| (st, without_given_up(st, given_up))) {
+        Some((_, Some((stripped, reopened)))) => (nonempty(stripped).map(Cow::Owned), reopened),
+        Some((st, None)) => (Some(Cow::Borrowed(st)), Reopened::default()),
+        None => (None, Reopened::default()),
+    }
 }
 
 /// Slots of a state whose given-up change was taken out: the other side's entry for each
@@ -83,13 +89,17 @@ struct Reopened {
     touch: bool,
 }
 
-/// `s` without the changes `given_up` names, and the slots that frees.
-fn without_given_up(s: &SessionState, given_up: &impl Fn(Dot) -> bool) -> (SessionState, Reopened) {
+/// `s` without the changes `given_up` names, and the slots that frees; `None` when it has
+/// none.
+fn without_given_up(
+    s: &SessionState,
+    given_up: &impl Fn(Dot) -> bool,
+) -> Option<(SessionState, Reopened)> {
+    if !s.dots().any(given_up) {
+        return None;
+    }
     let mut out = s.clone();
     let mut reopened = Reopened::default();
-    if !s.dots().any(given_up) {
-        return (out, reopened);
-    }
     if out.ended.is_some_and(|e| given_up(e.dot)) {
         reopened.all = true;
         out.ended = None;
@@ -128,7 +138,7 @@ fn without_given_up(s: &SessionState, given_up: &impl Fn(Dot) -> bool) -> (Sessi
         out.touched_by = None;
         reopened.touch = true;
     }
-    (out, reopened)
+    Some((out, reopened))
 }
 
 /// The merge proper, of states without given-up changes; `reopened` is (here's, there's).
