@@ -14,9 +14,9 @@ mod common;
 
 use std::path::Path;
 
-use common::pair::{pair, restored_from, sync_all, Node};
+use common::pair::{pair, restored_from, settle, sync_all, Node};
 use session_ha::fs::Vfs;
-use session_ha::{FsyncPolicy, ManualTime};
+use session_ha::FsyncPolicy;
 
 const SESSIONS: [&str; 5] = ["s0", "s1", "s2", "s3", "s4"];
 const STEPS: u64 = 12;
@@ -46,18 +46,6 @@ fn act(rng: &mut Rng, n: &Node, step: u64) {
     } else {
         let key = format!("k{}", rng.below(3));
         let _ = n.s().put(s, key, format!("v{step}"));
-    }
-}
-
-/// `rounds` of syncing, each followed by a tick `ms` later at every node.
-fn settle(time: &ManualTime, nodes: &[&Node], rounds: usize, ms: u64) {
-    for _ in 0..rounds {
-        sync_all(nodes);
-        for n in nodes {
-            time.advance(ms);
-            n.s().tick().unwrap();
-            n.sync();
-        }
     }
 }
 

@@ -14,7 +14,7 @@ mod common;
 
 use std::path::Path;
 
-use common::pair::{pair, sync_all, Node};
+use common::pair::{pair, settle, sync_all, Node};
 use session_ha::fs::Vfs;
 use session_ha::FsyncPolicy;
 use session_ha::ManualTime;
@@ -107,18 +107,6 @@ fn a_retired_region_back_from_its_own_disk_does_not_revive_a_session_ended_since
     );
     b.s().add_peer(a.id(), "us-east-1").unwrap();
     catch_up_without_revival(&a, &b);
-}
-
-/// `n` rounds: every node syncs with the others, then each ticks `ms` later and syncs its log.
-fn settle(time: &ManualTime, nodes: &[&Node], n: usize, ms: u64) {
-    for _ in 0..n {
-        sync_all(nodes);
-        for node in nodes {
-            time.advance(ms);
-            node.s().tick().unwrap();
-            node.sync();
-        }
-    }
 }
 
 /// [`write_then_one_unreplicated`], plus a session only a holds (`new`); then a is backed

@@ -202,3 +202,16 @@ pub fn restored_from(from: &Node, backup: &Path, fsync: FsyncPolicy) -> Node {
         time: from.time.clone(),
     }
 }
+
+/// `rounds` rounds: every node syncs with the others, then each ticks `ms` later and syncs
+/// its log.
+pub fn settle(time: &ManualTime, nodes: &[&Node], rounds: usize, ms: u64) {
+    for _ in 0..rounds {
+        sync_all(nodes);
+        for n in nodes {
+            time.advance(ms);
+            n.s().tick().unwrap();
+            n.sync();
+        }
+    }
+}
