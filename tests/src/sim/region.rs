@@ -88,6 +88,9 @@ pub struct Region {
     pub gone_seen: BTreeSet<SessionId>,
     /// Its vector at the last check.
     pub last_vv: VersionVector,
+    /// Origins the cluster had given up before this incarnation opened: their changes a
+    /// restored copy held past the mark are dropped, so its vector may go back to the mark.
+    pub opened_after_give_up: BTreeSet<ReplicaId>,
     /// Everything its disk was ever seen to hold durably under its current id.
     pub ever_durable: VersionVector,
     /// Disk calls when `ever_durable` was last brought up to date.
@@ -114,6 +117,7 @@ impl Region {
             backup: None,
             gone_seen: BTreeSet::new(),
             last_vv: VersionVector::new(),
+            opened_after_give_up: BTreeSet::new(),
             ever_durable: VersionVector::new(),
             truth_at_calls: None,
             recorded_end: VersionVector::new(),

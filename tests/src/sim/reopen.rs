@@ -92,6 +92,7 @@ impl World {
         let region = &mut self.regions[at];
         if rec.id != stop.id {
             region.ever_durable = VersionVector::new();
+            region.opened_after_give_up = self.given_up_seen.clone();
         }
         region.ever_durable.merge(&vv);
         region.truth_at_calls = None;

@@ -37,6 +37,10 @@ pub struct World {
     pub model: Model,
     /// Sessions whose end some region collected: never live anywhere again (I4).
     pub collected: BTreeSet<SessionId>,
+    /// Retired origins some region has been seen to give up (a `GIVEN_UP` mark in its
+    /// vector): an incarnation that opens later may drop a restored copy's changes past
+    /// the mark.
+    pub given_up_seen: BTreeSet<ReplicaId>,
     /// The step being run (chaos steps, then settling rounds).
     pub step: u32,
     /// Print every event to stderr (`SIM_TRACE=1`).
@@ -83,6 +87,7 @@ impl World {
             regions: (0..n).map(|_| Region::new()).collect(),
             model: Model::default(),
             collected: BTreeSet::new(),
+            given_up_seen: BTreeSet::new(),
             step: 0,
             trace,
             stats: BTreeMap::new(),
