@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::change::Change;
 use super::replica::Replica;
-use crate::causal::VersionVector;
+use crate::causal::{Gap, VersionVector};
 use crate::clock::ReplicaId;
 use crate::error::{Error, Result};
 
@@ -136,15 +136,26 @@ impl Replica {
         }
     }
 
-    /// Whether `peer`'s vector shows more of this replica's own history than it holds; if
-    /// so raises the fence (see I2).
+    /// Whether `peer` holds more of this replica's own history than it does, by its vector
+    /// or by the gaps its ack reports (a gap in its holdings of our ops ends where it holds
+    /// one again: a dot it has seen out of order, as an effect in a merged copy); if so
+    /// raises the fence (see I2). A replica fenced so cannot take that history back when
+    /// the ops before such a dot are gone: the fence holds, and the next open continues as
+    /// a new incarnation (`store/open.rs`).
     pub(crate) fn check_history(
         &mut self,
         peer: ReplicaId,
         vv: &VersionVector,
+        gaps: &[Gap],
         changes: &mut Vec<Change>,
     ) {
-        let (ours, theirs) = (self.ctx.vv().get(self.id), vv.get(self.id));
+        let beyond_gap = gaps
+            .iter()
+            .filter(|g| g.origin == self.id)
+            .map(|g| g.to.saturating_add(1))
+            .max()
+            .unwrap_or(0);
+        let (ours, theirs) = (self.ctx.vv().get(self.id), vv.get(self.id).max(beyond_gap));
         let worse = match self.fence {
             Some(FenceReason::HistoryRegression { theirs: t, .. }) => theirs > t,
             _ => true,

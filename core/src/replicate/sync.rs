@@ -354,7 +354,7 @@ impl Replica {
             }
         }
         if boot != Boot::Stale {
-            self.check_history(frame.sender, &frame.vv, &mut changes);
+            self.check_history(frame.sender, &frame.vv, &[], &mut changes);
         }
         // No fence lifts on a frame: a frame does not say whether its sender is catching up
         // itself. The acks of members do (see `on_ack`).
@@ -480,7 +480,7 @@ impl Replica {
             peer.transfer = None;
             peer.sent = peer.acked.clone();
         }
-        self.check_history(ack.from, &ack.vv, &mut changes);
+        self.check_history(ack.from, &ack.vv, &ack.gaps, &mut changes);
         if ack.to == self.id && ack.to_boot == self.boot && self.fence.is_some() {
             if let Some(p) = self.peers.get_mut(&ack.from) {
                 p.acked_this_run = Some(ack.vv.clone());

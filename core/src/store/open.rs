@@ -17,6 +17,8 @@
 //!  new incarnation, always: nothing on disk says where the crashed run's log ended (a
 //!     │  newest segment lost, or cut at a record boundary, after the crash looks like a
 //!     │  log that ended there), so no dot of the old id is ever made again (I2)
+//!     │  (also after a clean close while fenced by a history regression: the run did not
+//!     │  get that history back, and a peer holds dots of its id this one may reuse)
 //!     ▼
 //!  fenced until it has caught up with a member (if it has members): its state may be
 //!     │  older than what the cluster collected meanwhile
@@ -130,7 +132,14 @@ fn decide(fs: &dyn Vfs, config: &StoreConfig, r: &mut Recovered, rebuilt: bool) 
     // segment). The state may be older than what the cluster collected since, so it is
     // fenced until it has caught up with a member.
     let crashed = !newest.clean && !report.created;
-    if lost_suffix || crashed {
+    // Fenced because a peer holds more of this replica's own history: if the run that
+    // learnt it could not take that history back, no one may hold the ops before it, and
+    // the next write under this id could reuse one of their dots (I2).
+    let regressed = matches!(
+        r.replica.fence(),
+        Some(FenceReason::HistoryRegression { .. })
+    );
+    if lost_suffix || crashed || regressed {
         let incarnation = layout::new_incarnation(fs);
         let old = r.replica.reincarnate(incarnation);
         report.reincarnated_from = Some(old);
