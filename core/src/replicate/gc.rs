@@ -176,6 +176,11 @@ impl TombstoneIndex {
         self.by_dot.len()
     }
 
+    /// The dots of the tombstone-making ops not yet collected, in order.
+    pub(crate) fn dots(&self) -> impl Iterator<Item = Dot> + '_ {
+        self.by_dot.keys().copied()
+    }
+
     /// Removes and returns every entry at or below `frontier`.
     pub(crate) fn take_stable(&mut self, frontier: &VersionVector) -> Vec<(Dot, SessionId, Tomb)> {
         let mut out = Vec::new();

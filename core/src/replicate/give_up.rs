@@ -11,6 +11,7 @@
 use super::change::Change;
 use super::replica::Replica;
 use crate::causal::{VersionVector, GIVEN_UP};
+use crate::clock::ReplicaId;
 
 impl Replica {
     /// Gives up the history of every retired origin this replica holds all of: its vector
@@ -32,13 +33,21 @@ impl Replica {
     /// holds them; holding more (given-up changes, as a restored backup of the retired
     /// region does) it waits for that member's state transfer, which takes them away.
     pub(crate) fn give_up_retired(&mut self, changes: &mut Vec<Change>) {
+        // Also below what a member held of it at some time this run: that member may have
+        // lost it since (its disk died, it came back from an older backup), and a backup of
+        // it may bring those changes back, acknowledged ends among them. Giving up below
+        // them would drop them then (a lost end is a session live again); not giving the
+        // origin up leaves it unprotected, as one with a gap is.
         if !self.unknown_origins().is_empty() || self.removed.values().any(Option::is_some) {
             return;
         }
         let mut vv = VersionVector::new();
         for &id in self.removed.keys() {
             let held = self.ctx.vv().get(id);
-            if held >= GIVEN_UP || self.ctx.cloud_tops().any(|d| d.replica == id) {
+            if held >= GIVEN_UP
+                || self.ctx.cloud_tops().any(|d| d.replica == id)
+                || self.retired_held.get(id) > held
+            {
                 continue;
             }
             let waits = self.peers.values().any(|p| {
@@ -59,6 +68,16 @@ impl Replica {
         if !vv.is_empty() {
             self.adopt(&vv);
             changes.push(Change::Adopt(vv));
+        }
+    }
+
+    /// Notes what member `from`'s vector (an ack's, a frame's) says it holds of each retired
+    /// origin but itself (see [`Replica::give_up_retired`]).
+    pub(crate) fn note_retired_held(&mut self, from: ReplicaId, vv: &VersionVector) {
+        for &id in self.removed.keys().filter(|&&id| id != from) {
+            let s = vv.get(id);
+            self.retired_held
+                .raise(id, s.checked_sub(GIVEN_UP).unwrap_or(s));
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::change::Change;
 use super::gc::Tomb;
 use super::replica::Replica;
-use crate::causal::VersionVector;
+use crate::causal::{VersionVector, GIVEN_UP};
 use crate::clock::ReplicaId;
 use crate::crdt::{OpKind, SessionId};
 use crate::error::{Error, Result};
@@ -75,6 +75,15 @@ impl Replica {
         if id == self.id || self.removed.contains_key(&id) {
             return;
         }
+        // What the other members hold of it (its own vector is its unreplicated writes).
+        let reported = self
+            .peers
+            .iter()
+            .filter(|(p, _)| **p != id)
+            .map(|(_, p)| p.acked.get(id));
+        let top = reported.max().unwrap_or(0);
+        self.retired_held
+            .raise(id, top.checked_sub(GIVEN_UP).unwrap_or(top));
         let last = self.peers.remove(&id).map(|p| p.acked).unwrap_or_default();
         self.removed.insert(id, Some(last));
     }

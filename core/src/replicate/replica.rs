@@ -17,7 +17,7 @@ use super::fence::FenceReason;
 use super::gc::{Stability, TombstoneIndex};
 use super::oplog::OpLog;
 use super::peer::Peer;
-use crate::causal::{CausalContext, VersionVector};
+use crate::causal::{CausalContext, Dot, VersionVector};
 use crate::clock::{Hlc, ReplicaId, TimeSource, Timestamp};
 use crate::crdt::{Merge, Op, SessionId, SessionState, SessionView};
 use crate::digest::{self, session_digest, DigestTree};
@@ -59,6 +59,9 @@ pub struct Replica {
     pub(crate) refusals: super::trust::Refusals,
     /// The member that last reported this replica as removed, if one did.
     pub(crate) removed_by: Option<ReplicaId>,
+    /// Per retired origin, the highest seq a member was reported to hold of it this run (a
+    /// mark counting as the seq it is held up to): nothing of it is given up below that.
+    pub(crate) retired_held: VersionVector,
 }
 
 impl std::fmt::Debug for Replica {
@@ -109,6 +112,7 @@ impl Replica {
             restored_digests: Vec::new(),
             refusals: Default::default(),
             removed_by: None,
+            retired_held: VersionVector::new(),
         }
     }
 
@@ -288,6 +292,12 @@ impl Replica {
     /// Every session held (ended ones included), in order: for snapshots and inspection.
     pub fn sessions(&self) -> impl Iterator<Item = (&SessionId, &SessionState)> {
         self.sessions.iter()
+    }
+
+    /// The dots of the tombstone-making ops whose tombstones wait for collection, in order
+    /// (the status counts them in `tombstones_pending`, with the ends kept for retention).
+    pub fn tombstone_dots(&self) -> impl Iterator<Item = Dot> + '_ {
+        self.tombstones.dots()
     }
 
     /// The digest tree.
