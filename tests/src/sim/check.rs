@@ -310,7 +310,7 @@ pub fn durable_claims(world: &mut World, j: usize, force: bool) -> Result<(), St
         }
         world.count("disk truth read");
         let said = world.nodes[j].durable_vector();
-        match world.nodes[j].durable_truth().map_err(|e| world.fail(e))? {
+        match world.nodes[j].durable_cover().map_err(|e| world.fail(e))? {
             Some(vv) => world.regions[j].ever_durable.merge(&vv),
             None => {
                 world.count("disk truth unreadable");

@@ -27,6 +27,8 @@ struct Survivor {
     root: u128,
     sum: u128,
     sessions: Vec<(SessionId, SessionState)>,
+    /// The dots of the tombstones its index waits to collect.
+    tombstones: BTreeSet<Dot>,
 }
 
 fn survivor(world: &World, index: usize, with_sessions: bool) -> Option<Survivor> {
@@ -47,6 +49,7 @@ fn survivor(world: &World, index: usize, with_sessions: bool) -> Option<Survivor
             root: r.digests().root().0,
             sum,
             sessions,
+            tombstones: r.tombstone_dots().collect(),
         }
     })
 }
@@ -118,7 +121,7 @@ fn quiet(world: &World, digests_too: bool) -> bool {
             let st = &s.status;
             s.vv == first.vv
                 && (!digests_too || s.root == first.root)
-                && st.tombstones_pending == kept_for_lost_ops(s).len()
+                && waits_only_for_lost_ops(s)
                 && fillable_gaps(s, &all).is_empty()
                 && dead_id.is_none_or(|d| st.removed.contains(&d))
                 && st
@@ -243,11 +246,11 @@ fn compare(
     if !st.unknown_origins.is_empty() {
         errors.push(format!("r{i} has unknown origins {:?}", st.unknown_origins));
     }
-    let kept = kept_for_lost_ops(s).len();
-    if st.tombstones_pending != kept {
+    if !waits_only_for_lost_ops(s) {
+        let kept = kept_for_lost_ops(s);
         errors.push(format!(
-            "r{i} has {} tombstones pending ({kept} of them kept for lost ops), collection blocked by {:?}, removed {:?}, vv {:?}, acked {:?}",
-            st.tombstones_pending, st.collection_blocked_by, st.removed, st.vv,
+            "r{i} has {} tombstones pending, waiting for {:?}, of which only {kept:?} are kept for lost ops; collection blocked by {:?}, removed {:?}, vv {:?}, acked {:?}",
+            st.tombstones_pending, s.tombstones, st.collection_blocked_by, st.removed, st.vv,
             st.peers.iter().map(|p| (p.id, p.acked.clone())).collect::<Vec<_>>()
         ));
     }
@@ -261,6 +264,13 @@ fn compare(
     }
     let _ = world;
     errors
+}
+
+/// Whether the tombstones `s` waits to collect are exactly those kept for lost ops (the
+/// same dots, not only as many), and no end waits for its retention.
+fn waits_only_for_lost_ops(s: &Survivor) -> bool {
+    let kept = kept_for_lost_ops(s);
+    s.tombstones == kept && s.status.tombstones_pending == kept.len()
 }
 
 /// The tombstone-making dots `s` holds tombstones of that no replica may collect: the

@@ -6,8 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use session_ha::causal::GIVEN_UP;
 use session_ha::fs::{Fault, FaultyFs, Repeat, Vfs};
-use session_ha::store::{dry_run_recovery, recovered_state, restore_backup, verify_dir};
+use session_ha::store::{
+    dry_run_recovery, recovered_state, restore_backup, verify_dir, RecoveredState,
+};
 use session_ha::wal::SEGMENT_HEADER_LEN;
 use session_ha::{Error, FsyncPolicy, ReplicaId, VersionVector};
 
@@ -84,19 +87,37 @@ impl Node {
 
     /// The version vector a recovery of the disk would hold right now, if the node lost
     /// power at this instant (under `Never`, where written counts as durable: what an orderly
-    /// OS would keep). `None` when nothing would recover.
+    /// OS would keep), given-up origins at the seq held. `None` when nothing would recover.
     ///
     /// # Errors
     /// When the image cannot be read at all.
     pub fn durable_truth(&self) -> Result<Option<VersionVector>, String> {
+        Ok(self.durable_state()?.map(|s| s.replica.vv))
+    }
+
+    /// [`Node::durable_truth`] as what it covers: a given-up origin's mark on disk counts
+    /// every seq of that origin as seen, so any claim of it is durable (a claim made before
+    /// the mark, of changes the mark has since dropped, was durable when made).
+    ///
+    /// # Errors
+    /// As [`Node::durable_truth`].
+    pub fn durable_cover(&self) -> Result<Option<VersionVector>, String> {
+        Ok(self.durable_state()?.map(|s| {
+            let mut vv = s.replica.vv;
+            for r in s.replica.retired.iter().filter(|r| r.given_up_at.is_some()) {
+                vv.raise(r.id, GIVEN_UP - 1);
+            }
+            vv
+        }))
+    }
+
+    fn durable_state(&self) -> Result<Option<RecoveredState>, String> {
         let image = if self.is_up() && self.config.fsync == FsyncPolicy::Never {
             self.written_image()?
         } else {
             self.fs.crash_image()
         };
-        Ok(recovered_state(&image, &self.dir)
-            .map_err(io_err)?
-            .map(|s| s.replica.vv.held()))
+        recovered_state(&image, &self.dir).map_err(io_err)
     }
 
     /// What recovering the disk after a power cut now would do, in one line (for failure
