@@ -33,20 +33,27 @@ impl Replica {
     /// holds them; holding more (given-up changes, as a restored backup of the retired
     /// region does) it waits for that member's state transfer, which takes them away.
     pub(crate) fn give_up_retired(&mut self, changes: &mut Vec<Change>) {
-        // Also below what a member held of it at some time this run: that member may have
-        // lost it since (its disk died, it came back from an older backup), and a backup of
-        // it may bring those changes back, acknowledged ends among them. Giving up below
-        // them would drop them then (a lost end is a session live again); not giving the
-        // origin up leaves it unprotected, as one with a gap is.
+        // Nor first below what a member held of it at some time this run: that member may
+        // have lost it since (its disk died, it came back from an older backup), and a
+        // backup of it may bring those changes back, acknowledged ends among them. Giving
+        // up below them would drop them then (a lost end is a session live again). A member
+        // that gave it up already decided for the cluster: this replica follows its mark
+        // at the seq held, whatever it heard (two marks would never let collection's
+        // frontier pass). An origin no one gives up stays unprotected, as one with a gap.
         if !self.unknown_origins().is_empty() || self.removed.values().any(Option::is_some) {
             return;
         }
         let mut vv = VersionVector::new();
         for &id in self.removed.keys() {
             let held = self.ctx.vv().get(id);
+            let follows = || {
+                self.peers
+                    .values()
+                    .any(|p| p.acked.given_up(id) == Some(held))
+            };
             if held >= GIVEN_UP
                 || self.ctx.cloud_tops().any(|d| d.replica == id)
-                || self.retired_held.get(id) > held
+                || (self.retired_held.get(id) > held && !follows())
             {
                 continue;
             }
