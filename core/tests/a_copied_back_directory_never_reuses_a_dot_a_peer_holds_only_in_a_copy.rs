@@ -18,14 +18,7 @@ use session_ha::{Error, FsyncPolicy, ManualTime, SessionId};
 
 /// Three regions that know each other; a writes s1..s5 and everyone holds them.
 fn three() -> (ManualTime, Node, Node, Node) {
-    let time = ManualTime::new(common::store::T0);
-    let a = Node::new("us-east-1", FsyncPolicy::Always, &time, 1);
-    let b = Node::new("eu-central-1", FsyncPolicy::Always, &time, 2);
-    let c = Node::new("ap-south-1", FsyncPolicy::Always, &time, 3);
-    for (x, y) in [(&a, &b), (&a, &c), (&b, &c)] {
-        x.meet(y);
-        y.meet(x);
-    }
+    let (time, a, b, c) = common::pair::three(FsyncPolicy::Always);
     for i in 1..=5 {
         a.s().put(format!("s{i}"), "k", "v").unwrap();
     }

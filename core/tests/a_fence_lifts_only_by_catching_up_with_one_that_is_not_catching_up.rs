@@ -10,7 +10,6 @@
 mod common;
 
 use common::pair::{send, sync_all, Node};
-use common::store::T0;
 use session_ha::{FsyncPolicy, ManualTime};
 
 fn fenced(n: &Node) -> bool {
@@ -18,14 +17,7 @@ fn fenced(n: &Node) -> bool {
 }
 
 fn three() -> (ManualTime, Node, Node, Node) {
-    let time = ManualTime::new(T0);
-    let a = Node::new("us-east-1", FsyncPolicy::Always, &time, 1);
-    let b = Node::new("eu-central-1", FsyncPolicy::Always, &time, 2);
-    let c = Node::new("ap-south-1", FsyncPolicy::Always, &time, 3);
-    for (x, y) in [(&a, &b), (&a, &c), (&b, &c)] {
-        x.meet(y);
-        y.meet(x);
-    }
+    let (time, a, b, c) = common::pair::three(FsyncPolicy::Always);
     a.s().put("s", "k", "v").unwrap();
     sync_all(&[&a, &b, &c]);
     (time, a, b, c)

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use common::pair::{deliver, restored_from, send, settle, Node};
 use session_ha::fs::Vfs;
-use session_ha::{FsyncPolicy, ManualTime};
+use session_ha::FsyncPolicy;
 
 /// `from`'s heartbeat to `to`, and its ack back: `to` learns what `from` holds, and no op
 /// moves.
@@ -28,14 +28,7 @@ fn heartbeat(from: &Node, to: &Node) {
 
 #[test]
 fn an_end_a_lost_member_held_comes_back_with_its_backup() {
-    let time = ManualTime::new(common::store::T0);
-    let a = Node::new("us-east-1", FsyncPolicy::Always, &time, 1);
-    let b = Node::new("eu-central-1", FsyncPolicy::Always, &time, 2);
-    let mut c = Node::new("ap-south-1", FsyncPolicy::Always, &time, 3);
-    for (x, y) in [(&a, &b), (&a, &c), (&b, &c)] {
-        x.meet(y);
-        y.meet(x);
-    }
+    let (time, a, b, mut c) = common::pair::three(FsyncPolicy::Always);
     a.s().put("s", "k", "v").unwrap();
     a.sync();
     settle(&time, &[&a, &b, &c], 2, 10);

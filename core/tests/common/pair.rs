@@ -182,6 +182,19 @@ pub fn pair(fsync: FsyncPolicy) -> (ManualTime, Node, Node) {
     (time, a, b)
 }
 
+/// Three fresh nodes (us-east-1, eu-central-1, ap-south-1), each a peer of the others.
+pub fn three(fsync: FsyncPolicy) -> (ManualTime, Node, Node, Node) {
+    let time = ManualTime::new(T0);
+    let a = Node::new("us-east-1", fsync, &time, 1);
+    let b = Node::new("eu-central-1", fsync, &time, 2);
+    let c = Node::new("ap-south-1", fsync, &time, 3);
+    for (x, y) in [(&a, &b), (&a, &c), (&b, &c)] {
+        x.meet(y);
+        y.meet(x);
+    }
+    (time, a, b, c)
+}
+
 /// A new node of `from`'s region restored, on a fresh disk, from the backup `backup` that
 /// `from` wrote: the operator's restore of that backup as a new incarnation. Not opened.
 pub fn restored_from(from: &Node, backup: &Path, fsync: FsyncPolicy) -> Node {
