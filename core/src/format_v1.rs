@@ -127,6 +127,7 @@ impl From<SnapEntryV1> for SnapEntry {
                 created_ms: m.created_ms,
                 members: Vec::new(),
                 fence: None,
+                retired_held: crate::causal::VersionVector::new(),
             }),
         }
     }

@@ -42,6 +42,7 @@ pub mod crypto;
 pub mod digest;
 mod error;
 mod format_v1;
+mod format_v2;
 pub mod fs; // documented by its own //! header
 mod limits;
 pub mod replicate;

@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 
 use session_ha::snapshot::SnapshotMeta;
-use session_ha::{Dot, ManualTime, Replica, ReplicaConfig, SessionId};
+use session_ha::{Dot, ManualTime, Replica, ReplicaConfig, SessionId, VersionVector};
 
 #[test]
 fn a_peer_behind_a_restarted_replica_gets_the_op_it_holds_only_as_an_effect() {
@@ -43,6 +43,7 @@ fn a_peer_behind_a_restarted_replica_gets_the_op_it_holds_only_as_an_effect() {
         created_ms: rs[b].now_ms(),
         members: rs[b].peers(),
         fence: None,
+        retired_held: VersionVector::new(),
     };
     let mut restarted = Replica::new("b", 0, config, Arc::new(time.clone()));
     for (id, state) in rs[b].export_sessions(&rs[b].session_ids()) {

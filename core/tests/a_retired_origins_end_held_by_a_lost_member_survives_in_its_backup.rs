@@ -4,7 +4,8 @@
 //! c's backup, restored later, would hold it and drop it on catching up, and the session
 //! would be live again at both. Nothing of a retired origin is given up below what a member
 //! was reported to hold of it, so the end comes back with the backup (found by the
-//! multi-region simulator, seed 42940). The price, in `docs/DECISIONS.md`: such an origin
+//! multi-region simulator, seed 42940), and that report is on record, so a survivor that
+//! restarts in between still knows it. The price, in `docs/DECISIONS.md`: such an origin
 //! stays unprotected, as one with a gap does.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
@@ -28,7 +29,24 @@ fn heartbeat(from: &Node, to: &Node) {
 
 #[test]
 fn an_end_a_lost_member_held_comes_back_with_its_backup() {
-    let (time, a, b, mut c) = common::pair::three(FsyncPolicy::Always);
+    end_held_by_a_lost_member(None);
+}
+
+#[test]
+fn a_survivor_that_restarts_remembers_what_the_lost_member_held_from_its_log() {
+    end_held_by_a_lost_member(Some(false));
+}
+
+#[test]
+fn a_survivor_that_restarts_remembers_what_the_lost_member_held_from_its_snapshot() {
+    end_held_by_a_lost_member(Some(true));
+}
+
+/// The scenario of the module doc; `restart` restarts b once it has heard what c holds,
+/// before c dies, after a snapshot if `Some(true)` (the report is on record: logged at b's
+/// tick, kept in its snapshots).
+fn end_held_by_a_lost_member(restart: Option<bool>) {
+    let (time, a, mut b, mut c) = common::pair::three(FsyncPolicy::Always);
     a.s().put("s", "k", "v").unwrap();
     a.sync();
     settle(&time, &[&a, &b, &c], 2, 10);
@@ -58,6 +76,13 @@ fn an_end_a_lost_member_held_comes_back_with_its_backup() {
         c.s().tick().unwrap();
     }
     assert!(b.s().get(b"s").unwrap().is_some(), "b never got the end");
+    if let Some(snapshot) = restart {
+        if snapshot {
+            b.s().snapshot().unwrap();
+        }
+        b.close();
+        b.open().unwrap();
+    }
 
     // c's disk dies; b retires it and runs on alone.
     let c_id = c.id();

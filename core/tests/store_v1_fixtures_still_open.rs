@@ -1,4 +1,5 @@
-//! This build reads the on-disk format of version 1 as it was written, forever: the
+//! This build reads the on-disk formats of versions 1 and 2 as they were written, forever
+//! (`store-v2` is the last test of this file): the
 //! committed store in `fixtures/store-v1` (a base, a delta and a WAL tail over two segments,
 //! made by `examples/make_store_v1_fixtures.rs`) opens to exactly the sessions, the digest
 //! root and the recovery report it was written with, and verifies intact; each committed
@@ -22,6 +23,11 @@ use session_ha::{
 
 /// The digest root the store had when it was written.
 const ROOT: &str = "b43f2fd388c6a953d19439d0c4991e0b";
+/// The digest root of the same store written by the build of `46ca655` (`store-v2`), as
+/// that build opens it.
+const ROOT_V2: &str = "aaa2dc3092af235f095a60ccc0bef263";
+/// The incarnation that wrote `store-v2`.
+const INCARNATION_V2: u32 = 3_294_674_159;
 /// Its incarnation.
 const INCARNATION: u32 = 869_503_765;
 /// When the fixture store was written (its manual clock started here).
@@ -80,6 +86,13 @@ fn view(
 
 /// Everything the fixture store holds, as a reader sees it.
 fn assert_contents(store: &Store, what: &str) {
+    assert_contents_with_root(store, what, ROOT, INCARNATION);
+}
+
+/// [`assert_contents`] with the digest root `root` and the writer's `incarnation` (the v2
+/// store's states carry the dots and stamps its build wrote, so its root differs from the
+/// v1 store's).
+fn assert_contents_with_root(store: &Store, what: &str, root: &str, incarnation: u32) {
     let expect = [
         (
             "alice",
@@ -116,8 +129,8 @@ fn assert_contents(store: &Store, what: &str) {
         .collect();
     let want: Vec<Vec<u8>> = ids.iter().map(|s| s.as_bytes().to_vec()).collect();
     assert_eq!(got, want, "{what}");
-    assert_eq!(store.digest_root().unwrap().to_string(), ROOT, "{what}");
-    let written_by = ReplicaId::from_region("us-east-1", INCARNATION);
+    assert_eq!(store.digest_root().unwrap().to_string(), root, "{what}");
+    let written_by = ReplicaId::from_region("us-east-1", incarnation);
     assert_eq!(
         store.read(|r| r.version_vector().get(written_by)),
         21,
@@ -282,3 +295,32 @@ const BAD_BASE_ERROR: &str = concat!(
     "manifest generation 1: corrupt data in <dir>/snap/snap-00000000000000000001.base at offset 32: checksum mismatch: stored 0xa73dbab0, computed 0x48a28227; ",
     "the snapshots covered WAL records up to 13, the log holds WAL records 1..=21",
 );
+
+/// The same store as written by the build of `46ca655` (snapshot format 2, manifest format
+/// 3), committed as `fixtures/store-v2`: this build (snapshot format 3, which added the
+/// meta's `retired_held`) reads it to the same contents and carries on.
+#[test]
+fn the_v2_store_opens_to_exactly_what_was_written() {
+    let (_root, dir) = copy("store-v2");
+    let v = verify_dir(&OsFs, &dir).unwrap();
+    assert!(v.is_intact() && v.warnings.is_empty(), "{v:?}");
+    let (store, report) = open(&dir).unwrap();
+    assert!(!report.created);
+    assert!(report.fallbacks.is_empty(), "{:?}", report.fallbacks);
+    assert!(
+        report.snapshots.iter().any(|s| s.ends_with(".base")),
+        "{:?}",
+        report.snapshots
+    );
+    assert_contents_with_root(&store, "store-v2", ROOT_V2, INCARNATION_V2);
+    store.put("alice", "again", "yes").unwrap();
+    assert!(store.snapshot().unwrap().generation > report.manifest_generation);
+    store.close().unwrap();
+    drop(store);
+    let (store, _) = open(&dir).unwrap();
+    assert_eq!(
+        store.get_field(b"alice", b"again").unwrap().as_deref(),
+        Some(&b"yes"[..])
+    );
+    store.close().unwrap();
+}

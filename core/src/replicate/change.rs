@@ -10,7 +10,9 @@
 //! ```
 //!
 //! A format-1 body starts with bincode's varint length of the list, which is never 0xFF, so
-//! the first byte tells the formats apart.
+//! the first byte tells the formats apart. Format 2 grows by variants appended at the end
+//! (`RetiredHeld` is the latest): a record of an older build reads as it was; a build older
+//! than a variant refuses a record holding it as undecodable, not misread.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +61,9 @@ pub enum Change {
     Fence(FenceReason),
     /// The catch-up fence was lifted.
     Unfence,
+    /// Per retired origin, the highest seq another member was reported to hold of it (see
+    /// `Replica::give_up_retired`); replayed as a join.
+    RetiredHeld(VersionVector),
 }
 
 /// First byte of a format-2 record body (never the first byte of a bincode varint).

@@ -33,6 +33,12 @@ impl Replica {
     /// holds them; holding more (given-up changes, as a restored backup of the retired
     /// region does) it waits for that member's state transfer, which takes them away.
     pub(crate) fn give_up_retired(&mut self, changes: &mut Vec<Change>) {
+        // What was heard since the last tick goes on record first: a replica that restarts
+        // must not forget a lost member's holdings and give up below them.
+        if self.retired_held != self.retired_held_logged {
+            self.retired_held_logged = self.retired_held.clone();
+            changes.push(Change::RetiredHeld(self.retired_held.clone()));
+        }
         // Nor first below what a member held of it at some time this run: that member may
         // have lost it since (its disk died, it came back from an older backup), and a
         // backup of it may bring those changes back, acknowledged ends among them. Giving
@@ -76,6 +82,12 @@ impl Replica {
             self.adopt(&vv);
             changes.push(Change::Adopt(vv));
         }
+    }
+
+    /// Per retired origin, the highest seq another member was reported to hold of it (for
+    /// snapshots).
+    pub(crate) fn retired_held(&self) -> &VersionVector {
+        &self.retired_held
     }
 
     /// Notes what member `from`'s vector (an ack's, a frame's) says it holds of each retired

@@ -59,9 +59,12 @@ pub struct Replica {
     pub(crate) refusals: super::trust::Refusals,
     /// The member that last reported this replica as removed, if one did.
     pub(crate) removed_by: Option<ReplicaId>,
-    /// Per retired origin, the highest seq a member was reported to hold of it this run (a
-    /// mark counting as the seq it is held up to): nothing of it is given up below that.
+    /// Per retired origin, the highest seq another member was reported to hold of it (a
+    /// mark counting as the seq it is held up to): no mark is set below that. Durable:
+    /// logged as [`Change::RetiredHeld`] and kept in snapshots.
     pub(crate) retired_held: VersionVector,
+    /// What of `retired_held` is logged already.
+    pub(crate) retired_held_logged: VersionVector,
 }
 
 impl std::fmt::Debug for Replica {
@@ -113,6 +116,7 @@ impl Replica {
             refusals: Default::default(),
             removed_by: None,
             retired_held: VersionVector::new(),
+            retired_held_logged: VersionVector::new(),
         }
     }
 
@@ -355,6 +359,10 @@ impl Replica {
             }
             Change::Fence(reason) => self.fence = Some(*reason),
             Change::Unfence => self.fence = None,
+            Change::RetiredHeld(vv) => {
+                self.retired_held.merge(vv);
+                self.retired_held_logged.merge(vv);
+            }
         }
     }
 

@@ -40,6 +40,8 @@ impl Replica {
             let _ = self.add_member(*id, name);
         }
         self.fence = meta.fence;
+        self.retired_held.merge(&meta.retired_held);
+        self.retired_held_logged.merge(&meta.retired_held);
     }
 
     /// Puts a session's state as a snapshot holds it (replacing what was there).

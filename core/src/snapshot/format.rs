@@ -14,15 +14,16 @@
 //! ```
 //!
 //! The raw chunk payloads, concatenated, are a stream of entries, each `len u32` followed by
-//! the bincode of a [`SnapEntry`] (version 2; version 1 files hold `format_v1::SnapEntryV1`,
-//! converted as they are read); an entry may span chunks. The last entry is the
+//! the bincode of a [`SnapEntry`] (version 3; version 1 and 2 files hold
+//! `format_v1::SnapEntryV1` and `format_v2::SnapEntryV2`, converted as they are read; 3 added
+//! the meta's `retired_held`); an entry may span chunks. The last entry is the
 //! [`SnapEntry::Meta`] of the replica. Every length is checked against its limit before
 //! anything is allocated for it. An encrypted file seals each chunk's payload (`sealed.rs`):
 //! `comp_len` is then the sealed length, and the crc covers the sealed bytes.
 
 use serde::{Deserialize, Serialize};
 
-use crate::causal::CausalContext;
+use crate::causal::{CausalContext, VersionVector};
 use crate::clock::{ReplicaId, Timestamp};
 use crate::crdt::{SessionId, SessionState};
 use crate::error::DecodeError;
@@ -32,8 +33,9 @@ use crate::replicate::FenceReason;
 pub const MAGIC: [u8; 4] = *b"SHAS";
 /// Magic of a snapshot footer.
 pub const FOOTER_MAGIC: [u8; 4] = *b"SHAE";
-/// Snapshot format version written by this build; version 1 (see `format_v1`) is read.
-pub const VERSION: u16 = 2;
+/// Snapshot format version written by this build; versions 1 and 2 (see `format_v1`,
+/// `format_v2`) are read.
+pub const VERSION: u16 = 3;
 /// Header and footer sizes.
 pub const HEADER_LEN: usize = 32;
 /// Footer size.
@@ -96,6 +98,9 @@ pub struct SnapshotMeta {
     pub members: Vec<(ReplicaId, String)>,
     /// The catch-up fence at the cut, if raised.
     pub fence: Option<FenceReason>,
+    /// Per retired origin, the highest seq another member was reported to hold of it
+    /// (`Replica::give_up_retired`; format 3).
+    pub retired_held: VersionVector,
 }
 
 /// One entry of a snapshot.
@@ -346,6 +351,9 @@ pub(crate) fn decompress_chunk(payload: &[u8], raw_len: usize) -> Result<Vec<u8>
 pub(crate) fn decode_entry(version: u16, body: &[u8]) -> Result<SnapEntry, DecodeError> {
     if version == 1 {
         return crate::codec::from_bytes::<crate::format_v1::SnapEntryV1>(body).map(Into::into);
+    }
+    if version == 2 {
+        return crate::codec::from_bytes::<crate::format_v2::SnapEntryV2>(body).map(Into::into);
     }
     crate::codec::from_bytes(body)
 }

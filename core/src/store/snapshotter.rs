@@ -69,6 +69,7 @@ impl Inner {
             created_ms: replica.now_ms(),
             members: replica.peers(),
             fence: replica.fence(),
+            retired_held: replica.retired_held().clone(),
         }
     }
 
