@@ -38,6 +38,11 @@ fn a_survivor_that_restarts_remembers_what_the_lost_member_held_from_its_log() {
 }
 
 #[test]
+fn a_survivor_that_restarts_before_any_tick_remembers_what_the_lost_member_held() {
+    end_held_by_a_lost_member_ticking(Some(false), false);
+}
+
+#[test]
 fn a_survivor_that_restarts_remembers_what_the_lost_member_held_from_its_snapshot() {
     end_held_by_a_lost_member(Some(true));
 }
@@ -46,6 +51,12 @@ fn a_survivor_that_restarts_remembers_what_the_lost_member_held_from_its_snapsho
 /// before c dies, after a snapshot if `Some(true)` (the report is on record: logged at b's
 /// tick, kept in its snapshots).
 fn end_held_by_a_lost_member(restart: Option<bool>) {
+    end_held_by_a_lost_member_ticking(restart, true);
+}
+
+/// [`end_held_by_a_lost_member`]; b ticks while it hears from c only if `ticks` (the
+/// report must be on record with the ack that brought it, not only at the next tick).
+fn end_held_by_a_lost_member_ticking(restart: Option<bool>, ticks: bool) {
     let (time, a, mut b, mut c) = common::pair::three(FsyncPolicy::Always);
     a.s().put("s", "k", "v").unwrap();
     a.sync();
@@ -72,7 +83,9 @@ fn end_held_by_a_lost_member(restart: Option<bool>) {
         heartbeat(&b, &c);
         heartbeat(&c, &b);
         time.advance(10);
-        b.s().tick().unwrap();
+        if ticks {
+            b.s().tick().unwrap();
+        }
         c.s().tick().unwrap();
     }
     assert!(b.s().get(b"s").unwrap().is_some(), "b never got the end");

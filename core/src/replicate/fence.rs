@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::change::Change;
 use super::replica::Replica;
-use crate::causal::{Gap, VersionVector, GIVEN_UP};
+use crate::causal::{CausalContext, Gap, VersionVector, GIVEN_UP};
 use crate::clock::ReplicaId;
 use crate::error::{Error, Result};
 
@@ -119,16 +119,15 @@ impl Replica {
         // one that was not counts alone. When every member is catching up (a cluster-wide
         // power cut), what they hold together is all there is: the fence lifts once this
         // replica holds everything every member acknowledged this run.
-        let held = self.ctx.vv();
         let caught_up = self.peers.values().any(|p| {
             p.catch_up_target
                 .as_ref()
-                .is_some_and(|target| holds_what(held, target))
+                .is_some_and(|target| holds_what(&self.ctx, target))
         }) || (!self.peers.is_empty()
             && self.peers.values().all(|p| {
                 p.acked_this_run
                     .as_ref()
-                    .is_some_and(|theirs| holds_what(held, theirs))
+                    .is_some_and(|theirs| holds_what(&self.ctx, theirs))
             }));
         if fits && caught_up {
             self.fence = None;
@@ -167,19 +166,22 @@ impl Replica {
     }
 }
 
-/// Whether a replica at `held` holds what a member at `theirs` holds. Where the member gave
+/// Whether a replica that has seen `ctx` holds what a member at `theirs` holds. Where the member gave
 /// an origin up, exactly the seq it holds it to: less is not caught up, and more is
 /// given-up changes, which the member's state transfer takes away first (served, they could
 /// bring back a session the cluster collected). The replica gives the origin up itself once
 /// it holds that much, which a fenced one does not do: requiring the mark here would wait
 /// for good.
-fn holds_what(held: &VersionVector, theirs: &VersionVector) -> bool {
+fn holds_what(ctx: &CausalContext, theirs: &VersionVector) -> bool {
+    let held = ctx.vv();
     theirs
         .iter()
         .all(|(origin, seq)| match theirs.given_up(origin) {
             Some(h) => {
                 let mine = held.get(origin);
+                // Changes held out of order are above `h` too: given up as well.
                 mine.checked_sub(GIVEN_UP).unwrap_or(mine) == h
+                    && !ctx.cloud_tops().any(|d| d.replica == origin)
             }
             None => held.get(origin) >= seq,
         })
@@ -193,7 +195,8 @@ mod tests {
     fn a_given_up_origin_is_caught_up_at_exactly_the_seq_held() {
         let (gone, live) = (ReplicaId(1), ReplicaId(2));
         let member: VersionVector = [(gone, GIVEN_UP + 3), (live, 5)].into_iter().collect();
-        let at = |g: u64, l: u64| -> VersionVector { [(gone, g), (live, l)].into_iter().collect() };
+        let at =
+            |g: u64, l: u64| CausalContext::from_vv([(gone, g), (live, l)].into_iter().collect());
         // Holding the origin to the seq the member gave it up at (seed 66613: an empty
         // replica and a member that gave origins up at 0 waited for good on the marks).
         assert!(holds_what(&at(3, 5), &member));
@@ -201,11 +204,16 @@ mod tests {
         // Short of it, or short of a live origin: not yet.
         assert!(!holds_what(&at(2, 5), &member));
         assert!(!holds_what(&at(3, 4), &member));
-        // More than the member held is given-up changes: the member's transfer takes them
-        // away before this replica may serve.
+        // More than the member held is given-up changes, in the vector or out of order:
+        // the member's transfer takes them away before this replica may serve.
         assert!(!holds_what(&at(4, 5), &member));
-        let empty = VersionVector::new();
+        let mut ahead = at(3, 5);
+        ahead.insert(crate::causal::Dot {
+            replica: gone,
+            seq: 5,
+        });
+        assert!(!holds_what(&ahead, &member));
         let at_zero: VersionVector = [(gone, GIVEN_UP)].into_iter().collect();
-        assert!(holds_what(&empty, &at_zero));
+        assert!(holds_what(&CausalContext::default(), &at_zero));
     }
 }

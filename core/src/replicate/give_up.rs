@@ -33,12 +33,7 @@ impl Replica {
     /// holds them; holding more (given-up changes, as a restored backup of the retired
     /// region does) it waits for that member's state transfer, which takes them away.
     pub(crate) fn give_up_retired(&mut self, changes: &mut Vec<Change>) {
-        // What was heard since the last tick goes on record first: a replica that restarts
-        // must not forget a lost member's holdings and give up below them.
-        if self.retired_held != self.retired_held_logged {
-            self.retired_held_logged = self.retired_held.clone();
-            changes.push(Change::RetiredHeld(self.retired_held.clone()));
-        }
+        self.log_retired_held(changes);
         // Nor first below what a member held of it at some time this run: that member may
         // have lost it since (its disk died, it came back from an older backup), and a
         // backup of it may bring those changes back, acknowledged ends among them. Giving
@@ -81,6 +76,16 @@ impl Replica {
         if !vv.is_empty() {
             self.adopt(&vv);
             changes.push(Change::Adopt(vv));
+        }
+    }
+
+    /// Puts what was heard of retired origins' holdings and is not on record yet into
+    /// `changes`, with the change that raised it: a replica that restarts (or loses power)
+    /// must not forget a lost member's holdings and give up below them.
+    pub(crate) fn log_retired_held(&mut self, changes: &mut Vec<Change>) {
+        if self.retired_held != self.retired_held_logged {
+            self.retired_held_logged = self.retired_held.clone();
+            changes.push(Change::RetiredHeld(self.retired_held.clone()));
         }
     }
 
