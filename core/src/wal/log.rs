@@ -320,9 +320,11 @@ impl Wal {
     /// [`Error::Io`]; segments deleted before the failure stay deleted.
     pub fn remove_segments_before(&self, seq: u64) -> Result<usize> {
         let mut segs = self.shared.segments.lock();
+        // Never the file being appended to, whatever the list says.
+        let active = segs.last().map(|s| s.path.clone());
         let removable = segs
             .windows(2)
-            .take_while(|pair| pair[1].first_seq <= seq)
+            .take_while(|pair| pair[1].first_seq <= seq && Some(&pair[0].path) != active.as_ref())
             .count();
         let mut removed = 0;
         let mut result = Ok(());

@@ -247,7 +247,6 @@ pub(crate) fn recover(
         .map_or(1, |end| end.saturating_add(1))
         .max(replay_after.saturating_add(1));
     let mut active = None;
-    let mut replaced = None;
     if let (Some((header, records, torn)), Some(info)) = (last, segments.last()) {
         let mut file = fs.open_append(&info.path)?;
         if let Some(torn) = torn {
@@ -259,10 +258,6 @@ pub(crate) fn recover(
         // Whatever recovery read is made durable before anything new is written after it.
         file.sync_data()?;
         let plain = config.encryption.is_none() && header.cipher.is_none();
-        if !plain && records == 0 && info.first_seq == next_seq {
-            // The new segment takes its name: nothing in it is kept.
-            replaced = Some(info.path.clone());
-        }
         if plain && prev_end.map(|e| e + 1) == Some(next_seq) {
             active = Some(Active {
                 seg: OpenSegment {
@@ -284,10 +279,12 @@ pub(crate) fn recover(
             // An empty directory, a snapshot covers more than the log holds (start at the
             // next seq so that numbering never reuses a covered seq), or the log is
             // encrypted (a segment is written by one writer only).
-            if let Some(path) = replaced {
-                segments.retain(|s| s.path != path);
-            }
             let seg = create_segment(fs, dir, next_seq, config.encryption.as_ref())?;
+            // A kept segment of the same name (its first seq is `next_seq`, so it kept no
+            // record: an empty segment, or one a set-aside left behind) was just replaced.
+            // Listed twice, the older entry would not be the last, and removing covered
+            // segments would delete the file being appended to.
+            segments.retain(|s| s.path != seg.path);
             let len = seg.header.len() as u64;
             segments.push(SegmentInfo {
                 path: seg.path.clone(),
