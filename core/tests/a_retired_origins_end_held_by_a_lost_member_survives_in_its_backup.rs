@@ -37,13 +37,9 @@ fn a_survivor_that_restarts_remembers_what_the_lost_member_held_from_its_log() {
     end_held_by_a_lost_member(Some(false));
 }
 
-/// Open: the report is logged at the next tick only, and a clean close runs none, so this
-/// fails (b gives a up at 1). Logging it with the ack or frame that raised it fixes this
-/// test, but broke I1 in simulator seed 85285 of 100,000 (a status counting a vector entry
-/// durable that the disk did not hold); not understood yet, so not on main. Run with
-/// `--ignored`.
+/// The report is logged with the ack or frame that raised it: a clean close runs no tick,
+/// so logging it at the tick only would forget it here (b gives a up at 1).
 #[test]
-#[ignore = "open: a report heard and a clean close before any tick is forgotten"]
 fn a_survivor_that_restarts_before_any_tick_remembers_what_the_lost_member_held() {
     end_held_by_a_lost_member_ticking(Some(false), false);
 }

@@ -106,6 +106,7 @@ impl Replica {
                 changes.push(Change::Removed(id));
             }
         }
+        self.log_retired_held(changes);
     }
 
     /// Origins in our vector that are neither us, peers, nor removed.

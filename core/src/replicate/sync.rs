@@ -355,6 +355,7 @@ impl Replica {
         }
         if boot != Boot::Stale {
             self.note_retired_held(frame.sender, &frame.vv);
+            self.log_retired_held(&mut changes);
             self.check_history(frame.sender, &frame.vv, &[], &mut changes);
         }
         // No fence lifts on a frame: a frame does not say whether its sender is catching up
@@ -482,6 +483,7 @@ impl Replica {
             peer.sent = peer.acked.clone();
         }
         self.note_retired_held(ack.from, &ack.vv);
+        self.log_retired_held(&mut changes);
         self.check_history(ack.from, &ack.vv, &ack.gaps, &mut changes);
         if ack.to == self.id && ack.to_boot == self.boot && self.fence.is_some() {
             if let Some(p) = self.peers.get_mut(&ack.from) {

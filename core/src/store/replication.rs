@@ -55,8 +55,10 @@ impl Store {
         self.check_open()?;
         let lsn = {
             let mut st = self.inner.state.write();
-            let change = st.replica.remove_member(id)?;
-            self.inner.log_changes(&mut st, &[change])?
+            let mut changes = vec![st.replica.remove_member(id)?];
+            // What the members held of it, on record with its removal.
+            st.replica.log_retired_held(&mut changes);
+            self.inner.log_changes(&mut st, &changes)?
         };
         if let Some(lsn) = lsn {
             self.inner.wal.wait_durable(lsn)?;
