@@ -4,7 +4,7 @@
 //! disk does not hold), I2 (a dot naming two ops, also when the first op was lost in a crash
 //! after a frame carried it; an op nobody saw may lose its dot), I3 (damage after a clean
 //! close that lost records), durability across a restart, I4 (a session served after its end
-//! was seen or collected) and I5 (a refused value served).
+//! was seen or collected, or holding content under an end its region has seen) and I5 (a refused value served).
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
@@ -113,6 +113,26 @@ fn a_session_served_after_its_end_was_collected_is_a_resurrection() {
     let err = check::step_invariants(&mut world).unwrap_err();
     assert!(
         err.contains("I4 violated") && err.contains("collected"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_end_a_region_has_seen_while_its_session_keeps_content_is_a_resurrection() {
+    let mut world = clean_world();
+    let sid = held_session(&world, 1);
+    // Region 1 holds region 2's latest op (the run settled), so it has seen the "end" the
+    // model is told of, while its copy of the session still has content.
+    let end = world.nodes[2]
+        .inspect(|r| session_ha::Dot {
+            replica: r.id(),
+            seq: r.version_vector().get(r.id()),
+        })
+        .unwrap();
+    world.model.note_end(end, sid);
+    let err = check::step_invariants(&mut world).unwrap_err();
+    assert!(
+        err.contains("I4 violated") && err.contains("holds the end of a session that is not ended"),
         "{err}"
     );
 }

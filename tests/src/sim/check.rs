@@ -116,7 +116,11 @@ fn inspect(world: &World, i: usize) -> Option<Inspected> {
                 continue;
             }
             match r.session_state(sid.as_bytes()) {
-                Some(s) if !s.is_ended() => {
+                // Not ended, yet nothing in it reads: a husk of tombstones no one else has
+                // seen (a lost op's), left when a transfer from a replica that collected the
+                // session came to one whose copy had lost the end (seed 39983 of 100,000).
+                // It reads and hashes as absent; a lost end with content left is the fault.
+                Some(s) if !s.is_ended() && s.has_content() => {
                     ended_but_live.push(format!("{sid:?} (end {dot:?}): {s:?}"));
                 }
                 Some(_) => {}

@@ -307,6 +307,19 @@ fn kept_for_lost_ops(s: &Survivor) -> BTreeSet<Dot> {
     kept
 }
 
+/// A session that reads as absent and holds nothing but tombstones kept for lost ops: what
+/// is left of an ended session at a replica whose copy lost the end, once a transfer from
+/// one that collected it took away everything that one had seen (seed 39983 of 100,000).
+fn is_husk_of_lost_ops(st: &SessionState, kept: &BTreeSet<Dot>) -> bool {
+    st.ended.is_none()
+        && !st.has_content()
+        && st.fields.values().all(|r| kept.contains(&r.stamp.dot))
+        && st
+            .sets
+            .values()
+            .all(|set| set.removed.values().all(|by| kept.contains(by)))
+}
+
 fn collected_and_clean(world: &World, s: &Survivor) -> Vec<String> {
     let i = s.index;
     let mut errors = Vec::new();
@@ -406,6 +419,7 @@ fn oracle(world: &World, s: &Survivor) -> Vec<String> {
         }
     }
     let expected = world.model.expected_with(&s.vv, &uncovered);
+    let kept = kept_for_lost_ops(s);
     let find = |sid: &SessionId| {
         s.sessions
             .iter()
@@ -416,6 +430,7 @@ fn oracle(world: &World, s: &Survivor) -> Vec<String> {
         match (exp, find(sid)) {
             (None, None) => {}
             (None, Some(st)) if st.ended.is_some_and(|e| !s.vv.contains(e.dot)) => {}
+            (None, Some(st)) if is_husk_of_lost_ops(st, &kept) => {}
             (None, Some(_)) => errors.push(format!("r{i}: {sid:?} ended (acked end) but is held")),
             // A session left without content reads, and hashes, as absent.
             (Some(exp), None) if *exp == Expected::default() => {}
