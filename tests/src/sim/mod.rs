@@ -24,6 +24,7 @@
 //! and ends with the one command that replays it; `SIM_TRACE=1` prints every event.
 
 pub mod check;
+pub mod give_ups;
 pub mod lifecycle;
 pub mod model;
 pub mod moves;

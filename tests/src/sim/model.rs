@@ -209,21 +209,24 @@ impl Model {
     /// What every session touched by an op `vv` covers must be at quiescence: `None` for a
     /// session that ended, `Some` for one that must be live.
     pub fn expected(&self, vv: &VersionVector) -> BTreeMap<SessionId, Option<Expected>> {
-        self.expected_with(vv, &BTreeSet::new())
+        self.expected_with(vv, &BTreeSet::new(), &BTreeSet::new())
     }
 
     /// [`Model::expected`] for a replica that also holds the effects of the ops `extra`
     /// names, which its vector does not cover (state a repair brought from a region that
-    /// was then lost).
+    /// was then lost), and whose vector covers the ops `unheld` names without holding them
+    /// (a retired origin given up over a gap).
     pub fn expected_with(
         &self,
         vv: &VersionVector,
         extra: &BTreeSet<Dot>,
+        unheld: &BTreeSet<Dot>,
     ) -> BTreeMap<SessionId, Option<Expected>> {
         let mut out: BTreeMap<SessionId, Option<Expected>> = BTreeMap::new();
+        let covered = |d: &Dot| vv.contains(*d) && !unheld.contains(d);
         let acked: Vec<&Op> = self
             .ops()
-            .filter(|op| vv.contains(op.dot) || extra.contains(&op.dot))
+            .filter(|op| covered(&op.dot) || extra.contains(&op.dot))
             .collect();
         let ended: BTreeSet<&SessionId> = acked
             .iter()

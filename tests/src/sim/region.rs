@@ -88,6 +88,8 @@ pub struct Region {
     pub gone_seen: BTreeSet<SessionId>,
     /// Its vector at the last check.
     pub last_vv: VersionVector,
+    /// What it held of each retired origin it had not given up, at the last check.
+    pub retired_holdings: Vec<super::give_ups::RetiredHolding>,
     /// Origins the cluster had given up before this incarnation opened: their changes a
     /// restored copy held past the mark are dropped, so its vector may go back to the mark.
     pub opened_after_give_up: BTreeSet<ReplicaId>,
@@ -117,6 +119,7 @@ impl Region {
             backup: None,
             gone_seen: BTreeSet::new(),
             last_vv: VersionVector::new(),
+            retired_holdings: Vec::new(),
             opened_after_give_up: BTreeSet::new(),
             ever_durable: VersionVector::new(),
             truth_at_calls: None,

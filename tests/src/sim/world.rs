@@ -41,6 +41,8 @@ pub struct World {
     /// vector): an incarnation that opens later may drop a restored copy's changes past
     /// the mark.
     pub given_up_seen: BTreeSet<ReplicaId>,
+    /// Retired origins given up over a gap, as the checks saw them.
+    pub give_ups: super::give_ups::GiveUps,
     /// The step being run (chaos steps, then settling rounds).
     pub step: u32,
     /// Print every event to stderr (`SIM_TRACE=1`).
@@ -60,6 +62,16 @@ pub struct World {
 }
 
 impl World {
+    /// The ids the regions run under now, the dead region's left out (what it held is
+    /// gone with it).
+    pub fn running_ids(&self) -> BTreeSet<ReplicaId> {
+        let dead = self.dead();
+        (0..self.nodes.len())
+            .filter(|&k| Some(k) != dead)
+            .filter_map(|k| self.nodes[k].id())
+            .collect()
+    }
+
     /// A world for `params`: every region opened on an empty disk and meshed with the others.
     ///
     /// # Errors
@@ -88,6 +100,7 @@ impl World {
             model: Model::default(),
             collected: BTreeSet::new(),
             given_up_seen: BTreeSet::new(),
+            give_ups: super::give_ups::GiveUps::default(),
             step: 0,
             trace,
             stats: BTreeMap::new(),
