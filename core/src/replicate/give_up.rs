@@ -7,10 +7,20 @@
 //! cluster ended and collected meanwhile (I4). The mark travels in vectors (frames, acks,
 //! transfers) and is logged as a [`Change::Adopt`]; `docs/DECISIONS.md` ("A retired
 //! incarnation's unreplicated writes") gives the rule and its price.
+//!
+//! What a member holds of a retired origin beyond its vector entry travels in its acks'
+//! gaps (no message format changed: a run to `MAX_SEQ` is a valid gap to every build):
+//!
+//! ```text
+//!  held of retired origin X:  1 2 3 . 5 6 . . 9          vector entry 3
+//!  ack gaps of X:             [4..=4] [7..=8] [10..=MAX_SEQ]
+//!  mark when every member's ack shows the same:  GIVEN_UP + 9  (4, 7, 8 count as seen)
+//! ```
 
 use super::change::Change;
+use super::message::MAX_SEQ;
 use super::replica::Replica;
-use crate::causal::{VersionVector, GIVEN_UP};
+use crate::causal::{Gap, VersionVector, GIVEN_UP};
 use crate::clock::ReplicaId;
 
 impl Replica {
@@ -23,8 +33,13 @@ impl Replica {
     /// A member's holdings of a retired origin no longer grow but from other members (the
     /// origin's frames are refused), so this replica holds all of it once every member has
     /// reported the retirement and acknowledged no more of it than is held here. Changes
-    /// held out of order do not show in a vector: while this replica or a member (its
-    /// latest ack) has a gap in the origin, nothing of it is given up. Neither while any
+    /// held out of order (with a gap below them: ops lost with a region's disk whose effects
+    /// survived in repaired copies) do not show in a vector; acks report them as gaps, the
+    /// last run of a retired origin included ([`Replica::holding_gaps`]). With any, the
+    /// origin is given up at the highest seq held, its gaps counting as seen (the ops in
+    /// them are held by no member: gone, like any write of the region no member holds), and
+    /// only once every member's latest ack shows exactly what this replica holds: a member
+    /// with a change above the mark would lose it at the next merge. Neither while any
     /// retirement is unconfirmed (that member may have handed changes to another after its
     /// last ack here), nor while an origin is neither a member nor retired (a member whose
     /// record was lost), as for collection. Collection does not wait for this: an origin
@@ -40,22 +55,27 @@ impl Replica {
         // up below them would drop them then (a lost end is a session live again). A member
         // that gave it up already decided for the cluster: this replica follows its mark
         // at the seq held, whatever it heard (two marks would never let collection's
-        // frontier pass). An origin no one gives up stays unprotected, as one with a gap.
+        // frontier pass). An origin no one gives up stays unprotected.
         if !self.unknown_origins().is_empty() || self.removed.values().any(Option::is_some) {
             return;
         }
         let mut vv = VersionVector::new();
         for &id in self.removed.keys() {
             let held = self.ctx.vv().get(id);
+            if held >= GIVEN_UP {
+                continue;
+            }
+            // Held out of order too: given up at the highest seq held, the gaps below it
+            // counting as seen, once every member holds exactly the same (its ack's gaps of
+            // the origin, last run included, are this replica's).
+            let gaps = self.holding_gaps(id);
+            let top = gaps.last().map_or(held, |g| g.from - 1);
             let follows = || {
                 self.peers
                     .values()
-                    .any(|p| p.acked.given_up(id) == Some(held))
+                    .any(|p| p.acked.given_up(id) == Some(top))
             };
-            if held >= GIVEN_UP
-                || self.ctx.cloud_tops().any(|d| d.replica == id)
-                || (self.retired_held.get(id) > held && !follows())
-            {
+            if self.retired_held.get(id) > top && !follows() {
                 continue;
             }
             let waits = self.peers.values().any(|p| {
@@ -63,20 +83,68 @@ impl Replica {
                 // A member that gave it up at another seq: below it, its ops are on their
                 // way here; above it, this replica holds given-up changes, which only that
                 // member's state transfer takes away.
-                let differs = p.acked.given_up(id).is_some_and(|h| h != held);
+                let differs = p.acked.given_up(id).is_some_and(|h| h != top);
+                let same_gaps = p
+                    .retired_gaps
+                    .iter()
+                    .filter(|g| g.origin == id)
+                    .eq(gaps.iter());
+                let gapped = p.gapped.contains(&id) || !gaps.is_empty();
                 differs
                     || (theirs < GIVEN_UP && theirs > held)
-                    || p.gapped.contains(&id)
+                    || (gapped && (theirs != held || !same_gaps))
                     || !p.removed_view.contains(&id)
             });
             if !waits {
-                vv.raise(id, GIVEN_UP + held);
+                vv.raise(id, GIVEN_UP + top);
             }
         }
         if !vv.is_empty() {
             self.adopt(&vv);
             changes.push(Change::Adopt(vv));
         }
+    }
+
+    /// What this replica holds of `origin` beyond its vector entry, as its acks tell it: the
+    /// runs missing below the changes held out of order and, when there are any, a last run
+    /// from past the highest one to [`MAX_SEQ`] (nothing is held after it). Empty when
+    /// nothing is held out of order.
+    pub(crate) fn holding_gaps(&self, origin: ReplicaId) -> Vec<Gap> {
+        let mut gaps: Vec<Gap> = self
+            .ctx
+            .gaps()
+            .into_iter()
+            .filter(|g| g.origin == origin)
+            .collect();
+        if let Some(top) = self.ctx.cloud_tops().find(|d| d.replica == origin) {
+            if top.seq < MAX_SEQ {
+                gaps.push(Gap {
+                    origin,
+                    from: top.seq + 1,
+                    to: MAX_SEQ,
+                });
+            }
+        }
+        gaps
+    }
+
+    /// The gaps an ack reports: every origin's, and for each retired origin held out of
+    /// order also the last run ([`Replica::holding_gaps`]), so that members can tell they
+    /// hold exactly the same of it. (A build that does not send the last run is never taken
+    /// to hold the same: the origin then waits, as it did before.)
+    pub(crate) fn ack_gaps(&self) -> Vec<Gap> {
+        let mut gaps = self.ctx.gaps();
+        for top in self.ctx.cloud_tops() {
+            if self.removed.contains_key(&top.replica) && top.seq < MAX_SEQ {
+                gaps.push(Gap {
+                    origin: top.replica,
+                    from: top.seq + 1,
+                    to: MAX_SEQ,
+                });
+            }
+        }
+        gaps.sort_by_key(|g| (g.origin, g.from));
+        gaps
     }
 
     /// Puts what was heard of retired origins' holdings and is not on record yet into

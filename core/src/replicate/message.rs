@@ -92,7 +92,10 @@ pub struct Ack {
     pub vv: VersionVector,
     /// Highest frame number it received from the frame's sender.
     pub frame_no: u64,
-    /// Runs of ops it lacks below ops it holds (to be sent again).
+    /// Runs of ops it lacks below ops it holds (to be sent again); for a retired origin held
+    /// out of order, also the run from past the highest seq held to [`MAX_SEQ`], so that
+    /// members can tell they hold the same of it (see `give_up.rs`). Sorted by origin and
+    /// seq.
     pub gaps: Vec<Gap>,
     /// Replicas it removed from membership.
     pub removed: Vec<ReplicaId>,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::causal::VersionVector;
+use crate::causal::{Gap, VersionVector};
 use crate::clock::ReplicaId;
 use crate::crdt::{SessionId, SessionState};
 
@@ -56,6 +56,9 @@ pub(crate) struct Peer {
     /// Origins its latest ack reported gaps of: it holds some of their changes out of order,
     /// which its vector does not show.
     pub(crate) gapped: BTreeSet<ReplicaId>,
+    /// Its latest ack's gaps of retired origins (with the last run of each, see
+    /// [`Replica::holding_gaps`](super::Replica)): what it holds of them beyond its vector.
+    pub(crate) retired_gaps: Vec<Gap>,
     pub(crate) transfer: Option<OutTransfer>,
     pub(crate) transfers_started: u64,
     pub(crate) incoming: Option<InTransfer>,
@@ -101,6 +104,7 @@ impl Peer {
             last_progress_ms: now_ms,
             removed_view: Vec::new(),
             gapped: BTreeSet::new(),
+            retired_gaps: Vec::new(),
             transfer: None,
             transfers_started: 0,
             incoming: None,

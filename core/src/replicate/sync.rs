@@ -442,7 +442,7 @@ impl Replica {
             to_boot: peer.map_or(0, |p| p.boot),
             vv: self.ctx.vv().clone(),
             frame_no: peer.map_or(0, |p| p.frames_received),
-            gaps: self.ctx.gaps(),
+            gaps: self.ack_gaps(),
             removed: self.removed.keys().copied().collect(),
             flags: self.ack_flags(transfer_broken),
         }
@@ -458,6 +458,12 @@ impl Replica {
         let now = self.now_ms();
         let mut changes = Vec::new();
         self.adopt_removals(ack.from, &ack.removed, &mut changes);
+        let retired_gaps: Vec<Gap> = ack
+            .gaps
+            .iter()
+            .filter(|g| self.removed.contains_key(&g.origin))
+            .copied()
+            .collect();
         let peer = self.sender_entry(ack.from, &ack.from_name)?;
         if peer.observe_boot(ack.boot, &ack.vv, now) == Boot::Stale {
             return Ok(changes);
@@ -474,6 +480,7 @@ impl Replica {
         }
         peer.removed_view = ack.removed.clone();
         peer.gapped = ack.gaps.iter().map(|g| g.origin).collect();
+        peer.retired_gaps = retired_gaps;
         for gap in &ack.gaps {
             // Ops lost in flight: send them again from the start of the gap.
             peer.sent.lower_to(gap.origin, gap.from - 1);
