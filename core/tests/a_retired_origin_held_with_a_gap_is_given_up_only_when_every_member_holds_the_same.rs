@@ -131,3 +131,38 @@ fn a_member_that_does_not_tell_its_last_run_is_not_taken_to_hold_the_same() {
     }
     assert_eq!(given_up_at(&rs[B], a), None);
 }
+
+#[test]
+fn a_gap_a_lost_member_held_in_order_is_not_given_up() {
+    // d held a's 1..=3 in order and reported it; then d is lost. b and c hold 1 and 3, the
+    // same: giving up at 3 would count 2 as seen, and d's backup, restored later, would
+    // have it dropped.
+    let time = ManualTime::new(1_000);
+    let d = 3;
+    let mut rs = mesh(&["a", "b", "c", "d"], &time, ReplicaConfig::default());
+    rs[A].put("s", "k", "1").unwrap();
+    for r in [B, C, d] {
+        send(&mut rs, A, r);
+    }
+    rs[A].put("u", "k", "2").unwrap();
+    rs[A].put("t", "k", "3").unwrap();
+    send(&mut rs, A, d);
+    let t: SessionId = "t".into();
+    repair(&mut rs, A, B, std::slice::from_ref(&t));
+    repair(&mut rs, A, C, std::slice::from_ref(&t));
+    // b and c hear what d holds.
+    for r in [B, C] {
+        heartbeats(&time, &mut rs, r, d);
+    }
+    let (a, d_id) = (rs[A].id(), rs[d].id());
+    for r in [B, C] {
+        rs[r].remove_member(a).unwrap();
+        rs[r].remove_member(d_id).unwrap();
+    }
+    for _ in 0..4 {
+        heartbeats(&time, &mut rs, B, C);
+    }
+    for r in [B, C] {
+        assert_eq!(given_up_at(&rs[r], a), None, "{}", rs[r].name());
+    }
+}

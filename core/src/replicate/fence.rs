@@ -148,9 +148,10 @@ impl Replica {
         gaps: &[Gap],
         changes: &mut Vec<Change>,
     ) {
+        // A last run (to `MAX_SEQ`, sent for retired origins only) holds nothing after it.
         let beyond_gap = gaps
             .iter()
-            .filter(|g| g.origin == self.id)
+            .filter(|g| g.origin == self.id && g.to < crate::replicate::MAX_SEQ)
             .map(|g| g.to.saturating_add(1))
             .max()
             .unwrap_or(0);

@@ -138,6 +138,11 @@ impl Peer {
         self.transfer = None;
         self.incoming = None;
         self.acked_this_run = None;
+        // What the old boot reported (removals, holdings beyond its vector) is its next
+        // ack's to say again: a give-up waits for it.
+        self.removed_view.clear();
+        self.gapped.clear();
+        self.retired_gaps.clear();
         self.catch_up_target = None;
         self.last_progress_ms = now_ms;
         Boot::Restarted

@@ -367,7 +367,13 @@ impl Replica {
                 .get(&frame.sender)
                 .map_or(0, |p| p.frames_received_elsewhere);
         }
-        ack.gaps.extend(missing);
+        // Ops skipped ahead of a gap: an origin already reported keeps its runs.
+        for g in missing {
+            if !ack.gaps.iter().any(|x| x.origin == g.origin) {
+                ack.gaps.push(g);
+            }
+        }
+        ack.gaps.sort_by_key(|g| (g.origin, g.from));
         Ok(Applied {
             ack,
             changes,
