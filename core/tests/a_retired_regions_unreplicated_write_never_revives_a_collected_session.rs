@@ -12,12 +12,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::pair::{pair, settle, sync_all, Node};
-use session_ha::fs::Vfs;
+use common::pair::{backed_up_then_lost, pair, retire_end_and_collect, settle, sync_all, Node};
 use session_ha::FsyncPolicy;
-use session_ha::ManualTime;
 
 /// a writes `s.k` (replicated to b) and `s.k2` (durable at a only).
 fn write_then_one_unreplicated(a: &Node, b: &Node) {
@@ -25,29 +21,6 @@ fn write_then_one_unreplicated(a: &Node, b: &Node) {
     sync_all(&[a, b]);
     a.s().put("s", "k2", "unreplicated").unwrap();
     a.sync();
-}
-
-/// a is backed up and then lost in a power cut; returns the node the operator restores
-/// from that backup (the copy kept off the box), not yet opened.
-fn backed_up_then_lost(a: &mut Node) -> Node {
-    let backup = Path::new("/backups/a.backup");
-    a.fs.create_dir_all(Path::new("/backups")).unwrap();
-    a.s().backup(backup).unwrap();
-    let restored = common::pair::restored_from(a, backup, FsyncPolicy::Always);
-    a.power_cut();
-    restored
-}
-
-/// b retires `a_id`, ends `s` and collects the end.
-fn retire_end_and_collect(time: &ManualTime, b: &Node, a_id: session_ha::ReplicaId) {
-    b.s().remove_member(a_id).unwrap();
-    b.s().end("s").unwrap();
-    for _ in 0..8 {
-        time.advance(31_000);
-        b.s().tick().unwrap();
-        b.sync();
-    }
-    assert!(b.s().read(|r| r.session_state(b"s").is_none()), "collected");
 }
 
 /// `back` (the returning node, fenced) catches up with b; neither serves `s`.

@@ -228,3 +228,26 @@ pub fn settle(time: &ManualTime, nodes: &[&Node], rounds: usize, ms: u64) {
         }
     }
 }
+
+/// `a` is backed up and then lost in a power cut; returns the node the operator restores
+/// from that backup (the copy kept off the box), not yet opened.
+pub fn backed_up_then_lost(a: &mut Node) -> Node {
+    let backup = Path::new("/backups/a.backup");
+    a.fs.create_dir_all(Path::new("/backups")).unwrap();
+    a.s().backup(backup).unwrap();
+    let restored = restored_from(a, backup, FsyncPolicy::Always);
+    a.power_cut();
+    restored
+}
+
+/// `b` retires `a_id`, ends `s` and collects the end.
+pub fn retire_end_and_collect(time: &ManualTime, b: &Node, a_id: ReplicaId) {
+    b.s().remove_member(a_id).unwrap();
+    b.s().end("s").unwrap();
+    for _ in 0..8 {
+        time.advance(31_000);
+        b.s().tick().unwrap();
+        b.sync();
+    }
+    assert!(b.s().read(|r| r.session_state(b"s").is_none()), "collected");
+}
