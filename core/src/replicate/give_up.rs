@@ -20,7 +20,7 @@
 use super::change::Change;
 use super::message::MAX_SEQ;
 use super::replica::Replica;
-use crate::causal::{Gap, VersionVector, GIVEN_UP};
+use crate::causal::{Dot, Gap, VersionVector, GIVEN_UP};
 use crate::clock::ReplicaId;
 
 impl Replica {
@@ -126,16 +126,8 @@ impl Replica {
             .into_iter()
             .filter(|g| g.origin == origin)
             .collect();
-        if let Some(top) = self.ctx.cloud_tops().find(|d| d.replica == origin) {
-            // A change at `MAX_SEQ` itself leaves no run after it.
-            if top.seq < MAX_SEQ {
-                gaps.push(Gap {
-                    origin,
-                    from: top.seq + 1,
-                    to: MAX_SEQ,
-                });
-            }
-        }
+        let top = self.ctx.cloud_tops().find(|d| d.replica == origin);
+        gaps.extend(top.and_then(last_run));
         gaps
     }
 
@@ -145,15 +137,11 @@ impl Replica {
     /// to hold the same: the origin then waits, as it did before.)
     pub(crate) fn ack_gaps(&self) -> Vec<Gap> {
         let mut gaps = self.ctx.gaps();
-        for top in self.ctx.cloud_tops() {
-            if self.removed.contains_key(&top.replica) && top.seq < MAX_SEQ {
-                gaps.push(Gap {
-                    origin: top.replica,
-                    from: top.seq + 1,
-                    to: MAX_SEQ,
-                });
-            }
-        }
+        let retired = self
+            .ctx
+            .cloud_tops()
+            .filter(|top| self.removed.contains_key(&top.replica));
+        gaps.extend(retired.filter_map(last_run));
         gaps.sort_by_key(|g| (g.origin, g.from));
         gaps
     }
@@ -183,4 +171,14 @@ impl Replica {
                 .raise(id, s.checked_sub(GIVEN_UP).unwrap_or(s));
         }
     }
+}
+
+/// The run from past `top`, the highest change of its origin held out of order, to
+/// [`MAX_SEQ`]: nothing of the origin is held after it (none when `top` is `MAX_SEQ`).
+fn last_run(top: Dot) -> Option<Gap> {
+    (top.seq < MAX_SEQ).then(|| Gap {
+        origin: top.replica,
+        from: top.seq + 1,
+        to: MAX_SEQ,
+    })
 }
