@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::mesh::{mesh, repair, rounds, send};
+use common::mesh::{given_up_at, heartbeats, mesh, repair, rounds, send};
 use session_ha::causal::Gap;
 use session_ha::replicate::MAX_SEQ;
 use session_ha::{Limits, ManualTime, Message, Replica, ReplicaConfig, ReplicaId, SessionId};
@@ -41,14 +41,6 @@ fn partly_replicated(time: &ManualTime, v_to_b_only: bool) -> (Vec<Replica>, Rep
     (rs, a)
 }
 
-fn given_up_at(r: &Replica, a: ReplicaId) -> Option<u64> {
-    let st = r.status();
-    st.retired
-        .iter()
-        .find(|x| x.id == a)
-        .and_then(|x| x.given_up_at)
-}
-
 #[test]
 fn members_holding_the_same_give_it_up_at_the_highest_seq_held() {
     let time = ManualTime::new(1_000);
@@ -59,21 +51,6 @@ fn members_holding_the_same_give_it_up_at_the_highest_seq_held() {
         assert!(rs[r].status().gaps.is_empty(), "the gap counts as seen");
         assert!(rs[r].contains(b"t") && rs[r].contains(b"s"));
     }
-}
-
-/// `x` sends `y` a heartbeat and takes its ack, both ways, then both tick: what each holds
-/// is told, and nothing else moves.
-fn heartbeats(time: &ManualTime, rs: &mut [Replica], x: usize, y: usize) {
-    for (from, to) in [(x, y), (y, x)] {
-        let to_id = rs[to].id();
-        let beat = rs[from].heartbeat(to_id).unwrap();
-        let bytes = rs[from].encode(&Message::Frame(beat));
-        let reply = rs[to].receive(&bytes).unwrap().reply.unwrap();
-        rs[from].receive(&reply).unwrap();
-    }
-    time.advance(10);
-    rs[x].tick();
-    rs[y].tick();
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use session_ha::{ManualTime, Message, Replica, ReplicaConfig, SessionId};
+use session_ha::{ManualTime, Message, Replica, ReplicaConfig, ReplicaId, SessionId};
 
 /// One replica per name, all on `time`, each a peer of every other.
 pub fn mesh(names: &[&str], time: &ManualTime, config: ReplicaConfig) -> Vec<Replica> {
@@ -65,4 +65,28 @@ pub fn rounds(time: &ManualTime, rs: &mut [Replica], live: &[usize], n: usize) {
             }
         }
     }
+}
+
+/// `x` sends `y` a heartbeat and takes its ack, both ways, then both tick: what each holds
+/// is told, and nothing else moves.
+pub fn heartbeats(time: &ManualTime, rs: &mut [Replica], x: usize, y: usize) {
+    for (from, to) in [(x, y), (y, x)] {
+        let to_id = rs[to].id();
+        let beat = rs[from].heartbeat(to_id).unwrap();
+        let bytes = rs[from].encode(&Message::Frame(beat));
+        let reply = rs[to].receive(&bytes).unwrap().reply.unwrap();
+        rs[from].receive(&reply).unwrap();
+    }
+    time.advance(10);
+    rs[x].tick();
+    rs[y].tick();
+}
+
+/// The seq at which `r` gave retired origin `origin` up, if it did.
+pub fn given_up_at(r: &Replica, origin: ReplicaId) -> Option<u64> {
+    r.status()
+        .retired
+        .iter()
+        .find(|x| x.id == origin)
+        .and_then(|x| x.given_up_at)
 }
