@@ -154,6 +154,44 @@ pub struct Gap {
     pub to: u64,
 }
 
+/// A run of one origin's seqs, `from..=to`, that a replica holds (out of order: above its
+/// vector entry).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct SeqRun {
+    /// The origin replica.
+    pub origin: ReplicaId,
+    /// First seq held.
+    pub from: u64,
+    /// Last seq held.
+    pub to: u64,
+}
+
+/// Adds `run` to `runs` (sorted by origin and seq, no two of an origin touching), merging
+/// it with the runs it overlaps or touches. Returns whether `runs` changed.
+pub(crate) fn add_run(runs: &mut Vec<SeqRun>, run: SeqRun) -> bool {
+    let same = |r: &SeqRun| r.origin == run.origin;
+    if runs
+        .iter()
+        .any(|r| same(r) && r.from <= run.from && run.to <= r.to)
+    {
+        return false;
+    }
+    let mut of_origin: Vec<SeqRun> = runs.iter().filter(|r| same(r)).copied().collect();
+    of_origin.push(run);
+    of_origin.sort();
+    let mut merged: Vec<SeqRun> = Vec::with_capacity(of_origin.len());
+    for r in of_origin {
+        match merged.last_mut() {
+            Some(last) if r.from <= last.to.saturating_add(1) => last.to = last.to.max(r.to),
+            _ => merged.push(r),
+        }
+    }
+    runs.retain(|r| !same(r));
+    let at = runs.partition_point(|r| r.origin < run.origin);
+    runs.splice(at..at, merged);
+    true
+}
+
 /// What a replica has seen: its contiguous [`VersionVector`] plus the dots that arrived ahead
 /// of a gap.
 #[derive(Clone, Default, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,5 +398,24 @@ mod tests {
             0,
             "the mark covers what was held out of order"
         );
+    }
+
+    #[test]
+    fn runs_added_merge_with_what_they_touch_and_stay_sorted() {
+        let (a, b) = (ReplicaId(1), ReplicaId(2));
+        let run = |origin, from, to| SeqRun { origin, from, to };
+        let mut runs = Vec::new();
+        assert!(add_run(&mut runs, run(b, 5, 6)));
+        assert!(add_run(&mut runs, run(a, 9, 9)));
+        assert!(add_run(&mut runs, run(a, 3, 4)));
+        assert!(!add_run(&mut runs, run(a, 3, 3)), "held already");
+        assert_eq!(runs, [run(a, 3, 4), run(a, 9, 9), run(b, 5, 6)]);
+        assert!(
+            add_run(&mut runs, run(a, 5, 8)),
+            "fills the hole between two"
+        );
+        assert_eq!(runs, [run(a, 3, 9), run(b, 5, 6)]);
+        assert!(add_run(&mut runs, run(b, 1, 2)));
+        assert_eq!(runs, [run(a, 3, 9), run(b, 1, 2), run(b, 5, 6)]);
     }
 }

@@ -128,6 +128,7 @@ impl From<SnapEntryV1> for SnapEntry {
                 members: Vec::new(),
                 fence: None,
                 retired_held: crate::causal::VersionVector::new(),
+                retired_runs: Vec::new(),
             }),
         }
     }

@@ -46,6 +46,7 @@ impl From<SnapEntryV2> for SnapEntry {
                 members: m.members,
                 fence: m.fence,
                 retired_held: VersionVector::new(),
+                retired_runs: Vec::new(),
             }),
         }
     }

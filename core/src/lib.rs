@@ -43,6 +43,7 @@ pub mod digest;
 mod error;
 mod format_v1;
 mod format_v2;
+mod format_v3;
 pub mod fs; // documented by its own //! header
 mod limits;
 pub mod replicate;

@@ -44,6 +44,7 @@ fn a_peer_behind_a_restarted_replica_gets_the_op_it_holds_only_as_an_effect() {
         members: rs[b].peers(),
         fence: None,
         retired_held: VersionVector::new(),
+        retired_runs: Vec::new(),
     };
     let mut restarted = Replica::new("b", 0, config, Arc::new(time.clone()));
     for (id, state) in rs[b].export_sessions(&rs[b].session_ids()) {

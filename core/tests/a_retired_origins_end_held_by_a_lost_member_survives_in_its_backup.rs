@@ -5,8 +5,10 @@
 //! would be live again at both. Nothing of a retired origin is given up below what a member
 //! was reported to hold of it, so the end comes back with the backup (found by the
 //! multi-region simulator, seed 42940), and that report is on record, so a survivor that
-//! restarts in between still knows it. The price, in `docs/DECISIONS.md`: such an origin
-//! stays unprotected, as one with a gap does.
+//! restarts in between still knows it. The same holds when the end reached c out of order
+//! (inside a repair, past a change of a that never left it): c's acks tell b the runs it
+//! holds beyond its vector, and b keeps those on record too. The price, in
+//! `docs/DECISIONS.md`: such an origin stays unprotected, as one with a gap does.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure by design
 
@@ -16,7 +18,26 @@ use std::path::Path;
 
 use common::pair::{deliver, restored_from, send, settle, Node};
 use session_ha::fs::Vfs;
-use session_ha::FsyncPolicy;
+use session_ha::{FsyncPolicy, SessionId};
+
+/// How a's end reaches c.
+#[derive(Clone, Copy)]
+enum Reach {
+    /// Replicated, in order.
+    InOrder,
+    /// Inside a repair of `s`, past a change of a (`u`) that never leaves a: c holds the
+    /// end out of order, with a gap below it.
+    OutOfOrder,
+}
+
+/// `from` repairs to `to` every session whose digest differs between them.
+fn repair_differences(from: &Node, to: &Node) {
+    let theirs = to.s().read(|r| r.digests().clone());
+    let differ = from.s().read(|r| r.digests().diff(&theirs));
+    for f in from.s().repair_frames(to.id(), &differ).unwrap() {
+        deliver(to, &f, true);
+    }
+}
 
 /// `from`'s heartbeat to `to`, and its ack back: `to` learns what `from` holds, and no op
 /// moves.
@@ -29,45 +50,80 @@ fn heartbeat(from: &Node, to: &Node) {
 
 #[test]
 fn an_end_a_lost_member_held_comes_back_with_its_backup() {
-    end_held_by_a_lost_member(None);
+    end_held_by_a_lost_member(Reach::InOrder, None);
 }
 
 #[test]
 fn a_survivor_that_restarts_remembers_what_the_lost_member_held_from_its_log() {
-    end_held_by_a_lost_member(Some(false));
+    end_held_by_a_lost_member(Reach::InOrder, Some(false));
 }
 
 /// The report is logged with the ack or frame that raised it: a clean close runs no tick,
 /// so logging it at the tick only would forget it here (b gives a up at 1).
 #[test]
 fn a_survivor_that_restarts_before_any_tick_remembers_what_the_lost_member_held() {
-    end_held_by_a_lost_member_ticking(Some(false), false);
+    end_held_by_a_lost_member_ticking(Reach::InOrder, Some(false), false);
 }
 
 #[test]
 fn a_survivor_that_restarts_remembers_what_the_lost_member_held_from_its_snapshot() {
-    end_held_by_a_lost_member(Some(true));
+    end_held_by_a_lost_member(Reach::InOrder, Some(true));
+}
+
+/// Without the runs on record, b gives a up at 1 ("b gave a up below what c held of it")
+/// and the restored node drops the end on catching up.
+#[test]
+fn an_end_a_lost_member_held_out_of_order_comes_back_with_its_backup() {
+    end_held_by_a_lost_member(Reach::OutOfOrder, None);
+}
+
+#[test]
+fn what_a_lost_member_held_out_of_order_is_remembered_from_the_log() {
+    end_held_by_a_lost_member_ticking(Reach::OutOfOrder, Some(false), false);
+}
+
+#[test]
+fn what_a_lost_member_held_out_of_order_is_remembered_from_the_snapshot() {
+    end_held_by_a_lost_member(Reach::OutOfOrder, Some(true));
 }
 
 /// The scenario of the module doc; `restart` restarts b once it has heard what c holds,
 /// before c dies, after a snapshot if `Some(true)` (the report is on record: logged at b's
 /// tick, kept in its snapshots).
-fn end_held_by_a_lost_member(restart: Option<bool>) {
-    end_held_by_a_lost_member_ticking(restart, true);
+fn end_held_by_a_lost_member(reach: Reach, restart: Option<bool>) {
+    end_held_by_a_lost_member_ticking(reach, restart, true);
 }
 
 /// [`end_held_by_a_lost_member`]; b ticks while it hears from c only if `ticks` (the
 /// report must be on record with the ack that brought it, not only at the next tick).
-fn end_held_by_a_lost_member_ticking(restart: Option<bool>, ticks: bool) {
+fn end_held_by_a_lost_member_ticking(reach: Reach, restart: Option<bool>, ticks: bool) {
     let (time, a, mut b, mut c) = common::pair::three(FsyncPolicy::Always);
     a.s().put("s", "k", "v").unwrap();
     a.sync();
     settle(&time, &[&a, &b, &c], 2, 10);
 
     // The end reaches c only; c is backed up holding it.
-    a.s().end("s").unwrap();
-    a.sync();
-    send(&a, &c, true);
+    match reach {
+        Reach::InOrder => {
+            a.s().end("s").unwrap();
+            a.sync();
+            send(&a, &c, true);
+        }
+        Reach::OutOfOrder => {
+            a.s().put("u", "k", "never leaves a").unwrap();
+            a.s().end("s").unwrap();
+            a.sync();
+            let s: SessionId = "s".into();
+            for f in a.s().repair_frames(c.id(), &[s]).unwrap() {
+                deliver(&c, &f, true);
+            }
+            let gaps = c.s().status().replica.gaps;
+            assert!(
+                gaps.iter().any(|g| g.origin == a.id() && g.from == 2),
+                "c holds a's end past a gap: {gaps:?}"
+            );
+        }
+    }
     assert!(c
         .s()
         .read(|r| r.session_state(b"s").is_some_and(|s| s.is_ended())));
@@ -126,6 +182,10 @@ fn end_held_by_a_lost_member_ticking(restart: Option<bool>, ticks: bool) {
     b.meet(&c2);
     settle(&time, &[&b, &c2], 6, 10);
     assert_eq!(c2.s().status().replica.fence, None, "caught up with b");
+    // Replication ships what vectors tell apart; a change held out of order travels in the
+    // operator's repair (the README's incident step) of the sessions whose digests differ.
+    repair_differences(&c2, &b);
+    settle(&time, &[&b, &c2], 2, 10);
     assert!(
         c2.s().get(b"s").unwrap().is_none(),
         "the end was dropped at the restored node"

@@ -30,6 +30,10 @@ const ROOT_V2: &str = "aaa2dc3092af235f095a60ccc0bef263";
 const INCARNATION_V2: u32 = 3_294_674_159;
 /// Its incarnation.
 const INCARNATION: u32 = 869_503_765;
+/// The digest root of the same store written by the build of `f4c33c0` (`store-v3`).
+const ROOT_V3: &str = "a27aa5b01a94c009f0f439453e13e18f";
+/// The incarnation that wrote `store-v3`.
+const INCARNATION_V3: u32 = 1_628_736_250;
 /// When the fixture store was written (its manual clock started here).
 const T0: u64 = 1_700_000_000_000;
 const BASE: &str = "snap-00000000000000000001.base";
@@ -297,11 +301,26 @@ const BAD_BASE_ERROR: &str = concat!(
 );
 
 /// The same store as written by the build of `46ca655` (snapshot format 2, manifest format
-/// 3), committed as `fixtures/store-v2`: this build (snapshot format 3, which added the
-/// meta's `retired_held`) reads it to the same contents and carries on.
+/// 3), committed as `fixtures/store-v2`: this build (snapshot format 4; 3 added the meta's
+/// `retired_held`) reads it to the same contents and carries on.
 #[test]
 fn the_v2_store_opens_to_exactly_what_was_written() {
-    let (_root, dir) = copy("store-v2");
+    an_older_store_opens_to_exactly_what_was_written("store-v2", ROOT_V2, INCARNATION_V2);
+}
+
+/// The same store as written by the build of `f4c33c0` (snapshot format 3), committed as
+/// `fixtures/store-v3`: this build (snapshot format 4, which added the meta's
+/// `retired_runs`) reads it to the same contents and carries on.
+#[test]
+fn the_v3_store_opens_to_exactly_what_was_written() {
+    an_older_store_opens_to_exactly_what_was_written("store-v3", ROOT_V3, INCARNATION_V3);
+}
+
+/// The fixture `name`, written by an older build, verifies intact, opens to the contents
+/// of `fixtures/store-v1` (under digest root `root` and its own incarnation), takes a
+/// write and a snapshot in this build's format, and reopens with it.
+fn an_older_store_opens_to_exactly_what_was_written(name: &str, root: &str, incarnation: u32) {
+    let (_root, dir) = copy(name);
     let v = verify_dir(&OsFs, &dir).unwrap();
     assert!(v.is_intact() && v.warnings.is_empty(), "{v:?}");
     let (store, report) = open(&dir).unwrap();
@@ -312,7 +331,7 @@ fn the_v2_store_opens_to_exactly_what_was_written() {
         "{:?}",
         report.snapshots
     );
-    assert_contents_with_root(&store, "store-v2", ROOT_V2, INCARNATION_V2);
+    assert_contents_with_root(&store, name, root, incarnation);
     store.put("alice", "again", "yes").unwrap();
     assert!(store.snapshot().unwrap().generation > report.manifest_generation);
     store.close().unwrap();

@@ -11,13 +11,13 @@
 //!
 //! A format-1 body starts with bincode's varint length of the list, which is never 0xFF, so
 //! the first byte tells the formats apart. Format 2 grows by variants appended at the end
-//! (`RetiredHeld` is the latest): a record of an older build reads as it was; a build older
+//! (`RetiredRuns` is the latest): a record of an older build reads as it was; a build older
 //! than a variant refuses a record holding it as undecodable, not misread.
 
 use serde::{Deserialize, Serialize};
 
 use super::fence::FenceReason;
-use crate::causal::VersionVector;
+use crate::causal::{SeqRun, VersionVector};
 use crate::clock::ReplicaId;
 use crate::codec;
 use crate::crdt::{Op, SessionId, SessionState};
@@ -64,6 +64,9 @@ pub enum Change {
     /// Per retired origin, the highest seq another member was reported to hold of it (see
     /// `Replica::give_up_retired`); replayed as a join.
     RetiredHeld(VersionVector),
+    /// Per retired origin, the runs of seqs another member was reported to hold out of
+    /// order (see `Replica::give_up_retired`); replayed as a union.
+    RetiredRuns(Vec<SeqRun>),
 }
 
 /// First byte of a format-2 record body (never the first byte of a bincode varint).

@@ -16,11 +16,21 @@
 //!  ack gaps of X:             [4..=4] [7..=8] [10..=MAX_SEQ]
 //!  mark when every member's ack shows the same:  GIVEN_UP + 9  (4, 7, 8 count as seen)
 //! ```
+//!
+//! What any member was reported to hold is the *floor*: no mark is set while a seq of it is
+//! missing here, even after that member is gone (its backup may bring those changes back).
+//! It is kept per retired origin as the highest seq held in order (`retired_held`, logged
+//! as [`Change::RetiredHeld`]) and the runs held out of order, read from the same gaps
+//! (`retired_runs`, logged as [`Change::RetiredRuns`]); both are kept in snapshots:
+//!
+//! ```text
+//!  ack of a member: vector entry 3, gaps [5..=5] [8..=MAX_SEQ]   runs noted: 4..=4, 6..=7
+//! ```
 
 use super::change::Change;
 use super::message::MAX_SEQ;
 use super::replica::Replica;
-use crate::causal::{Dot, Gap, VersionVector, GIVEN_UP};
+use crate::causal::{add_run, Dot, Gap, SeqRun, VersionVector, GIVEN_UP};
 use crate::clock::ReplicaId;
 
 impl Replica {
@@ -80,9 +90,15 @@ impl Replica {
                     .values()
                     .any(|p| p.acked.given_up(id) == Some(top))
             };
-            // The floor is held in order by some member at some time: a seq of it in a gap
-            // here would count as seen (compared with `held`, not `top`).
-            if self.retired_held.get(id) > held && !follows() {
+            // The floor is what some member held at some time, in order and out of order: a
+            // seq of it in a gap here would count as seen.
+            let holds_floor = holds(held, &gaps, 1, self.retired_held.get(id))
+                && self
+                    .retired_runs
+                    .iter()
+                    .filter(|r| r.origin == id)
+                    .all(|r| holds(held, &gaps, r.from, r.to));
+            if !holds_floor && !follows() {
                 continue;
             }
             let waits = self.peers.values().any(|p| {
@@ -154,6 +170,43 @@ impl Replica {
             self.retired_held_logged = self.retired_held.clone();
             changes.push(Change::RetiredHeld(self.retired_held.clone()));
         }
+        if self.retired_runs != self.retired_runs_logged {
+            self.retired_runs_logged = self.retired_runs.clone();
+            changes.push(Change::RetiredRuns(self.retired_runs.clone()));
+        }
+    }
+
+    /// Per retired origin, the runs of seqs another member was reported to hold out of
+    /// order (for snapshots).
+    pub(crate) fn retired_runs(&self) -> &[SeqRun] {
+        &self.retired_runs
+    }
+
+    /// Notes what member `from`'s ack says it holds of each retired origin out of order: the
+    /// runs between its vector entry, the gaps it reports and the origin's last run. An ack
+    /// without the last run (an older build's) tells no top, and nothing is noted from it;
+    /// such a member is never taken to hold the same, and the origin waits for it.
+    pub(crate) fn note_retired_runs(&mut self, from: ReplicaId, vv: &VersionVector, gaps: &[Gap]) {
+        for &id in self.removed.keys().filter(|&&id| id != from) {
+            let entry = vv.get(id);
+            let mut of_origin: Vec<&Gap> = gaps.iter().filter(|g| g.origin == id).collect();
+            of_origin.sort_by_key(|g| g.from);
+            if entry >= GIVEN_UP || of_origin.last().map(|g| g.to) != Some(MAX_SEQ) {
+                continue;
+            }
+            let mut next = entry.saturating_add(1);
+            for g in of_origin {
+                if g.from > next {
+                    let run = SeqRun {
+                        origin: id,
+                        from: next,
+                        to: g.from - 1,
+                    };
+                    add_run(&mut self.retired_runs, run);
+                }
+                next = next.max(g.to.saturating_add(1));
+            }
+        }
     }
 
     /// Per retired origin, the highest seq another member was reported to hold of it (for
@@ -171,6 +224,14 @@ impl Replica {
                 .raise(id, s.checked_sub(GIVEN_UP).unwrap_or(s));
         }
     }
+}
+
+/// Whether a replica holding its origin's seqs up to `held` in order, and out of order all
+/// but `gaps` (the last run included, see [`Replica::holding_gaps`]), holds every seq from
+/// `from` to `to`.
+fn holds(held: u64, gaps: &[Gap], from: u64, to: u64) -> bool {
+    let first = from.max(held.saturating_add(1));
+    to <= held || (!gaps.is_empty() && !gaps.iter().any(|g| g.from <= to && first <= g.to))
 }
 
 /// The run from past `top`, the highest change of its origin held out of order, to

@@ -17,7 +17,7 @@ use super::fence::FenceReason;
 use super::gc::{Stability, TombstoneIndex};
 use super::oplog::OpLog;
 use super::peer::Peer;
-use crate::causal::{CausalContext, Dot, VersionVector};
+use crate::causal::{add_run, CausalContext, Dot, SeqRun, VersionVector};
 use crate::clock::{Hlc, ReplicaId, TimeSource, Timestamp};
 use crate::crdt::{Merge, Op, SessionId, SessionState, SessionView};
 use crate::digest::{self, session_digest, DigestTree};
@@ -65,6 +65,12 @@ pub struct Replica {
     pub(crate) retired_held: VersionVector,
     /// What of `retired_held` is logged already.
     pub(crate) retired_held_logged: VersionVector,
+    /// Per retired origin, the runs of seqs another member was reported to hold out of
+    /// order (sorted, merged): no mark is set over a seq of them this replica lacks.
+    /// Durable: logged as [`Change::RetiredRuns`] and kept in snapshots.
+    pub(crate) retired_runs: Vec<SeqRun>,
+    /// What of `retired_runs` is logged already.
+    pub(crate) retired_runs_logged: Vec<SeqRun>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -117,6 +123,8 @@ impl Replica {
             removed_by: None,
             retired_held: VersionVector::new(),
             retired_held_logged: VersionVector::new(),
+            retired_runs: Vec::new(),
+            retired_runs_logged: Vec::new(),
         }
     }
 
@@ -362,6 +370,12 @@ impl Replica {
             Change::RetiredHeld(vv) => {
                 self.retired_held.merge(vv);
                 self.retired_held_logged.merge(vv);
+            }
+            Change::RetiredRuns(runs) => {
+                for &run in runs {
+                    add_run(&mut self.retired_runs, run);
+                    add_run(&mut self.retired_runs_logged, run);
+                }
             }
         }
     }

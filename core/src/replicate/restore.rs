@@ -1,7 +1,7 @@
 //! Rebuilding a [`Replica`] from durable state: snapshot entries, then replayed changes.
 
 use super::replica::Replica;
-use crate::causal::{CausalContext, Dot};
+use crate::causal::{add_run, CausalContext, Dot};
 use crate::clock::ReplicaId;
 use crate::crdt::{SessionId, SessionState};
 
@@ -42,6 +42,10 @@ impl Replica {
         self.fence = meta.fence;
         self.retired_held.merge(&meta.retired_held);
         self.retired_held_logged.merge(&meta.retired_held);
+        for &run in &meta.retired_runs {
+            add_run(&mut self.retired_runs, run);
+            add_run(&mut self.retired_runs_logged, run);
+        }
     }
 
     /// Puts a session's state as a snapshot holds it (replacing what was there).

@@ -496,6 +496,7 @@ impl Replica {
             peer.sent = peer.acked.clone();
         }
         self.note_retired_held(ack.from, &ack.vv);
+        self.note_retired_runs(ack.from, &ack.vv, &ack.gaps);
         self.log_retired_held(&mut changes);
         self.check_history(ack.from, &ack.vv, &ack.gaps, &mut changes);
         if ack.to == self.id && ack.to_boot == self.boot && self.fence.is_some() {

@@ -14,16 +14,17 @@
 //! ```
 //!
 //! The raw chunk payloads, concatenated, are a stream of entries, each `len u32` followed by
-//! the bincode of a [`SnapEntry`] (version 3; version 1 and 2 files hold
-//! `format_v1::SnapEntryV1` and `format_v2::SnapEntryV2`, converted as they are read; 3 added
-//! the meta's `retired_held`); an entry may span chunks. The last entry is the
+//! the bincode of a [`SnapEntry`] (version 4; version 1 to 3 files hold
+//! `format_v1::SnapEntryV1`, `format_v2::SnapEntryV2` and `format_v3::SnapEntryV3`,
+//! converted as they are read; 3 added the meta's `retired_held`, 4 its `retired_runs`); an
+//! entry may span chunks. The last entry is the
 //! [`SnapEntry::Meta`] of the replica. Every length is checked against its limit before
 //! anything is allocated for it. An encrypted file seals each chunk's payload (`sealed.rs`):
 //! `comp_len` is then the sealed length, and the crc covers the sealed bytes.
 
 use serde::{Deserialize, Serialize};
 
-use crate::causal::{CausalContext, VersionVector};
+use crate::causal::{CausalContext, SeqRun, VersionVector};
 use crate::clock::{ReplicaId, Timestamp};
 use crate::crdt::{SessionId, SessionState};
 use crate::error::DecodeError;
@@ -33,9 +34,9 @@ use crate::replicate::FenceReason;
 pub const MAGIC: [u8; 4] = *b"SHAS";
 /// Magic of a snapshot footer.
 pub const FOOTER_MAGIC: [u8; 4] = *b"SHAE";
-/// Snapshot format version written by this build; versions 1 and 2 (see `format_v1`,
-/// `format_v2`) are read.
-pub const VERSION: u16 = 3;
+/// Snapshot format version written by this build; versions 1 to 3 (see `format_v1`,
+/// `format_v2`, `format_v3`) are read.
+pub const VERSION: u16 = 4;
 /// Header and footer sizes.
 pub const HEADER_LEN: usize = 32;
 /// Footer size.
@@ -101,6 +102,9 @@ pub struct SnapshotMeta {
     /// Per retired origin, the highest seq another member was reported to hold of it
     /// (`Replica::give_up_retired`; format 3).
     pub retired_held: VersionVector,
+    /// Per retired origin, the runs of seqs another member was reported to hold out of
+    /// order (`Replica::give_up_retired`; format 4).
+    pub retired_runs: Vec<SeqRun>,
 }
 
 /// One entry of a snapshot.
@@ -354,6 +358,9 @@ pub(crate) fn decode_entry(version: u16, body: &[u8]) -> Result<SnapEntry, Decod
     }
     if version == 2 {
         return crate::codec::from_bytes::<crate::format_v2::SnapEntryV2>(body).map(Into::into);
+    }
+    if version == 3 {
+        return crate::codec::from_bytes::<crate::format_v3::SnapEntryV3>(body).map(Into::into);
     }
     crate::codec::from_bytes(body)
 }

@@ -70,6 +70,7 @@ impl Inner {
             members: replica.peers(),
             fence: replica.fence(),
             retired_held: replica.retired_held().clone(),
+            retired_runs: replica.retired_runs().to_vec(),
         }
     }
 
