@@ -1,6 +1,6 @@
 //! What `wait_durable` promises under each fsync policy, checked against a power cut:
 //! `Always` and `EveryMillis` only return once an fdatasync covered the record (and group
-//! many records into one sync), `Never` returns once written to the OS (a crash may lose it
+//! many records into one sync; under `EveryMillis` a waiter starts that sync at once), `Never` returns once written to the OS (a crash may lose it
 //! until `sync`), and `close` syncs whatever the policy.
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a panic is the failure report
 
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{body, open_collect};
+use common::{body, open_collect, within};
 use session_ha::fs::{FaultyFs, Op};
 use session_ha::wal::{FsyncPolicy, Wal, WalConfig};
 
@@ -122,17 +122,47 @@ fn close_syncs_whatever_the_policy() {
     }
 }
 
+/// Group commit: under `EveryMillis` a waiter does not wait for the period's end; its wait
+/// starts a sync at once (here the period is an hour), and that sync covered the record.
 #[test]
-fn a_waiter_under_a_long_period_is_released_by_sync() {
+fn a_waiter_under_a_long_period_starts_a_sync_at_once() {
     let fs = FaultyFs::new();
     let wal = Arc::new(open(&fs, FsyncPolicy::EveryMillis(3_600_000)));
     let seq = wal.append(b"x").unwrap();
-    let waiter = {
-        let wal = Arc::clone(&wal);
-        std::thread::spawn(move || wal.wait_durable(seq))
-    };
     std::thread::sleep(std::time::Duration::from_millis(20));
-    assert!(!waiter.is_finished());
-    wal.sync().unwrap();
-    waiter.join().unwrap().unwrap();
+    let seg = wal.segments()[0].path.clone();
+    assert_ne!(
+        fs.peek_durable(&seg),
+        fs.peek(&seg),
+        "nobody waits yet: the record is written, not synced"
+    );
+    let syncs_before = fs.calls(Some(Op::SyncData));
+    let waiting = Arc::clone(&wal);
+    within(10, move || waiting.wait_durable(seq)).unwrap();
+    assert_eq!(fs.calls(Some(Op::SyncData)) - syncs_before, 1);
+    assert_eq!(
+        fs.peek_durable(&seg),
+        fs.peek(&seg),
+        "acknowledged unsynced"
+    );
+    drop(wal);
+    assert_eq!(after_crash(&fs), vec![seq]);
+}
+
+/// Records nobody waits for are still synced by the period alone.
+#[test]
+fn unwaited_records_are_synced_within_the_period() {
+    let fs = FaultyFs::new();
+    let wal = open(&fs, FsyncPolicy::EveryMillis(5));
+    let seq = wal.append(b"x").unwrap();
+    let started = Instant::now();
+    while wal.durable_seq() < seq {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "never synced without a waiter"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    drop(wal);
+    assert_eq!(after_crash(&fs), vec![seq]);
 }

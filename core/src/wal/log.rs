@@ -243,6 +243,16 @@ impl Wal {
         if self.is_inline() {
             // Writing is enough under `Never`; the others need a sync.
             self.pump(self.config.fsync != FsyncPolicy::Never)?;
+        } else if matches!(self.config.fsync, FsyncPolicy::EveryMillis(_)) {
+            // Group commit: the first waiter has the writer sync at once; waiters arriving
+            // while that sync runs share the next one. The period only bounds how long a
+            // record nobody waits for stays unsynced.
+            let mut q = self.shared.queue.lock();
+            if !q.durable_wanted {
+                q.durable_wanted = true;
+                drop(q);
+                self.shared.work.notify_one();
+            }
         }
         self.wait_for(|p| p.durable >= seq)
     }

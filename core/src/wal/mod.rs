@@ -71,8 +71,11 @@ pub use verify::{verify, verify_with_keys, Problem, ProblemKind, SegmentSummary,
 pub enum FsyncPolicy {
     /// Every batch is written and fdatasync'd before its records count as durable.
     Always,
-    /// Batches are written at once and fdatasync'd at most once per this many milliseconds;
-    /// a record is durable when a sync has covered it. A crash loses at most that window.
+    /// Batches are written at once; a record is durable when a sync has covered it. A
+    /// caller waiting for a record ([`Wal::wait_durable`]) starts a sync at once, shared by
+    /// every record written before it starts (group commit: writers arriving during it
+    /// share the next one); records nobody waits for are synced within this many
+    /// milliseconds. A crash loses at most that window of unwaited records.
     EveryMillis(u32),
     /// Batches are written to the OS and count as durable at once; the WAL syncs only when
     /// rolling to a new segment, on [`Wal::sync`] and on [`Wal::close`]. A power cut loses

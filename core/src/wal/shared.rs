@@ -51,6 +51,9 @@ pub(crate) struct Queue {
     /// The sequence number the next append gets.
     pub next_seq: u64,
     pub sync_requested: bool,
+    /// A caller waits for a record to be durable under `EveryMillis`: the next batch syncs
+    /// at once instead of at the period's end (and gathers as `Always` does).
+    pub durable_wanted: bool,
     pub closing: bool,
     /// The log was abandoned without writing what is queued (a simulated crash).
     pub killed: bool,

@@ -4,14 +4,21 @@
 //!
 //! ```text
 //!  appenders ──► Queue{bodies, lens, first_seq} ──(swap, one lock)──► writer thread
-//!                                                                     │ Always: gather as many records
-//!                                                                     │   as the last synced batch held
+//!  waiters ──► Queue{durable_wanted} (EveryMillis)                    │ Always, or a waiter under
+//!                                                                     │   EveryMillis: gather as many
+//!                                                                     │   records as the last synced
+//!                                                                     │   batch held
 //!                                                                     │ encode batch
 //!                                                                     │ roll if the segment is full
 //!                                                                     │ one append()
 //!                                                                     │ one sync_data() per policy
 //!  waiters ◄── Progress{written, synced, durable} + notify_all ◄──────┘
 //! ```
+//!
+//! Group commit under `EveryMillis` is leader/follower: the first caller to wait for a
+//! record wakes the writer, which syncs the next batch at once; callers arriving while that
+//! sync runs queue their records and their wish, and share the sync after it. The period
+//! is the longest a record nobody waits for stays unsynced, not how long a waiter waits.
 //!
 //! Any failed write, sync or roll stops the writer for good: the failure is recorded in both
 //! the queue (appends refuse) and the progress (waiters wake with it); an fsync is never
@@ -75,6 +82,7 @@ struct Batch {
     lens: Vec<u32>,
     first_seq: u64,
     sync_requested: bool,
+    durable_wanted: bool,
     closing: bool,
     killed: bool,
 }
@@ -178,7 +186,8 @@ impl Writer {
         loop {
             let deadline = self.sync_deadline();
             let due = deadline.is_some_and(|d| Instant::now() >= d);
-            if !q.lens.is_empty() || q.sync_requested || q.closing || q.killed || due {
+            let wanted = q.sync_requested || q.durable_wanted;
+            if !q.lens.is_empty() || wanted || q.closing || q.killed || due {
                 break;
             }
             match deadline {
@@ -206,6 +215,7 @@ impl Writer {
             lens,
             first_seq: q.first_seq,
             sync_requested: std::mem::take(&mut q.sync_requested),
+            durable_wanted: std::mem::take(&mut q.durable_wanted),
             closing: q.closing,
             killed: q.killed,
         }
@@ -216,14 +226,15 @@ impl Writer {
     /// hold one record and make the rest wait a whole extra fdatasync. When fewer records are
     /// queued than the last synced batch held, wait for that many, but never longer than the
     /// last fdatasync took (capped at 1 ms). A lone writer (batches of one) never waits.
+    /// The same under `EveryMillis` when a caller waits for durability (the batch syncs).
     fn gather(&self, shared: &Shared, q: &mut MutexGuard<'_, Queue>) {
         let want = self.last_batch_records;
-        if self.policy != FsyncPolicy::Always
-            || q.lens.is_empty()
-            || q.lens.len() >= want
-            || q.sync_requested
-            || q.closing
-        {
+        let syncs = match self.policy {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EveryMillis(_) => q.durable_wanted,
+            FsyncPolicy::Never => false,
+        };
+        if !syncs || q.lens.is_empty() || q.lens.len() >= want || q.sync_requested || q.closing {
             return;
         }
         let deadline = Instant::now() + self.last_sync_took.min(Duration::from_millis(1));
@@ -278,6 +289,7 @@ impl Writer {
                 FsyncPolicy::Always => true,
                 FsyncPolicy::EveryMillis(ms) => {
                     batch.sync_requested
+                        || batch.durable_wanted
                         || batch.closing
                         || (!self.inline
                             && self.last_sync.elapsed() >= Duration::from_millis(u64::from(ms)))
