@@ -142,11 +142,7 @@ impl TombstoneIndex {
     /// took a newer write, or a copy the tombstone had already left). Such an entry would
     /// go when its dot became stable; an origin retired with ops lost everywhere has dots
     /// that never will, and their entries would count as pending for good.
-    pub(crate) fn prune_gone(
-        &mut self,
-        origin: ReplicaId,
-        sessions: &BTreeMap<SessionId, SessionState>,
-    ) {
+    pub(crate) fn prune_gone(&mut self, origin: ReplicaId, sessions: &super::sessions::SessionMap) {
         let lo = Dot {
             replica: origin,
             seq: 0,

@@ -16,6 +16,7 @@ mod oplog;
 mod peer;
 mod replica;
 mod restore;
+mod sessions;
 mod status;
 mod sync;
 mod transfer;

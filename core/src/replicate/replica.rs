@@ -17,6 +17,7 @@ use super::fence::FenceReason;
 use super::gc::{Stability, TombstoneIndex};
 use super::oplog::OpLog;
 use super::peer::Peer;
+use super::sessions::SessionMap;
 use crate::causal::{add_run, CausalContext, Dot, SeqRun, VersionVector};
 use crate::clock::{Hlc, ReplicaId, TimeSource, Timestamp};
 use crate::crdt::{Merge, Op, SessionId, SessionState, SessionView};
@@ -28,7 +29,7 @@ pub struct Replica {
     pub(crate) name: String,
     pub(crate) config: ReplicaConfig,
     pub(crate) clock: Hlc,
-    pub(crate) sessions: BTreeMap<SessionId, SessionState>,
+    pub(crate) sessions: SessionMap,
     pub(crate) ctx: CausalContext,
     pub(crate) log: OpLog,
     pub(crate) peers: BTreeMap<ReplicaId, Peer>,
@@ -101,7 +102,7 @@ impl Replica {
             name: region.to_string(),
             config,
             clock: Hlc::new(time).with_bound(bound),
-            sessions: BTreeMap::new(),
+            sessions: SessionMap::default(),
             ctx: CausalContext::new(),
             log,
             peers: BTreeMap::new(),
@@ -174,7 +175,7 @@ impl Replica {
             self.durability.raised(origin, top);
         }
         self.clock.observe(op.ts);
-        let state = self.sessions.entry(op.session.clone()).or_default();
+        let state = self.sessions.entry_or_default(&op.session);
         let before = state.expires_at;
         let had_content = state.has_content();
         let seed = digest::seed_of(&op.session);
@@ -200,7 +201,7 @@ impl Replica {
 
     /// Merges a full session state in and maintains every index.
     pub(crate) fn merge_state(&mut self, session: &SessionId, incoming: &SessionState) {
-        let state = self.sessions.entry(session.clone()).or_default();
+        let state = self.sessions.entry_or_default(session);
         let before = state.expires_at;
         state.merge(incoming);
         self.tombstones.record_state(session, incoming);
@@ -344,7 +345,7 @@ impl Replica {
         use std::ops::Bound;
         let lower = cursor.map_or(Bound::Unbounded, Bound::Excluded);
         self.sessions
-            .range::<SessionId, _>((lower, Bound::Unbounded))
+            .range_from(lower)
             .take(limit)
             .map(|(id, st)| (id.clone(), st.clone()))
             .collect()

@@ -73,10 +73,8 @@ impl Replica {
         };
         if !t.scanned {
             let range = match &t.cursor {
-                Some(c) => self
-                    .sessions
-                    .range::<SessionId, _>((Bound::Excluded(c), Bound::Unbounded)),
-                None => self.sessions.range::<SessionId, _>(..),
+                Some(c) => self.sessions.range_from(Bound::Excluded(c)),
+                None => self.sessions.range_from(Bound::Unbounded),
             };
             t.scanned = true;
             for (id, st) in range {
