@@ -5,7 +5,8 @@
 //! times with fixed inputs, so the counts are the same run after run.
 //!
 //! `cargo run --release -p session-ha-benches --example op_counts -- PHASE N` with PHASE one
-//! of `put` (Replica::put), `get` (Replica::get), `encode` / `decode` / `receive` (a frame of
+//! of `put` (Replica::put), `get` (Replica::get), `get_ref` (Replica::get_ref, every field
+//! visited), `encode` / `decode` / `receive` (a frame of
 //! 1,000 ops; `encode_signed` / `decode_signed` / `receive_signed`: the same with a MAC under
 //! a frame key), `store_put` (Store::put, queued), `store_put_encrypted` (the same with
 //! encryption at rest), each done N times after a fixed setup. The
@@ -45,7 +46,7 @@ fn main() {
         .map_or(1_000, |s| s.parse().expect("N is a number"));
     let time = ManualTime::new(1_700_000_000_000);
     match phase.as_str() {
-        "put" | "get" => {
+        "put" | "get" | "get_ref" => {
             let mut r = replica("east", &time);
             for i in 0..10_000u64 {
                 for f in 0..8u64 {
@@ -58,8 +59,14 @@ fn main() {
                 if phase == "put" {
                     r.put(sid.clone().into_bytes(), format!("f{}", i % 8), value(i))
                         .unwrap();
-                } else {
+                } else if phase == "get" {
                     black_box(r.get(sid.as_bytes()));
+                } else {
+                    // Borrowed in place and every field visited, as the NIF encodes it.
+                    let view = r.get_ref(sid.as_bytes());
+                    black_box(
+                        view.map(|v| v.fields().map(|(k, x)| k.len() + x.len()).sum::<usize>()),
+                    );
                 }
             }
         }

@@ -12,7 +12,7 @@
 //!   `crdts::LWWReg<Vec<u8>, u64>` (see [`Lww`]), one register per (session, field) under
 //!   the key `session/field`, one actor;
 //! - `replica`: a [`Replica`] with the default [`ReplicaConfig`], written with one-field
-//!   `put`s and read with `get`.
+//!   `put`s and read with `get_ref` (borrowed in place, as the NIF reads).
 //!
 //! Inputs come from three splitmix64 streams (build, updates, reads); a value is 64 bytes of
 //! xorshift32 seeded from one draw. Every system gets the same owned session id (`Vec<u8>`)
@@ -260,19 +260,20 @@ impl Store for Replica {
     }
 
     fn read(&self, session: &[u8]) -> (u64, u64) {
-        self.get(session).map_or((0, 0), |view| {
-            view.fields.values().fold((0, 0), |(n, sum), v| {
+        // Borrowed in place (`get_ref`), as the NIF encodes a session it reads.
+        self.get_ref(session).map_or((0, 0), |view| {
+            view.fields().fold((0, 0), |(n, sum), (_, v)| {
                 (n + 1, sum + u64::from(v[v.len() - 1]))
             })
         })
     }
 
     fn value(&self, session: &[u8], field: usize) -> Option<Vec<u8>> {
-        // Through `get`, the read path the workload measures.
-        self.get(session)?
-            .fields
-            .get(FIELD_KEYS[field])
-            .map(|v| v.to_vec())
+        // Through `get_ref`, the read path the workload measures.
+        self.get_ref(session)?
+            .fields()
+            .find(|(k, _)| *k == FIELD_KEYS[field])
+            .map(|(_, v)| v.to_vec())
     }
 }
 

@@ -54,7 +54,7 @@ pub mod wal; // documented by its own //! header
 pub use auth::{FrameKey, FrameKeys};
 pub use causal::{CausalContext, Dot, Gap, VersionVector};
 pub use clock::{Hlc, ManualTime, ReplicaId, TimeSource, Timestamp, WallClock};
-pub use crdt::{Op, OpKind, SessionId, SessionState, SessionView};
+pub use crdt::{Op, OpKind, SessionId, SessionRef, SessionState, SessionView};
 pub use crypto::{KeyId, KeyRing};
 pub use digest::{Digest, DigestTree};
 pub use error::{AuthFailure, DecodeError, Error, Result};

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use rustler::{Binary, Encoder, Env, Error as NifError, LocalPid, NifResult, ResourceArc, Term};
-use session_ha::{SessionView, Store};
+use session_ha::{SessionRef, Store};
 
 use crate::atoms;
 use crate::convert::{self, bin, lsn_result, to_bytes};
@@ -128,21 +128,27 @@ write_nifs!(set_remove_nif, set_remove_dirty, 'a, (sid: Binary<'a>, key: Binary<
 
 #[rustler::nif(name = "get_nif")]
 fn get_normal<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| match s.try_get(sid.as_slice()) {
-        Ok(view) => view_result(env, view),
-        Err(e) => Ok(convert::error(env, &e)),
+    handle::with(env, &h, |s| {
+        match s.read_session(sid.as_slice(), |v| view_result(env, v)) {
+            Ok(result) => result,
+            Err(e) => Ok(convert::error(env, &e)),
+        }
     })
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn get_dirty<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
-    handle::with_dirty(env, &h, |s| match s.get(sid.as_slice()) {
-        Ok(view) => view_result(env, view),
-        Err(e) => Ok(convert::error(env, &e)),
+    handle::with_dirty(env, &h, |s| {
+        match s.read_session(sid.as_slice(), |v| view_result(env, v)) {
+            Ok(result) => result,
+            Err(e) => Ok(convert::error(env, &e)),
+        }
     })
 }
 
-fn view_result<'a>(env: Env<'a>, view: Option<SessionView>) -> NifResult<Term<'a>> {
+/// `{ok, Session}` or `{error, not_found}`, encoded straight from the session in place
+/// (under the store's read lock: no copy of it is made first).
+fn view_result<'a>(env: Env<'a>, view: Option<SessionRef<'_>>) -> NifResult<Term<'a>> {
     match view {
         Some(view) => Ok((atoms::ok(), session(env, &view)?).encode(env)),
         None => Ok(not_found(env)),
@@ -150,13 +156,13 @@ fn view_result<'a>(env: Env<'a>, view: Option<SessionView>) -> NifResult<Term<'a
 }
 
 /// `#{fields, counters, sets, expires_at}`.
-fn session<'a>(env: Env<'a>, v: &SessionView) -> NifResult<Term<'a>> {
-    let fields = entries(env, v.fields.iter().map(|(k, x)| (k, bin(env, x))))?;
-    let counters = entries(env, v.counters.iter().map(|(k, n)| (k, n.encode(env))))?;
+fn session<'a>(env: Env<'a>, v: &SessionRef<'_>) -> NifResult<Term<'a>> {
+    let fields = entries(env, v.fields().map(|(k, x)| (k, bin(env, x))))?;
+    let counters = entries(env, v.counters().map(|(k, n)| (k, n.encode(env))))?;
     let sets = entries(
         env,
-        v.sets.iter().map(|(k, elems)| {
-            let list: Vec<Term<'a>> = elems.iter().map(|e| bin(env, e)).collect();
+        v.sets().map(|(k, elems)| {
+            let list: Vec<Term<'a>> = elems.map(|e| bin(env, e)).collect();
             (k, list.encode(env))
         }),
     )?;
@@ -166,15 +172,15 @@ fn session<'a>(env: Env<'a>, v: &SessionView) -> NifResult<Term<'a>> {
             (atoms::fields(), fields),
             (atoms::counters(), counters),
             (atoms::sets(), sets),
-            (atoms::expires_at(), convert::opt(env, v.expires_at_ms)),
+            (atoms::expires_at(), convert::opt(env, v.expires_at_ms())),
         ],
     )
 }
 
-/// A map from binary keys (each once, as the view guarantees).
+/// A map from binary keys (each once, as the session's maps guarantee).
 fn entries<'a, 'k>(
     env: Env<'a>,
-    items: impl Iterator<Item = (&'k Bytes, Term<'a>)>,
+    items: impl Iterator<Item = (&'k [u8], Term<'a>)>,
 ) -> NifResult<Term<'a>> {
     let (keys, values): (Vec<Term<'a>>, Vec<Term<'a>>) =
         items.map(|(k, v)| (bin(env, k), v)).unzip();

@@ -16,7 +16,7 @@ pub use counter::PnCounter;
 pub use lww::{LwwRegister, Stamp};
 pub use op::{FieldWrite, Op, OpKind, SessionId};
 pub use session::SessionState;
-pub use view::{Entries, SessionView};
+pub use view::{Entries, SessionRef, SessionView};
 
 /// A state-based CRDT: `merge` is a join in a semilattice.
 pub trait Merge {

@@ -1,10 +1,14 @@
 //! [`SessionView`]: a session as a reader sees it, built with one allocation per kind of
 //! entry: the session's maps are already in key order, so the view keeps sorted vectors
-//! ([`Entries`]) and looks keys up by binary search.
+//! ([`Entries`]) and looks keys up by binary search. [`SessionRef`]: the same content
+//! borrowed from the session in place, for a reader that encodes it at once (the NIF) and
+//! so needs no copy of it.
 
 use std::ops::Index;
 
 use bytes::Bytes;
+
+use super::SessionState;
 
 /// Entries sorted by key, each key once.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -111,4 +115,46 @@ pub struct SessionView {
     pub sets: Entries<Vec<Bytes>>,
     /// Deadline (Unix ms) after which the session reads as absent, if touched.
     pub expires_at_ms: Option<u64>,
+}
+
+/// A session's live content borrowed in place: what [`SessionView`] holds, read without
+/// building it (no allocation, no reference count touched). Live for as long as the lock
+/// the session was read under.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionRef<'a>(pub(crate) &'a SessionState);
+
+impl<'a> SessionRef<'a> {
+    /// Live fields in key order: `(key, value)`.
+    pub fn fields(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        self.0
+            .fields
+            .iter()
+            .filter_map(|(k, r)| r.value.as_ref().map(|v| (k.as_ref(), v.as_ref())))
+    }
+
+    /// Counters in key order: `(key, value)`.
+    pub fn counters(&self) -> impl Iterator<Item = (&'a [u8], i64)> + 'a {
+        self.0.counters.iter().map(|(k, c)| (k.as_ref(), c.value()))
+    }
+
+    /// Non-empty sets in key order: `(key, elements in order)`.
+    pub fn sets(
+        &self,
+    ) -> impl Iterator<Item = (&'a [u8], impl Iterator<Item = &'a [u8]> + 'a)> + 'a {
+        self.0
+            .sets
+            .iter()
+            .filter(|(_, s)| !s.entries.is_empty())
+            .map(|(k, s)| (k.as_ref(), s.elements().map(|e| e.as_ref())))
+    }
+
+    /// Deadline (Unix ms) after which the session reads as absent, if touched.
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        self.0.expires_at
+    }
+
+    /// The same content as an owned [`SessionView`].
+    pub fn to_view(&self) -> SessionView {
+        self.0.view()
+    }
 }

@@ -20,7 +20,7 @@ use super::peer::Peer;
 use super::sessions::SessionMap;
 use crate::causal::{add_run, CausalContext, Dot, SeqRun, VersionVector};
 use crate::clock::{Hlc, ReplicaId, TimeSource, Timestamp};
-use crate::crdt::{Merge, Op, SessionId, SessionState, SessionView};
+use crate::crdt::{Merge, Op, SessionId, SessionRef, SessionState, SessionView};
 use crate::digest::{self, session_digest, DigestTree};
 
 /// One region's replica of the session store.
@@ -265,10 +265,15 @@ impl Replica {
 
     /// The session as a reader sees it; `None` when absent, ended or expired.
     pub fn get(&self, session: &[u8]) -> Option<SessionView> {
+        self.get_ref(session).map(|s| s.to_view())
+    }
+
+    /// [`Replica::get`] borrowed in place: the same content, read without a copy.
+    pub fn get_ref(&self, session: &[u8]) -> Option<SessionRef<'_>> {
         self.sessions
             .get(session)
             .filter(|s| s.is_live_at(|| self.now_ms()))
-            .map(SessionState::view)
+            .map(SessionRef)
     }
 
     /// One field's value; `None` when the field or the session is absent, ended or expired.

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 
 use super::{Store, WriteMode};
-use crate::crdt::{FieldWrite, SessionId, SessionView};
+use crate::crdt::{FieldWrite, SessionId, SessionRef, SessionView};
 use crate::error::Result;
 use crate::replicate::{encode_changes, Change, LocalWrite, Replica};
 
@@ -220,6 +220,20 @@ impl Store {
     /// [`crate::Error::Busy`] past this thread's lock budget.
     pub fn get(&self, session: &[u8]) -> Result<Option<SessionView>> {
         self.readable(|r| r.get(session))
+    }
+
+    /// Runs `f` on the session as a reader sees it, borrowed in place under the store's read
+    /// lock (see [`Replica::get_ref`]): for a caller that encodes it at once and needs no
+    /// copy. `f` should be short: writers wait for it.
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub fn read_session<T>(
+        &self,
+        session: &[u8],
+        f: impl FnOnce(Option<SessionRef<'_>>) -> T,
+    ) -> Result<T> {
+        self.readable(|r| f(r.get_ref(session)))
     }
 
     /// One field's value. See [`Replica::get_field`].
