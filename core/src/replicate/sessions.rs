@@ -1,5 +1,6 @@
 //! [`SessionMap`]: the replica's sessions by id. Owns the two structures that index them and
-//! keeps them in step: a hash map (xxh3) for the point lookups every read, write and applied
+//! keeps them in step: a hash map (one-shot xxh3 under a seed drawn from the OS) for the
+//! point lookups every read, write and applied
 //! op makes, and the ordered set of ids for the walks that need id order (snapshots, state
 //! transfer, paging, the status). A lookup hashes the id once and compares it once; only a
 //! session created or forgotten pays the ordered set's comparisons.
@@ -14,18 +15,61 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Bound;
 
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::crdt::{SessionId, SessionState};
 
 /// The sessions a replica holds, by id (ended ones included until collected).
-#[derive(Default)]
 pub(crate) struct SessionMap {
-    by_id: HashMap<SessionId, SessionState, Xxh3DefaultBuilder>,
+    by_id: HashMap<SessionId, SessionState, SeededXxh3>,
     order: BTreeSet<SessionId>,
+}
+
+impl Default for SessionMap {
+    /// Empty, hashing under a seed drawn from the OS for this map: ids a caller chooses
+    /// cannot be precomputed to collide (xxh3 is no keyed PRF, but its default secret is
+    /// public). Nothing depends on the hash but lookup time: every walk goes in id order.
+    fn default() -> Self {
+        let hasher = SeededXxh3(crate::fs::os_entropy());
+        SessionMap {
+            by_id: HashMap::with_hasher(hasher),
+            order: BTreeSet::new(),
+        }
+    }
+}
+
+/// Hashes an id with one-shot xxh3 under a seed (the streaming hasher with a seed derives a
+/// 192-byte secret for every hash: a tenth of a put).
+#[derive(Clone, Copy)]
+pub(crate) struct SeededXxh3(u64);
+
+impl BuildHasher for SeededXxh3 {
+    type Hasher = SeededHasher;
+
+    fn build_hasher(&self) -> SeededHasher {
+        SeededHasher(self.0)
+    }
+}
+
+/// The hasher of [`SeededXxh3`]: each write is hashed whole, seeded by what came before.
+pub(crate) struct SeededHasher(u64);
+
+impl Hasher for SeededHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // The length prefix of a slice: mixed in without hashing its bytes.
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl SessionMap {
