@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use rustler::{Binary, Encoder, Env, Error as NifError, LocalPid, NifResult, ResourceArc, Term};
-use session_ha::{SessionRef, Store};
+use session_ha::{SessionRef, SessionState, Store};
 
 use crate::atoms;
 use crate::convert::{self, bin, lsn_result, to_bytes};
@@ -128,22 +128,35 @@ write_nifs!(set_remove_nif, set_remove_dirty, 'a, (sid: Binary<'a>, key: Binary<
 
 #[rustler::nif(name = "get_nif")]
 fn get_normal<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
-    handle::with(env, &h, |s| {
-        match s.read_session(sid.as_slice(), |v| view_result(env, v)) {
-            Ok(result) => result,
-            Err(e) => Ok(convert::error(env, &e)),
-        }
-    })
+    handle::with(env, &h, |s| get(env, s, sid.as_slice()))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn get_dirty<'a>(env: Env<'a>, h: ResourceArc<Handle>, sid: Binary<'a>) -> NifResult<Term<'a>> {
-    handle::with_dirty(env, &h, |s| {
-        match s.read_session(sid.as_slice(), |v| view_result(env, v)) {
-            Ok(result) => result,
-            Err(e) => Ok(convert::error(env, &e)),
-        }
-    })
+    handle::with_dirty(env, &h, |s| get(env, s, sid.as_slice()))
+}
+
+/// Sessions of up to this many live bytes are encoded under the store's read lock; a larger
+/// one is copied out first (reference counts, not bytes), so that writers never wait while
+/// its bytes are copied into the term.
+const ENCODE_UNDER_LOCK_MAX: usize = 64 << 10;
+
+/// What a read under the lock gave: the encoded answer, or a large session to encode after.
+enum Read<'a> {
+    Encoded(NifResult<Term<'a>>),
+    Copied(SessionState),
+}
+
+fn get<'a>(env: Env<'a>, s: &Store, sid: &[u8]) -> NifResult<Term<'a>> {
+    let read = s.read_session(sid, |v| match v {
+        Some(v) if v.live_bytes() > ENCODE_UNDER_LOCK_MAX => Read::Copied(v.state().clone()),
+        v => Read::Encoded(view_result(env, v)),
+    });
+    match read {
+        Ok(Read::Encoded(result)) => result,
+        Ok(Read::Copied(state)) => view_result(env, Some(state.live())),
+        Err(e) => Ok(convert::error(env, &e)),
+    }
 }
 
 /// `{ok, Session}` or `{error, not_found}`, encoded straight from the session in place

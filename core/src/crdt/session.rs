@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::view::{Entries, SessionView};
+use super::view::{Entries, SessionRef, SessionView};
 use super::{AwSet, LwwRegister, Merge, Op, OpKind, PnCounter, Stamp};
 use crate::causal::Dot;
 
@@ -189,6 +189,11 @@ impl SessionState {
     /// [`SessionState::is_live`], reading the clock only for a session that has a deadline.
     pub fn is_live_at(&self, now_ms: impl FnOnce() -> u64) -> bool {
         self.has_content() && self.expires_at.is_none_or(|d| now_ms() < d)
+    }
+
+    /// The live content, borrowed in place (see [`SessionRef`]).
+    pub fn live(&self) -> SessionRef<'_> {
+        SessionRef(self)
     }
 
     /// The live content.

@@ -153,6 +153,16 @@ impl<'a> SessionRef<'a> {
         self.0.expires_at
     }
 
+    /// Bytes of live keys, values and elements (as the session-size limit counts them).
+    pub fn live_bytes(&self) -> usize {
+        self.0.live_size().1
+    }
+
+    /// The session's whole state (tombstones included), as borrowed.
+    pub fn state(&self) -> &'a SessionState {
+        self.0
+    }
+
     /// The same content as an owned [`SessionView`].
     pub fn to_view(&self) -> SessionView {
         self.0.view()
