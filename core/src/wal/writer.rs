@@ -6,8 +6,8 @@
 //!  appenders ──► Queue{bodies, lens, first_seq} ──(swap, one lock)──► writer thread
 //!  waiters ──► Queue{durable_wanted} (EveryMillis)                    │ Always, or a waiter under
 //!                                                                     │   EveryMillis: gather as many
-//!                                                                     │   records as the last synced
-//!                                                                     │   batch held
+//!                                                                     │   records as the last sync
+//!                                                                     │   covered
 //!                                                                     │ encode batch
 //!                                                                     │ roll if the segment is full
 //!                                                                     │ one append()
@@ -63,7 +63,7 @@ pub(crate) struct Writer {
     pub written: u64,
     pub synced: u64,
     pub last_sync: Instant,
-    /// How long the last fdatasync took, and how many records the last synced batch held:
+    /// How long the last fdatasync took, and how many records it covered:
     /// what the next batch waits for (see `gather`).
     pub last_sync_took: Duration,
     pub last_batch_records: usize,
@@ -224,7 +224,7 @@ impl Writer {
     /// Group commit under `Always`: the waiters released by the last sync append their next
     /// records one by one as they get CPU time, so a batch taken at the first of them would
     /// hold one record and make the rest wait a whole extra fdatasync. When fewer records are
-    /// queued than the last synced batch held, wait for that many, but never longer than the
+    /// queued than the last sync covered, wait for that many, but never longer than the
     /// last fdatasync took (capped at 1 ms). A lone writer (batches of one) never waits.
     /// The same under `EveryMillis` when a caller waits for durability (the batch syncs).
     fn gather(&self, shared: &Shared, q: &mut MutexGuard<'_, Queue>) {
@@ -297,10 +297,13 @@ impl Writer {
                 FsyncPolicy::Never => batch.sync_requested || batch.closing,
             };
         if sync {
+            // The records this sync covers (under `EveryMillis`, some were written by
+            // earlier batches): what the next batch gathers for.
+            let covered = (self.written - self.synced) as usize;
             let started = Instant::now();
             self.sync_active()?;
             self.last_sync_took = started.elapsed();
-            self.last_batch_records = batch.lens.len();
+            self.last_batch_records = covered;
         }
         Ok(())
     }
