@@ -240,14 +240,16 @@ locked_test() ->
     end.
 
 %% A handle dropped without close: its store is closed (flushed, unlocked) off the
-%% scheduler once the handle is collected, and a pending waiter is answered.
+%% scheduler once the handle is collected, and what was written is there at the reopen. (The
+%% waiter is answered by the sync its own wait starts, before the collection: no fsync
+%% policy keeps a waiter pending until then any more.)
 collected_handle_closes_test() ->
     Dir = tmp_dir("collected"),
     try
         Self = self(),
         {Pid, Ref} = spawn_monitor(fun() ->
-            %% Nothing becomes durable on its own for a minute (the waiter below starts a
-            %% sync itself).
+            %% Nothing becomes durable on its own for a minute; the waiter below starts a
+            %% sync itself.
             H = open(Dir, <<"eu-west-1">>, #{fsync => {every_ms, 60000}}),
             {ok, Lsn} = ?N:put(H, <<"s">>, <<"k">>, <<"kept">>),
             ok = ?N:await_durable(H, Lsn, Self, collected),

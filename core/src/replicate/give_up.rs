@@ -24,7 +24,8 @@
 //! (`retired_runs`, logged as [`Change::RetiredRuns`]); both are kept in snapshots:
 //!
 //! ```text
-//!  ack of a member: vector entry 3, gaps [5..=5] [8..=MAX_SEQ]   runs noted: 4..=4, 6..=7
+//!  ack of a member: vector entry 3, gaps [4..=4] [7..=8] [10..=MAX_SEQ]
+//!  runs noted (held out of order):  5..=6, 9..=9
 //! ```
 
 use super::change::Change;
