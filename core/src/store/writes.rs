@@ -224,7 +224,8 @@ impl Store {
 
     /// Runs `f` on the session as a reader sees it, borrowed in place under the store's read
     /// lock (see [`Replica::get_ref`]): for a caller that encodes it at once and needs no
-    /// copy. `f` should be short: writers wait for it.
+    /// copy. `f` should be short (writers wait for it) and must not call back into this
+    /// store: the read lock is held while it runs.
     ///
     /// # Errors
     /// As [`Store::get`].
