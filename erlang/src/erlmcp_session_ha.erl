@@ -22,7 +22,7 @@
 %% Lifecycle
 -export([start_link/0, start_link/1, child_spec/1, stop/0]).
 %% Sessions
--export([put/2, put/3, get/1, get/2, delete/1, delete/2, touch/2,
+-export([put/2, put/3, put/4, await_durable/1, await_durable/2, get/1, get/2, delete/1, delete/2, touch/2,
          incr/3, counter/2, add_to_set/3, remove_from_set/3, set_members/2, session_ids/0]).
 %% Operations
 -export([get_replication_status/0, force_sync/0, force_sync/1, validate_consistency/0,
@@ -40,11 +40,18 @@
 -define(HANDLE_KEY, {?MODULE, handle}).
 -define(DURABLE_TIMEOUT, 30000).
 
--export_type([session_id/0, key/0, status/0]).
+-export_type([session_id/0, key/0, status/0, write_opts/0, durable_token/0]).
 
 -type session_id() :: binary().
 -type key() :: binary().
 -type status() :: map().
+%% `durable' (the default): the call returns once the write is on disk (fsynced under
+%% `always' and `{every_ms, N}'). `queued': it returns at once with a token, the write
+%% applied and in the log's queue; it is on disk within N ms under `{every_ms, N}' (at the
+%% next batch under `always'), and `await_durable/1' on the token waits for that. A crash
+%% before then can lose a queued write, never a durable one.
+-type write_opts() :: #{durability => durable | queued}.
+-opaque durable_token() :: {durable_token, non_neg_integer()}.
 
 %%====================================================================
 %% Lifecycle
@@ -100,11 +107,42 @@ put(Sid, Fields) when is_binary(Sid), is_map(Fields) ->
 put(_Sid, _Fields) ->
     erlang:error(badarg).
 
-%% @doc Writes one field of a session.
--spec put(session_id(), key(), term()) -> ok | {error, term()}.
+%% @doc Writes one field of a session, or (with a map of fields and options) several at
+%% once as `put/2' does, with the durability `write_opts()' asks for.
+-spec put(session_id(), key(), term()) -> ok | {error, term()};
+         (session_id(), #{key() => term()}, write_opts()) ->
+             ok | {ok, durable_token()} | {error, term()}.
+put(Sid, Fields, Opts) when is_binary(Sid), is_map(Fields), is_map(Opts) ->
+    Pairs = [{K, term_to_binary(V)} || {K, V} <- maps:to_list(Fields)],
+    acknowledge(erlmcp_session_ha_nif:put_fields(handle(), Sid, Pairs), durability(Opts));
 put(Sid, Key, Value) when is_binary(Sid), is_binary(Key) ->
     durable(erlmcp_session_ha_nif:put(handle(), Sid, Key, term_to_binary(Value)));
 put(_Sid, _Key, _Value) ->
+    erlang:error(badarg).
+
+%% @doc Writes one field of a session with the durability `write_opts()' asks for: `ok'
+%% once on disk (`durable'), or `{ok, Token}' at once (`queued'; see `await_durable/1').
+-spec put(session_id(), key(), term(), write_opts()) ->
+    ok | {ok, durable_token()} | {error, term()}.
+put(Sid, Key, Value, Opts) when is_binary(Sid), is_binary(Key), is_map(Opts) ->
+    Mode = durability(Opts),
+    acknowledge(erlmcp_session_ha_nif:put(handle(), Sid, Key, term_to_binary(Value)), Mode);
+put(_Sid, _Key, _Value, _Opts) ->
+    erlang:error(badarg).
+
+%% @doc `await_durable/2' with the timeout a durable write waits (30 s).
+-spec await_durable(durable_token()) -> ok | {error, term()}.
+await_durable(Token) ->
+    await_durable(Token, ?DURABLE_TIMEOUT).
+
+%% @doc Returns once the queued write the token names is on disk, or with the log's error
+%% (`{error, {timeout, durability}}' past `Timeout' ms).
+-spec await_durable(durable_token(), timeout()) -> ok | {error, term()}.
+await_durable({durable_token, Lsn}, Timeout) when is_integer(Lsn), Lsn >= 0,
+                                                  (Timeout =:= infinity orelse
+                                                   (is_integer(Timeout) andalso Timeout >= 0)) ->
+    erlmcp_session_ha_durable:await(handle(), Lsn, Timeout);
+await_durable(_Token, _Timeout) ->
     erlang:error(badarg).
 
 %% @doc A session's fields; `{error, not_found}' when absent, ended or expired,
@@ -204,6 +242,22 @@ session_ids() ->
 durable({ok, Lsn}) ->
     erlmcp_session_ha_durable:await(handle(), Lsn, ?DURABLE_TIMEOUT);
 durable({error, _} = E) ->
+    E.
+
+%% The durability an options map asks for (`badarg' for anything else).
+durability(Opts) ->
+    case maps:to_list(Opts) of
+        [] -> durable;
+        [{durability, durable}] -> durable;
+        [{durability, queued}] -> queued;
+        _ -> erlang:error(badarg)
+    end.
+
+acknowledge(Result, durable) ->
+    durable(Result);
+acknowledge({ok, Lsn}, queued) ->
+    {ok, {durable_token, Lsn}};
+acknowledge({error, _} = E, queued) ->
     E.
 
 %%====================================================================

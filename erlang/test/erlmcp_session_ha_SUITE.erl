@@ -13,7 +13,8 @@
          start_link_0_reads_the_application_environment/1,
          region_falls_back_to_the_erlmcp_application/1,
          compat_api_keeps_erlmcp_shapes/1, corrupted_snapshot_is_caught_by_verify/1,
-         encrypted_store_needs_its_encryption_key_file/1]).
+         encrypted_store_needs_its_encryption_key_file/1,
+         queued_writes_return_at_once_and_their_token_awaits_the_disk/1]).
 
 -define(S, erlmcp_session_ha).
 
@@ -22,7 +23,8 @@ all() ->
      touch_expires_everywhere_it_reads, writes_survive_a_restart, status_snapshot_verify_backup,
      bad_arguments_are_refused, start_link_0_reads_the_application_environment,
      region_falls_back_to_the_erlmcp_application, compat_api_keeps_erlmcp_shapes,
-     corrupted_snapshot_is_caught_by_verify, encrypted_store_needs_its_encryption_key_file].
+     corrupted_snapshot_is_caught_by_verify, encrypted_store_needs_its_encryption_key_file,
+     queued_writes_return_at_once_and_their_token_awaits_the_disk].
 
 dir(Config, Case) ->
     iolist_to_binary(filename:join(?config(priv_dir, Config), atom_to_list(Case))).
@@ -207,3 +209,25 @@ encrypted_store_needs_its_encryption_key_file(Config) ->
     {ok, _} = erlmcp_session_ha_standalone:start(Opts),
     ?assertEqual({ok, <<"erlang-plaintext-secret">>}, ?S:get(<<"enc-1">>, <<"token">>)),
     ?assertEqual({ok, <<"erlang-plaintext-secret">>}, ?S:get(<<"enc-2">>, <<"token">>)).
+
+%% `#{durability => queued}': the write is applied and visible at once and returns a token;
+%% `await_durable/1' on the token returns once it is on disk, and it survives a restart.
+%% `durable' (and no option) behave as `put/3'. Bad options and tokens are `badarg'.
+queued_writes_return_at_once_and_their_token_awaits_the_disk(Config) ->
+    {ok, T1} = ?S:put(<<"q">>, <<"k">>, 1, #{durability => queued}),
+    ?assertEqual({ok, 1}, ?S:get(<<"q">>, <<"k">>)),
+    {ok, T2} = ?S:put(<<"q">>, #{<<"a">> => 2, <<"b">> => 3}, #{durability => queued}),
+    ok = ?S:await_durable(T1),
+    ok = ?S:await_durable(T2, 5000),
+    ok = ?S:put(<<"d">>, <<"k">>, 4, #{durability => durable}),
+    ok = ?S:put(<<"d">>, <<"k2">>, 5, #{}),
+    ok = ?S:put(<<"d">>, #{<<"k3">> => 6}, #{}),
+    ?assertError(badarg, ?S:put(<<"q">>, <<"k">>, 1, #{durability => sometime})),
+    ?assertError(badarg, ?S:put(<<"q">>, <<"k">>, 1, #{other => 1})),
+    ?assertError(badarg, ?S:await_durable(not_a_token)),
+    ?assertEqual({error, ended}, begin ok = ?S:delete(<<"e">>),
+                                       ?S:put(<<"e">>, <<"k">>, 1, #{durability => queued}) end),
+    ok = erlmcp_session_ha_standalone:stop(),
+    {ok, _} = erlmcp_session_ha_standalone:start(#{region => <<"us-east-1">>, data_dir => ?config(dir, Config)}),
+    ?assertEqual({ok, #{<<"k">> => 1, <<"a">> => 2, <<"b">> => 3}}, ?S:get(<<"q">>)),
+    ?assertEqual({ok, #{<<"k">> => 4, <<"k2">> => 5, <<"k3">> => 6}}, ?S:get(<<"d">>)).
