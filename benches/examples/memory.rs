@@ -25,9 +25,7 @@
 //!   here; in a replica the tree shares them with the session map);
 //! - `values`: only the ids, keys and values as `Bytes`, in vectors: the payload itself.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -35,6 +33,7 @@ use session_ha::crdt::LwwRegister;
 use session_ha::{
     Digest, DigestTree, ManualTime, Op, Replica, ReplicaConfig, SessionId, SessionState,
 };
+use session_ha_benches::memory::{heap_held, rss, Counting};
 use session_ha_benches::replicas::{field_key, session_id, EAST, EPOCH_MS};
 use session_ha_benches::Rng;
 
@@ -49,41 +48,8 @@ const CASES: [&str; 6] = [
     "values",
 ];
 
-/// The system allocator, counting the bytes held (requested sizes, without the allocator's
-/// own overhead), so RSS can be compared with what the program asked for.
-struct Counting;
-
-static HELD: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HELD.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract for `dealloc` is passed on as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// `VmRSS` of this process in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc is readable");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("/proc/self/status has a VmRSS line");
-    kb * 1024
-}
 
 fn replica(log_max_ops: usize) -> Replica {
     let config = ReplicaConfig {
@@ -169,9 +135,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let sessions: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
     if let Some(case) = args.iter().find(|a| CASES.contains(&a.as_str())) {
-        let (before, heap_before) = (rss(), HELD.load(Ordering::Relaxed));
+        let (before, heap_before) = (rss(), heap_held());
         let (what, held) = run(case, sessions);
-        let (after, heap_after) = (rss(), HELD.load(Ordering::Relaxed));
+        let (after, heap_after) = (rss(), heap_held());
         println!(
             "| `{case}` | {what} | {:.1} MB | {:.1} MB | {:.1} MB |",
             (after - before) as f64 / 1e6,

@@ -26,18 +26,18 @@
 //! process replays the build and update streams into a plain array and compares every
 //! (session, field) value with what the system returns; any difference exits non-zero.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use crdts::{CmRDT, LWWReg, ResetRemove, VClock};
 use session_ha::{ManualTime, Replica, ReplicaConfig, SessionId};
+use session_ha_benches::memory::{heap_held, rss, Counting};
 use session_ha_benches::replicas::{EAST, EPOCH_MS};
+use session_ha_benches::Rng;
 
 const SESSIONS: u64 = 100_000;
 const FIELDS: usize = 8;
@@ -53,55 +53,8 @@ const HEADER: &str =
     "| system | build s | updates/s | reads/s | RSS B/session | heap B/session |\n\
                       | --- | --- | --- | --- | --- | --- |";
 
-/// The system allocator, counting the bytes held (requested sizes, without the allocator's
-/// own overhead), as in `memory.rs`.
-struct Counting;
-
-static HELD: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HELD.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract for `dealloc` is passed on as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// `VmRSS` of this process in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc is readable");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("/proc/self/status has a VmRSS line");
-    kb * 1024
-}
-
-/// A splitmix64 stream.
-struct SplitMix(u64);
-
-impl SplitMix {
-    /// The next output (wrapping arithmetic throughout).
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// The 64-byte value made from one draw `x`: 16 rounds of xorshift32 from
 /// `u32(x >> 32) ^ u32(x)` (`0x9E3779B9` if zero), each state appended little-endian.
@@ -280,23 +233,23 @@ impl Store for Replica {
 /// Runs the workload on the store `make` builds, prints its table row and returns how many
 /// final values differ from the expected ones.
 fn run<S: Store>(name: &str, make: impl FnOnce() -> S) -> u64 {
-    let (rss_before, heap_before) = (rss(), HELD.load(Ordering::Relaxed));
+    let (rss_before, heap_before) = (rss(), heap_held());
     let mut store = make();
-    let mut build = SplitMix(SEED_BUILD);
+    let mut build = Rng::new(SEED_BUILD);
     let start = Instant::now();
     for s in 0..SESSIONS {
         for f in 0..FIELDS {
-            store.write(session_key(s), f, value(build.next()).to_vec());
+            store.write(session_key(s), f, value(build.next_u64()).to_vec());
         }
     }
     let build_s = start.elapsed().as_secs_f64();
-    let (rss_after, heap_after) = (rss(), HELD.load(Ordering::Relaxed));
+    let (rss_after, heap_after) = (rss(), heap_held());
 
-    let mut updates = SplitMix(SEED_UPDATES);
+    let mut updates = Rng::new(SEED_UPDATES);
     let start = Instant::now();
     for _ in 0..UPDATES {
-        let p = updates.next() % SLOTS;
-        let v = value(updates.next()).to_vec();
+        let p = updates.next_u64() % SLOTS;
+        let v = value(updates.next_u64()).to_vec();
         store.write(
             session_key(p / FIELDS as u64),
             (p % FIELDS as u64) as usize,
@@ -305,11 +258,11 @@ fn run<S: Store>(name: &str, make: impl FnOnce() -> S) -> u64 {
     }
     let updates_s = start.elapsed().as_secs_f64();
 
-    let mut reads = SplitMix(SEED_READS);
+    let mut reads = Rng::new(SEED_READS);
     let (mut seen, mut sum) = (0u64, 0u64);
     let start = Instant::now();
     for _ in 0..READS {
-        let (n, s) = store.read(black_box(&session_key(reads.next() % SESSIONS)));
+        let (n, s) = store.read(black_box(&session_key(reads.next_u64() % SESSIONS)));
         seen += n;
         sum = sum.wrapping_add(s);
     }
@@ -339,14 +292,14 @@ fn run<S: Store>(name: &str, make: impl FnOnce() -> S) -> u64 {
 /// with what `store` returns; prints the outcome and returns the number of differences.
 fn check(name: &str, store: &impl Store) -> u64 {
     let mut expected = vec![[0u8; 64]; SLOTS as usize];
-    let mut build = SplitMix(SEED_BUILD);
+    let mut build = Rng::new(SEED_BUILD);
     for slot in expected.iter_mut() {
-        *slot = value(build.next());
+        *slot = value(build.next_u64());
     }
-    let mut updates = SplitMix(SEED_UPDATES);
+    let mut updates = Rng::new(SEED_UPDATES);
     for _ in 0..UPDATES {
-        let p = updates.next() % SLOTS;
-        expected[p as usize] = value(updates.next());
+        let p = updates.next_u64() % SLOTS;
+        expected[p as usize] = value(updates.next_u64());
     }
     let mut differ = 0u64;
     for (p, want) in expected.iter().enumerate() {

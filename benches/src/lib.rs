@@ -7,6 +7,7 @@
 //! measured code.
 
 pub mod digests;
+pub mod memory;
 pub mod replicas;
 mod rng;
 
