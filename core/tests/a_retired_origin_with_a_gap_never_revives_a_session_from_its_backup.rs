@@ -12,9 +12,9 @@
 mod common;
 
 use common::pair::{
-    backed_up_then_lost, deliver, pair, retire_end_and_collect, settle, sync_all, Node,
+    backed_up_then_lost, pair, repair_to, retire_end_and_collect, settle, sync_all, Node,
 };
-use session_ha::{FsyncPolicy, SessionId};
+use session_ha::FsyncPolicy;
 
 /// a's writes: `s.k` (replicated), `s.k2` (only at a), `t.k` (reaches b in a repair of `t`
 /// only), leaving b with a gap at a's second change.
@@ -24,10 +24,7 @@ fn writes_leaving_a_gap_at_b(a: &Node, b: &Node) {
     a.s().put("s", "k2", "unreplicated").unwrap();
     a.s().put("t", "k", "t").unwrap();
     a.sync();
-    let t: SessionId = "t".into();
-    for f in a.s().repair_frames(b.id(), &[t]).unwrap() {
-        deliver(b, &f, true);
-    }
+    repair_to(a, b, &["t".into()]);
     let gaps = b.s().status().replica.gaps;
     assert!(
         gaps.iter()

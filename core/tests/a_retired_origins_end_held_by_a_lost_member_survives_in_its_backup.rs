@@ -16,9 +16,9 @@ mod common;
 
 use std::path::Path;
 
-use common::pair::{deliver, restored_from, send, settle, Node};
+use common::pair::{deliver, repair_to, restored_from, send, settle, Node};
 use session_ha::fs::Vfs;
-use session_ha::{FsyncPolicy, SessionId};
+use session_ha::FsyncPolicy;
 
 /// How a's end reaches c.
 #[derive(Clone, Copy)]
@@ -34,9 +34,7 @@ enum Reach {
 fn repair_differences(from: &Node, to: &Node) {
     let theirs = to.s().read(|r| r.digests().clone());
     let differ = from.s().read(|r| r.digests().diff(&theirs));
-    for f in from.s().repair_frames(to.id(), &differ).unwrap() {
-        deliver(to, &f, true);
-    }
+    repair_to(from, to, &differ);
 }
 
 /// `from`'s heartbeat to `to`, and its ack back: `to` learns what `from` holds, and no op
@@ -113,10 +111,7 @@ fn end_held_by_a_lost_member_ticking(reach: Reach, restart: Option<bool>, ticks:
             a.s().put("u", "k", "never leaves a").unwrap();
             a.s().end("s").unwrap();
             a.sync();
-            let s: SessionId = "s".into();
-            for f in a.s().repair_frames(c.id(), &[s]).unwrap() {
-                deliver(&c, &f, true);
-            }
+            repair_to(&a, &c, &["s".into()]);
             let gaps = c.s().status().replica.gaps;
             assert!(
                 gaps.iter().any(|g| g.origin == a.id() && g.from == 2),

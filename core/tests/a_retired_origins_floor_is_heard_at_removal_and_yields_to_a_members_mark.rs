@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::mesh::{given_up_at, heartbeats, mesh, send};
+use common::mesh::{given_up_at, heartbeat, heartbeats, mesh, send};
 use session_ha::{ManualTime, Replica, ReplicaConfig};
 
 const A: usize = 0;
@@ -96,11 +96,7 @@ fn a_replica_kept_back_by_the_floor_follows_a_members_mark() {
     // c hears b's confirmation from b's ack, but b hears nothing of c until c has its mark.
     // (b's floor was raised before: d's 2.)
     for _ in 0..4 {
-        let b_id = rs[B].id();
-        let beat = rs[C].heartbeat(b_id).unwrap();
-        let bytes = rs[C].encode(&session_ha::Message::Frame(beat));
-        let ack = rs[B].receive(&bytes).unwrap().reply.unwrap();
-        rs[C].receive(&ack).unwrap();
+        heartbeat(&mut rs, C, B);
         time.advance(10);
         rs[C].tick();
         rs[B].tick();

@@ -67,16 +67,20 @@ pub fn rounds(time: &ManualTime, rs: &mut [Replica], live: &[usize], n: usize) {
     }
 }
 
-/// `x` sends `y` a heartbeat and takes its ack, both ways, then both tick: what each holds
-/// is told, and nothing else moves.
+/// `from` sends `to` a heartbeat and takes its ack: each learns what the other holds, and
+/// no op moves.
+pub fn heartbeat(rs: &mut [Replica], from: usize, to: usize) {
+    let to_id = rs[to].id();
+    let beat = rs[from].heartbeat(to_id).unwrap();
+    let bytes = rs[from].encode(&Message::Frame(beat));
+    let reply = rs[to].receive(&bytes).unwrap().reply.unwrap();
+    rs[from].receive(&reply).unwrap();
+}
+
+/// [`heartbeat`] both ways between `x` and `y`, then both tick.
 pub fn heartbeats(time: &ManualTime, rs: &mut [Replica], x: usize, y: usize) {
-    for (from, to) in [(x, y), (y, x)] {
-        let to_id = rs[to].id();
-        let beat = rs[from].heartbeat(to_id).unwrap();
-        let bytes = rs[from].encode(&Message::Frame(beat));
-        let reply = rs[to].receive(&bytes).unwrap().reply.unwrap();
-        rs[from].receive(&reply).unwrap();
-    }
+    heartbeat(rs, x, y);
+    heartbeat(rs, y, x);
     time.advance(10);
     rs[x].tick();
     rs[y].tick();

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use session_ha::fs::{FaultyFs, Vfs};
 use session_ha::store::{restore_backup, RecoveryReport};
 use session_ha::wal::WriterMode;
-use session_ha::{FsyncPolicy, ManualTime, ReplicaId, Result, Store, StoreConfig, WriteMode};
+use session_ha::{
+    FsyncPolicy, ManualTime, ReplicaId, Result, SessionId, Store, StoreConfig, WriteMode,
+};
 
 use super::store::T0;
 
@@ -122,6 +124,13 @@ pub fn deliver(to: &Node, bytes: &[u8], sync: bool) -> Option<Vec<u8>> {
             Some(reply)
         }
         _ => Some(reply),
+    }
+}
+
+/// Delivers `from`'s repair frames of `ids` to `to` (synced; the acks are not taken back).
+pub fn repair_to(from: &Node, to: &Node, ids: &[SessionId]) {
+    for f in from.s().repair_frames(to.id(), ids).unwrap() {
+        deliver(to, &f, true);
     }
 }
 
